@@ -1,0 +1,164 @@
+"""What every check kind shares: the spec base model, the probe context, the verdict.
+
+A check kind is one file that defines three things, registered under its ``kind`` name:
+
+* ``Spec`` — a pydantic model of the rubric entry (``extra="forbid"``);
+* ``Observation`` — a pydantic model of what the probe saw (plain data and numpy arrays only);
+* ``probe(spec, ctx)`` — runs next to the student's code (inside the sandbox) and returns an
+  ``Observation``; it only observes, it never compares or scores;
+* ``judge(spec, observation, expected)`` — runs on the host and returns a ``Verdict``.
+
+``expected`` is the same probe run on the reference implementation in the trusted process when
+``needs_reference(spec)`` says so, else ``None``.
+"""
+
+from __future__ import annotations
+
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from grader.targets import Namespace, Resolution, TargetSpec, resolve
+
+MAX_TRACEBACK_CHARS = 4000
+
+
+class CheckSpec(BaseModel):
+    """Fields every check has. Kinds subclass this and add ``kind: Literal[...]`` and their own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", description="unique id within the rubric")
+    title: str | None = Field(None, description="what the check verifies, shown in reports")
+    points: float = Field(ge=0, description="points for a full pass; 0 makes the check informational")
+    visibility: Literal["visible", "hidden"] = Field(
+        "visible", description="visible checks are shown to students in self-check; hidden ones never are")
+    requires: list[str] = Field([], description="ids of checks that must pass first, else this one is skipped")
+    partial_credit: bool = Field(False, description="award the passed fraction of sub-checks instead of all-or-nothing")
+
+    def target_refs(self) -> list[str]:
+        """Names of rubric targets this check uses (validated against ``targets:``)."""
+        target = getattr(self, "target", None)
+        return [target] if isinstance(target, str) else []
+
+
+class Observation(BaseModel):
+    """Base of every kind's observation: strict, closed, plain data."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
+
+
+@dataclass
+class Verdict:
+    """A judge's finding.
+
+    Attributes:
+        fraction: share of the check that passed, in [0, 1]; 1 means passed.
+        message: one line a student understands: what differed and by how much.
+        table: optional rows (dicts with the same keys) shown under the message in reports.
+    """
+
+    fraction: float
+    message: str
+    table: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def passed(cls, message: str, table: list[dict[str, Any]] | None = None) -> "Verdict":
+        return cls(1.0, message, table or [])
+
+    @classmethod
+    def failed(cls, message: str, table: list[dict[str, Any]] | None = None) -> "Verdict":
+        return cls(0.0, message, table or [])
+
+
+class StudentRaised(Exception):
+    """Student code raised (any BaseException) while a probe was running it."""
+
+    def __init__(self, during: str, exc: BaseException):
+        self.during, self.exc = during, exc
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.traceback = tb[-MAX_TRACEBACK_CHARS:]
+        super().__init__(f"{type(exc).__name__} while {during}")
+
+
+class Unresolved(Exception):
+    """A target could not be found (missing, or several candidates)."""
+
+    def __init__(self, key: str, spec: TargetSpec, resolution: Resolution):
+        self.key, self.spec, self.resolution = key, spec, resolution
+        super().__init__(f"target {key} {resolution.problem}")
+
+
+@dataclass
+class ProbeContext:
+    """What a probe may use: the namespaces, the rubric's targets and the run's execution record.
+
+    ``execution`` is the runner's record of the notebook cells / module imports (plain dicts).
+    """
+
+    namespaces: list[Namespace]
+    targets: dict[str, TargetSpec]
+    execution: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    found: dict[str, Resolution] = field(default_factory=dict)
+
+    def resolve(self, key: str) -> Any:
+        """The object for rubric target ``key``; raises ``Unresolved`` with the candidates."""
+        spec = self.targets[key]
+        resolution = resolve(spec, self.namespaces)
+        self.found[key] = resolution
+        if not resolution.ok:
+            raise Unresolved(key, spec, resolution)
+        return resolution.obj
+
+    @contextmanager
+    def student_code(self, during: str) -> Iterator[None]:
+        """Run student code: whatever it raises (``SystemExit`` included) becomes ``StudentRaised``.
+
+        Exceptions raised outside such a block are the probe's own bugs (a grader error)."""
+        try:
+            yield
+        except StudentRaised:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - student code may raise anything
+            raise StudentRaised(during, exc) from None
+
+    def seed_everything(self) -> None:
+        """Same seeds before every check, so a probe sees the same numbers on every run."""
+        import random
+
+        import numpy as np
+        import torch
+
+        random.seed(self.seed)
+        np.random.seed(self.seed)
+        torch.manual_seed(self.seed)
+
+
+class CheckKind:
+    """Base class of check kinds; subclasses set ``Spec``, ``Observation`` and the two methods."""
+
+    name: ClassVar[str]
+    Spec: ClassVar[type[CheckSpec]]
+    Observation: ClassVar[type[Observation]]
+
+    @staticmethod
+    def needs_reference(spec: Any) -> bool:
+        """Whether ``judge`` needs the reference's observation as ``expected``."""
+        return False
+
+    @staticmethod
+    def probe(spec: Any, ctx: ProbeContext) -> Observation:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def judge(spec: Any, obs: Any, expected: Any | None) -> Verdict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def call_description(name: str, args: dict[str, Any]) -> str:
+    """``fc(D=784, K=100, O=10)`` for messages."""
+    return f"{name}({', '.join(f'{k}={v!r}' for k, v in args.items())})"

@@ -1,0 +1,55 @@
+"""``defined``: a class or function exists, with the required parameters and base class."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Literal
+
+from pydantic import Field
+
+from grader.checks import register
+from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
+from grader.targets import parameter_names
+
+
+class DefinedSpec(CheckSpec):
+    kind: Literal["defined"]
+    target: str = Field(description="key of the rubric's `targets:` entry")
+    parameters: list[str] | None = Field(
+        None, description="parameter names the callable must accept, in order (case-insensitive)")
+    subclass_of: str | None = Field(None, description="qualified base class, e.g. torch.nn.Module")
+
+
+class DefinedObservation(Observation):
+    found_as: str
+    how: str
+    is_class: bool
+    is_callable: bool
+    parameters: list[str] | None
+    bases: list[str]
+
+
+@register("defined")
+class Defined(CheckKind):
+    Spec = DefinedSpec
+    Observation = DefinedObservation
+
+    @staticmethod
+    def probe(spec: DefinedSpec, ctx: ProbeContext) -> DefinedObservation:
+        obj = ctx.resolve(spec.target)
+        found = ctx.found[spec.target]
+        bases = [f"{c.__module__}.{c.__qualname__}" for c in inspect.getmro(obj)] if inspect.isclass(obj) else []
+        return DefinedObservation(found_as=found.found_as or spec.target, how=found.how or "name",
+                                  is_class=inspect.isclass(obj), is_callable=callable(obj),
+                                  parameters=parameter_names(obj) if callable(obj) else None, bases=bases)
+
+    @staticmethod
+    def judge(spec: DefinedSpec, obs: DefinedObservation, expected: None) -> Verdict:
+        where = f"{obs.found_as}" + (f" (found by {obs.how})" if obs.how != "name" else "")
+        if spec.parameters is not None:
+            got = obs.parameters or []
+            if [p.lower() for p in got[: len(spec.parameters)]] != [p.lower() for p in spec.parameters]:
+                return Verdict.failed(f"{where} takes ({', '.join(got)}); expected ({', '.join(spec.parameters)})")
+        if spec.subclass_of and spec.subclass_of not in obs.bases:
+            return Verdict.failed(f"{where} is not a subclass of {spec.subclass_of}")
+        return Verdict.passed(f"{where} is defined")

@@ -1,0 +1,84 @@
+"""``notebook``: structure of a notebook run: no failing cells, markdown explanations, figures.
+
+Everything is observed from the fresh execution and the submitted cells' sources, never from
+outputs stored in the submitted file (those are cleared before the run).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from grader.checks import register
+from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
+
+
+class NotebookSpec(CheckSpec):
+    kind: Literal["notebook"]
+    executes: bool = Field(True, description="every code cell runs without an error or a timeout")
+    min_markdown_cells: int = Field(0, ge=0, description="markdown cells explaining the steps")
+    min_markdown_words: int = Field(0, ge=0, description="words across all markdown cells")
+    min_figures: int = Field(0, ge=0, description="figures (images) produced by the fresh run")
+
+
+class FailedCell(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    index: int
+    status: str
+    error: str
+
+
+class NotebookObservation(Observation):
+    form: str
+    code_cells: int
+    markdown_cells: int
+    markdown_words: int
+    figures: int
+    failed_cells: list[FailedCell]
+
+
+@register("notebook")
+class Notebook(CheckKind):
+    Spec = NotebookSpec
+    Observation = NotebookObservation
+
+    @staticmethod
+    def probe(spec: NotebookSpec, ctx: ProbeContext) -> NotebookObservation:
+        cells = ctx.execution.get("cells", [])
+        failed = [FailedCell(index=c["index"], status=c["status"], error=c.get("error") or "")
+                  for c in cells if c["type"] == "code" and c["status"] in ("error", "timeout")]
+        markdown = [c for c in cells if c["type"] == "markdown"]
+        return NotebookObservation(
+            form=ctx.execution.get("form", "module"),
+            code_cells=sum(c["type"] == "code" for c in cells),
+            markdown_cells=len(markdown),
+            markdown_words=sum(c.get("words", 0) for c in markdown),
+            figures=sum(c.get("figures", 0) for c in cells),
+            failed_cells=failed)
+
+    @staticmethod
+    def judge(spec: NotebookSpec, obs: NotebookObservation, expected: None) -> Verdict:
+        if obs.form != "notebook":
+            return Verdict.failed(f"the submission is a {obs.form}, not a notebook; this check needs a notebook")
+        rows = []
+        if spec.executes:
+            detail = "; ".join(f"cell {c.index + 1}: {c.error or c.status}" for c in obs.failed_cells[:3])
+            rows.append({"requirement": "runs without errors", "got": detail or "all cells ran",
+                         "ok": not obs.failed_cells})
+        if spec.min_markdown_cells:
+            rows.append({"requirement": f"at least {spec.min_markdown_cells} markdown cells",
+                         "got": str(obs.markdown_cells), "ok": obs.markdown_cells >= spec.min_markdown_cells})
+        if spec.min_markdown_words:
+            rows.append({"requirement": f"at least {spec.min_markdown_words} words of explanation",
+                         "got": str(obs.markdown_words), "ok": obs.markdown_words >= spec.min_markdown_words})
+        if spec.min_figures:
+            rows.append({"requirement": f"at least {spec.min_figures} figures",
+                         "got": str(obs.figures), "ok": obs.figures >= spec.min_figures})
+        if not rows:
+            return Verdict.passed("no structural requirement set")
+        bad = [r for r in rows if not r["ok"]]
+        fraction = 1 - len(bad) / len(rows)
+        if not bad:
+            return Verdict.passed("; ".join(r["requirement"] for r in rows), rows)
+        return Verdict(fraction, "; ".join(f"{r['requirement']}: got {r['got']}" for r in bad), rows)

@@ -1,0 +1,63 @@
+"""``param_count``: the learnable parameters of a built model equal a number or the reference's."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from grader.checks import register
+from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
+from grader.checks.common import Args, call_target, type_name
+
+
+class ParamCountSpec(CheckSpec):
+    kind: Literal["param_count"]
+    target: str = Field(description="a class or factory function that builds an nn.Module")
+    args: Args = Field(default_factory=list, description="constructor arguments: a list (positional) or a mapping")
+    expected: int | Literal["reference"] = Field("reference", description="a number, or the reference's count")
+    trainable_only: bool = Field(True, description="count only parameters with requires_grad")
+
+
+class ParamCountObservation(Observation):
+    module_type: str
+    total: int
+    trainable: int
+
+
+@register("param_count")
+class ParamCount(CheckKind):
+    Spec = ParamCountSpec
+    Observation = ParamCountObservation
+
+    @staticmethod
+    def needs_reference(spec: ParamCountSpec) -> bool:
+        return spec.expected == "reference"
+
+    @staticmethod
+    def probe(spec: ParamCountSpec, ctx: ProbeContext) -> ParamCountObservation:
+        import torch
+
+        model = call_target(ctx, spec.target, spec.args)
+        if not isinstance(model, torch.nn.Module):
+            return ParamCountObservation(module_type=type_name(model), total=-1, trainable=-1)
+        # torch's own Module.parameters, not an override the student's class might define.
+        with ctx.student_code("listing the model's parameters"):
+            params = list(torch.nn.Module.parameters(model))
+        total = sum(int(torch.Tensor.numel(p)) for p in params)
+        trainable = sum(int(torch.Tensor.numel(p)) for p in params if p.requires_grad)
+        return ParamCountObservation(module_type=type_name(model), total=total, trainable=trainable)
+
+    @staticmethod
+    def judge(spec: ParamCountSpec, obs: ParamCountObservation,
+              expected: ParamCountObservation | None) -> Verdict:
+        if obs.total < 0:
+            return Verdict.failed(f"the target built a {obs.module_type}, not a torch.nn.Module")
+        field = "trainable" if spec.trainable_only else "total"
+        got = getattr(obs, field)
+        want = getattr(expected, field) if expected is not None else spec.expected
+        if got == want:
+            return Verdict.passed(f"{got:,} learnable parameters")
+        diff = got - want  # type: ignore[operator]
+        return Verdict.failed(f"{got:,} learnable parameters, expected {want:,} "
+                              f"({abs(diff):,} {'more' if diff > 0 else 'fewer'})")

@@ -1,0 +1,80 @@
+"""Judge: turn the sandbox's records into check results. Runs on the host only.
+
+Each record is validated against its kind's observation model before the kind's ``judge`` sees
+it; a check without a valid observation gets an outcome that says why (student error, missing
+target, run stopped, harness bug), never a silent zero.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from grader import checks, observations
+from grader.checks.base import CheckSpec, Observation
+from grader.results import CheckResult
+from grader.scoring import points_for
+
+# Run statuses after which a missing observation is the student's run's fault, not ours.
+STUDENT_RUN_FAILURES = {"timeout-wall", "timeout-cpu", "kernel-died", "crash", "memory", "no-result",
+                        "invalid-output", "output-limit", "gpu-oom", "gpu-fault"}
+
+
+def judge_all(specs: list[CheckSpec], records: list[observations.ProbeRecord], arrays: dict[str, Any],
+              expected: dict[str, Observation], run_status: str, run_message: str) -> list[CheckResult]:
+    by_id = {r.check: r for r in records}
+    results: dict[str, CheckResult] = {}
+    for spec in specs:
+        unmet = [r for r in spec.requires if results[r].outcome != "passed"]
+        if unmet:
+            result = _result(spec, "skipped", 0.0, f"skipped: needs {', '.join(unmet)} to pass first")
+        else:
+            result = judge_one(spec, by_id.get(spec.id), arrays, expected.get(spec.id), run_status, run_message)
+        results[spec.id] = result
+    return list(results.values())
+
+
+def judge_one(spec: CheckSpec, record: observations.ProbeRecord | None, arrays: dict[str, Any],
+              expected: Observation | None, run_status: str, run_message: str) -> CheckResult:
+    kind = checks.get(spec.kind)
+    if record is None:
+        if run_status in STUDENT_RUN_FAILURES:
+            return _result(spec, "errored", 0.0, f"not observed: {run_message}")
+        return _result(spec, "grader-error", 0.0, "the probes reported nothing for this check (a grader bug)")
+    if record.status == "raised" and record.error:
+        err = record.error
+        return _result(spec, "errored", 0.0, f"{err.type}: {err.message} (while {err.during})",
+                       traceback=err.traceback, record=record)
+    if record.status == "unresolved" and record.unresolved:
+        u = record.unresolved
+        found = ", ".join(u.candidates) or "nothing"
+        what = "no match for" if u.problem == "missing" else "several matches for"
+        return _result(spec, "failed", 0.0, f"{what} {u.looked_for}; "
+                       f"{'defined' if u.problem == 'missing' else 'candidates'}: {found}", record=record)
+    if record.status != "observed" or record.data is None:
+        detail = f"{record.error.type}: {record.error.message}" if record.error else record.status
+        return _result(spec, "grader-error", 0.0, f"the probe failed: {detail}",
+                       traceback=record.error.traceback if record.error else None, record=record)
+    if kind.needs_reference(spec) and expected is None:
+        return _result(spec, "grader-error", 0.0, "no expectation from the reference for this check", record=record)
+    try:
+        obs = observations.validate_data(kind.Observation, record.data, arrays)
+    except observations.InvalidOutput as exc:
+        return _result(spec, "errored", 0.0, f"invalid observation (tampered output?): {exc}", record=record)
+    try:
+        verdict = kind.judge(spec, obs, expected)
+    except Exception as exc:  # noqa: BLE001 - a judge bug must not sink the batch
+        return _result(spec, "grader-error", 0.0, f"the judge failed: {type(exc).__name__}: {exc}",
+                       traceback=traceback.format_exc(), record=record)
+    fraction = min(1.0, max(0.0, verdict.fraction))
+    outcome = "passed" if fraction == 1.0 else "failed"
+    return _result(spec, outcome, points_for(spec.points, fraction, spec.partial_credit), verdict.message,
+                   table=verdict.table, record=record)
+
+
+def _result(spec: CheckSpec, outcome: str, points: float, message: str, *, table: list[dict[str, Any]] | None = None,
+            traceback: str | None = None, record: observations.ProbeRecord | None = None) -> CheckResult:
+    return CheckResult(id=spec.id, kind=spec.kind, title=spec.title, visibility=spec.visibility,
+                       outcome=outcome, points=points, max_points=spec.points, message=message,  # type: ignore[arg-type]
+                       table=table or [], traceback=traceback,
+                       found_as=record.found_as if record else None, seconds=record.seconds if record else 0.0)

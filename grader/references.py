@@ -1,0 +1,125 @@
+"""The reference implementation: loaded in the trusted process, probed to get expectations.
+
+An expectation is what the same probe observes on the reference (e.g. the reference model's
+parameter count), so a rubric says ``expected: reference`` instead of typing a number. Results
+are cached on disk, keyed by the reference's content, the check's spec and the grader version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from grader import __version__, checks, observations
+from grader.checks.base import Observation, ProbeContext
+from grader.errors import GraderError
+from grader.paths import cache_dir
+from grader.rubric import LoadedRubric
+from grader.sandbox import probe_side
+from grader.submission import content_hash
+
+
+class ReferenceError_(GraderError):
+    """The reference does not provide what a check needs: a rubric or reference bug."""
+
+
+def load_namespaces(rubric: LoadedRubric) -> list[tuple[str, dict[str, Any]]]:
+    """Import every module of the reference folder (in the rubric's module order if given)."""
+    folder = rubric.reference_dir
+    if not folder.is_dir():
+        raise GraderError("reference folder not found", where=str(folder),
+                          hint=f"the rubric's `reference:` ({rubric.model.reference}) is relative to {rubric.path.parent}")
+    names = rubric.model.submission.modules or sorted(p.stem for p in folder.glob("*.py") if p.stem.isidentifier())
+    saved_path, saved_modules = list(sys.path), set(sys.modules)
+    sys.path.insert(0, str(folder))
+    try:
+        modules = []
+        for name in names:
+            try:
+                modules.append((name, vars(importlib.import_module(name))))
+            except Exception as exc:  # noqa: BLE001
+                raise GraderError(f"the reference module {name}.py fails to import: {type(exc).__name__}: {exc}",
+                                  where=str(folder / f"{name}.py")) from None
+        return modules
+    finally:
+        sys.path[:] = saved_path
+        for name in set(sys.modules) - saved_modules:  # another reference may use the same module names
+            if getattr(sys.modules[name], "__file__", "") and str(folder) in (sys.modules[name].__file__ or ""):
+                del sys.modules[name]
+
+
+def expectations(rubric: LoadedRubric) -> dict[str, Observation]:
+    """Expected observations for every check that needs the reference, by check id."""
+    needed = [c for c in rubric.model.checks if checks.get(c.kind).needs_reference(c)]
+    if not needed:
+        return {}
+    ref_hash = content_hash(rubric.reference_dir)
+    result: dict[str, Observation] = {}
+    missing = []
+    for spec in needed:
+        cached = _read_cache(_cache_key(ref_hash, rubric, spec), spec.kind)
+        if cached is not None:
+            result[spec.id] = cached
+        else:
+            missing.append(spec)
+    if missing:
+        namespaces = load_namespaces(rubric)
+        ctx = ProbeContext(namespaces=namespaces, targets=rubric.model.targets, seed=rubric.model.seed,
+                           execution={"form": "module"})
+        for spec in missing:
+            obs = _probe_reference(spec, ctx, rubric)
+            result[spec.id] = obs
+            _write_cache(_cache_key(ref_hash, rubric, spec), obs)
+    return result
+
+
+def _probe_reference(spec: Any, ctx: ProbeContext, rubric: LoadedRubric) -> Observation:
+    writer = observations.ArrayWriter()
+    record = probe_side.probe_one(spec.model_dump(mode="json"), ctx, writer)
+    where = f"{rubric.path.name}: check {spec.id!r}"
+    if record["status"] == "unresolved":
+        info = record["unresolved"]
+        raise ReferenceError_(f"the reference has no {info['looked_for']} ({info['problem']}; "
+                              f"candidates: {', '.join(info['candidates']) or 'none'})", where=where,
+                              hint=f"fix reference/{rubric.model.assignment} or the target in the rubric")
+    if record["status"] != "observed":
+        err = record["error"]
+        raise ReferenceError_(f"the reference failed while {err['during']}: {err['type']}: {err['message']}",
+                              where=where, hint="the reference must run every check cleanly")
+    kind = checks.get(spec.kind)
+    return observations.validate_data(kind.Observation, record["data"], writer.arrays)  # type: ignore[return-value]
+
+
+def _cache_key(ref_hash: str, rubric: LoadedRubric, spec: Any) -> str:
+    payload = json.dumps([__version__, ref_hash, spec.model_dump(mode="json"),
+                          rubric.model.targets.get(getattr(spec, "target", ""), None) and
+                          rubric.model.targets[spec.target].model_dump(mode="json"), rubric.model.seed], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def _read_cache(key: str, kind_name: str) -> Observation | None:
+    folder = cache_dir() / "expect" / key
+    try:
+        doc, arrays = observations.load(folder)
+        record = doc.records[0]
+        return observations.validate_data(checks.get(kind_name).Observation, record.data or {}, arrays)  # type: ignore[return-value]
+    except (FileNotFoundError, IndexError, observations.InvalidOutput, OSError):
+        return None
+
+
+def _write_cache(key: str, obs: Observation) -> None:
+    folder = cache_dir() / "expect" / key
+    writer = observations.ArrayWriter()
+    record = {"check": key, "status": "observed", "data": writer.encode(obs.model_dump(mode="python"))}
+    try:
+        tmp = folder.with_name(key + ".tmp")
+        observations.write(tmp, [record], writer)
+        if folder.exists():
+            return
+        Path(tmp).rename(folder)
+    except OSError:
+        pass  # a cache that cannot be written only costs time

@@ -1,0 +1,60 @@
+"""The result of grading: per check and per submission, as written to JSON and reports."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+Outcome = Literal["passed", "failed", "errored", "skipped", "grader-error"]
+
+
+class CheckResult(BaseModel):
+    id: str
+    kind: str
+    title: str | None = None
+    visibility: Literal["visible", "hidden"]
+    outcome: Outcome
+    points: float
+    max_points: float
+    message: str
+    table: list[dict[str, Any]] = []
+    found_as: str | None = None
+    traceback: str | None = None
+    seconds: float = 0.0
+
+
+class SubmissionResult(BaseModel):
+    student: str
+    source: str
+    content_hash: str
+    status: str
+    message: str
+    isolation: str
+    data: Literal["real", "synthetic", "none"] = "none"
+    score: float
+    max_score: float
+    visible_score: float
+    visible_max: float
+    checks: list[CheckResult]
+    form: str | None = None
+    cells: list[dict[str, Any]] = []
+    modules: list[dict[str, Any]] = []
+    removed_commands: list[str] = []
+    stdout: str = ""
+    stderr: str = ""
+    seconds: float = 0.0
+    assignment: str
+    rubric_hash: str
+    grader_version: str
+
+    def summary_row(self) -> dict[str, Any]:
+        """The entry of ``summary.json``."""
+        return {"student": self.student, "status": self.status, "score": self.score, "max_score": self.max_score,
+                "checks": [{"id": c.id, "outcome": c.outcome, "points": c.points, "max_points": c.max_points,
+                            "message": c.message} for c in self.checks]}
+
+    def for_students(self) -> "SubmissionResult":
+        """The same result with hidden checks removed and totals restricted to visible ones."""
+        visible = [c for c in self.checks if c.visibility == "visible"]
+        return self.model_copy(update={"checks": visible, "score": self.visible_score, "max_score": self.visible_max})

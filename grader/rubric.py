@@ -1,0 +1,220 @@
+"""Rubrics: YAML validated by pydantic, with one precise message per problem.
+
+A rubric names the assignment, its reference, data set, submission forms, limits, the targets
+(student objects) and the checks. ``checks`` is a discriminated union over the registered check
+kinds, so every kind's own fields are validated and appear in ``grader schema``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from grader import checks
+from grader.checks.base import CheckSpec
+from grader.errors import GraderError, RubricError
+from grader.targets import TargetSpec
+
+CheckUnion = Annotated[Union[tuple(kind.Spec for kind in checks.REGISTRY.values())],  # type: ignore[misc]
+                       Field(discriminator="kind")]
+
+
+class Limits(BaseModel):
+    """Resource limits for one submission's run."""
+
+    model_config = ConfigDict(extra="forbid")
+    wall_seconds: float = Field(900, gt=0, description="the whole run, notebook and probes together")
+    cell_seconds: float = Field(300, gt=0, description="one notebook cell")
+    output_chars: int = Field(20_000, gt=0, description="student output kept for the report (the rest is cut)")
+
+
+class SubmissionSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    forms: list[Literal["notebook", "module"]] = Field(["notebook", "module"], description="accepted forms")
+    modules: list[str] = Field([], description="for module folders: modules to import, in order (default: every .py)")
+
+
+class DataSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dataset: Literal["none", "mnist"] = Field("none", description="data set the student code loads")
+    dirname: str = Field("data", description="folder, relative to the run's working directory, where it is found")
+
+
+class Rubric(BaseModel):
+    """One assignment's rubric."""
+
+    model_config = ConfigDict(extra="forbid")
+    assignment: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="assignment id, e.g. fc-vs-cnn")
+    title: str
+    reference: str = Field(description="folder of the reference implementation, relative to the rubric file")
+    data: DataSpec = DataSpec()
+    submission: SubmissionSpec = SubmissionSpec()
+    limits: Limits = Limits()
+    seed: int = Field(0, description="seed set before every check")
+    targets: dict[str, TargetSpec] = Field(description="student objects the checks are about, by key")
+    checks: list[CheckUnion] = Field(min_length=1)  # type: ignore[valid-type]
+
+    @property
+    def max_points(self) -> float:
+        return sum(c.points for c in self.checks)
+
+
+@dataclass
+class LoadedRubric:
+    """A validated rubric and where it came from."""
+
+    path: Path
+    model: Rubric
+    text_hash: str
+
+    @property
+    def reference_dir(self) -> Path:
+        return (self.path.parent / self.model.reference).resolve()
+
+    @cached_property
+    def checks_by_id(self) -> dict[str, CheckSpec]:
+        return {c.id: c for c in self.model.checks}
+
+
+def json_schema() -> dict[str, Any]:
+    return TypeAdapter(Rubric).json_schema()
+
+
+def find(assignment: str) -> Path:
+    """The rubric file of a bundled (or ``GRADER_RUBRICS``) assignment."""
+    from grader.paths import rubric_dirs
+
+    for folder in rubric_dirs():
+        candidate = folder / f"{assignment}.yaml"
+        if candidate.is_file():
+            return candidate
+    known = sorted({p.stem for d in rubric_dirs() if d.is_dir() for p in d.glob("*.yaml")})
+    raise GraderError(f"no rubric for assignment {assignment!r}", where="--assignment",
+                      hint=f"known assignments: {', '.join(known) or 'none'}; or pass a rubric file path")
+
+
+def load(path: str | Path) -> LoadedRubric:
+    """Load and validate a rubric; raise ``RubricError`` listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GraderError("rubric file not found", where=str(path), hint="check the path, or use `grader list`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GraderError(f"cannot read the rubric: {exc}", where=str(path)) from None
+    try:
+        raw = yaml.safe_load(text)
+        tree = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise RubricError(where, [f"not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    if not isinstance(raw, dict):
+        raise RubricError(str(path), ["the rubric must be a mapping with `assignment`, `targets` and `checks`"])
+    try:
+        model = Rubric.model_validate(raw)
+    except ValidationError as exc:
+        raise RubricError(str(path), [_describe(err, raw, tree) for err in exc.errors()]) from None
+    problems = _cross_check(model, raw, tree)
+    if problems:
+        raise RubricError(str(path), problems)
+    return LoadedRubric(path=path.resolve(), model=model, text_hash=hashlib.sha256(text.encode()).hexdigest())
+
+
+# ---------------------------------------------------------------- error messages
+
+
+def _describe(err: dict[str, Any], raw: dict[str, Any], tree: yaml.Node | None) -> str:
+    loc = list(err["loc"])
+    # pydantic puts the union tag after the list index: checks.3.shape.input -> checks.3.input
+    if len(loc) >= 3 and loc[0] == "checks" and isinstance(loc[1], int) and loc[2] in checks.REGISTRY:
+        del loc[2]
+    where = _where(loc, raw, tree)
+    field = ".".join(str(p) for p in (loc[2:] if loc[:1] == ["checks"] and len(loc) > 1 else loc))
+    kind = err["type"]
+    if kind == "union_tag_invalid":
+        got = err["input"].get("kind") if isinstance(err["input"], dict) else None
+        return f"{where}, field 'kind': unknown check kind {got!r}{_suggest(str(got), checks.REGISTRY)}; " \
+               f"expected one of: {', '.join(checks.REGISTRY)}"
+    if kind == "union_tag_not_found":
+        return f"{where}: the check has no 'kind'; expected one of: {', '.join(checks.REGISTRY)}"
+    if kind == "missing":
+        return f"{where}, field '{field}': required field is missing"
+    if kind == "extra_forbidden":
+        name = str(loc[-1])
+        siblings = _allowed_fields(loc, raw)
+        return f"{where}, field '{field}': unknown field{_suggest(name, siblings)}"
+    return f"{where}, field '{field}': {err['msg']} (got {_short(err.get('input'))})"
+
+
+def _where(loc: list[Any], raw: dict[str, Any], tree: yaml.Node | None) -> str:
+    line = _line_of(tree, loc)
+    at = f"line {line}" if line else "rubric"
+    if len(loc) >= 2 and loc[0] == "checks" and isinstance(loc[1], int):
+        entry = (raw.get("checks") or [None] * (loc[1] + 1))[loc[1]] if isinstance(raw.get("checks"), list) else None
+        cid = entry.get("id") if isinstance(entry, dict) else None
+        return f"{at}: check {cid!r} (checks[{loc[1]}])" if cid else f"{at}: checks[{loc[1]}]"
+    return at
+
+
+def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
+    """1-based line of the deepest YAML node along ``loc``."""
+    line = None
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            node = None
+    if node is not None:
+        line = node.start_mark.line + 1
+    return line
+
+
+def _allowed_fields(loc: list[Any], raw: dict[str, Any]) -> list[str]:
+    if len(loc) == 3 and loc[0] == "checks":
+        entry = raw["checks"][loc[1]]
+        kind = checks.REGISTRY.get(entry.get("kind")) if isinstance(entry, dict) else None
+        return list(kind.Spec.model_fields) if kind else []
+    if len(loc) == 1:
+        return list(Rubric.model_fields)
+    return []
+
+
+def _suggest(name: str, options: Any) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _cross_check(model: Rubric, raw: dict[str, Any], tree: yaml.Node | None) -> list[str]:
+    """Problems a field-by-field validation cannot see: duplicate ids, dangling references."""
+    problems, seen = [], {}
+    for index, check in enumerate(model.checks):
+        where = f"line {_line_of(tree, ['checks', index, 'id']) or '?'}: check {check.id!r} (checks[{index}])"
+        if check.id in seen:
+            problems.append(f"{where}, field 'id': duplicate check id; first used by checks[{seen[check.id]}]")
+        for ref in check.target_refs():
+            if ref not in model.targets:
+                problems.append(f"{where}, field 'target': no target {ref!r} in `targets:`"
+                                f"{_suggest(ref, model.targets)}; defined: {', '.join(model.targets) or 'none'}")
+        for req in check.requires:
+            if req not in seen:
+                problems.append(f"{where}, field 'requires': {req!r} is not the id of an earlier check")
+        seen.setdefault(check.id, index)
+    return problems

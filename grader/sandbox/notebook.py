@@ -1,0 +1,128 @@
+"""Run a notebook with nbclient in a fresh kernel of the grader's own environment.
+
+Stored outputs are cleared, the kernel name is forced to the grader's Python, shell escapes
+(``!cmd``, ``%pip``, ``%%bash``) are not executed but reported, each cell has a timeout, and a
+failing cell does not stop the run: later definitions still count. After the student's cells a
+probe cell runs in the same kernel and writes the observations.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+KERNEL_NAME = "python3"  # ipykernel's native spec: the grader's own interpreter
+SHELL_LINE = re.compile(r"^\s*(!|%(pip|conda|sx|system|sc)\b)")
+SHELL_CELL = re.compile(r"^\s*%%(bash|sh|script|system|capture\s+--no-stdout)\b")
+FIGURE_MIMES = ("image/png", "image/svg+xml", "image/jpeg")
+TIMEOUT_ENAME = "CellTimeoutError"
+
+
+def sanitize(nb: Any) -> list[str]:
+    """Clear stored outputs, force our kernel, comment out shell escapes; return what was removed."""
+    removed: list[str] = []
+    nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3 (grader)", "language": "python"}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.outputs, cell.execution_count = [], None
+        lines = cell.source.splitlines()
+        if lines and SHELL_CELL.match(lines[0]):
+            removed.append(lines[0].strip())
+            cell.source = "\n".join("# [grader: not run] " + line for line in lines)
+            continue
+        kept = []
+        for line in lines:
+            if SHELL_LINE.match(line):
+                removed.append(line.strip())
+                indent = line[: len(line) - len(line.lstrip())]
+                kept.append(f"{indent}pass  # [grader: not run] {line.strip()}")
+            else:
+                kept.append(line)
+        cell.source = "\n".join(kept)
+    return removed
+
+
+def cell_record(index: int, cell: Any) -> dict[str, Any]:
+    """What happened in one executed cell, as plain data."""
+    if cell.cell_type == "markdown":
+        return {"index": index, "type": "markdown", "status": "ok", "words": len(cell.source.split())}
+    if cell.cell_type != "code":
+        return {"index": index, "type": cell.cell_type, "status": "ok"}
+    status, error = "ok", None
+    figures = 0
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            status = "timeout" if out.get("ename") == TIMEOUT_ENAME else "error"
+            error = f"{out.get('ename')}: {out.get('evalue')}"[:500]
+        elif out.get("output_type") in ("display_data", "execute_result"):
+            figures += any(m in out.get("data", {}) for m in FIGURE_MIMES)
+    return {"index": index, "type": "code", "status": status, "error": error, "figures": figures,
+            "source": cell.source[:400], "output": _text_output(cell)}
+
+
+def _text_output(cell: Any, limit: int = 2000) -> str:
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            parts.append(out.get("text", ""))
+        elif out.get("output_type") == "error":
+            parts.append("\n".join(out.get("traceback", [])))
+    text = re.sub(r"\x1b\[[0-9;]*m", "", "".join(parts))  # ANSI colours from IPython tracebacks
+    return text if len(text) <= limit else text[: limit // 2] + "\n[... cut ...]\n" + text[-limit // 2:]
+
+
+def execute(job: dict[str, Any], execution: dict[str, Any], save: Any) -> None:
+    """Run the notebook cells, then the probe cell. ``save(execution)`` persists the record."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+
+    entry = job["entry"]
+    try:
+        nb = nbformat.read(entry["notebook"], as_version=4)
+    except Exception as exc:  # noqa: BLE001 - any unreadable notebook is the student's to fix
+        execution["problem"] = f"the notebook cannot be read: {str(exc).splitlines()[0][:300]}"
+        save(execution)
+        return
+    execution["removed_commands"] = sanitize(nb)
+    limits = job["limits"]
+    client = NotebookClient(
+        nb, timeout=int(limits["cell_seconds"]), kernel_name=KERNEL_NAME, allow_errors=True,
+        interrupt_on_timeout=True, error_on_timeout={"ename": TIMEOUT_ENAME,
+                                                     "evalue": f"the cell ran longer than {limits['cell_seconds']:g}s"},
+        resources={"metadata": {"path": entry["root"]}}, startup_timeout=120)
+    cells = execution["cells"]
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            if execution["kernel_died"]:
+                cells.append({"index": index, "type": cell.cell_type, "status": "skipped"})
+                continue
+            try:
+                client.execute_cell(cell, index)
+            except DeadKernelError:
+                execution["kernel_died"] = True
+                execution["died_in_cell"] = index
+            cells.append(cell_record(index, cell))
+            if execution["kernel_died"]:
+                cells[-1]["status"] = "died"
+        save(execution)
+        if execution["kernel_died"]:
+            return
+        probe = nbformat.v4.new_code_cell(
+            "import grader.sandbox.probe_side as _grader_probe_side\n"
+            f"_grader_probe_side.run_in_kernel(globals(), {json.dumps(job['job_path'])})\n"
+            "del _grader_probe_side")
+        nb.cells.append(probe)
+        client.timeout = None  # the supervisor's wall deadline bounds the probes
+        try:
+            client.execute_cell(probe, len(nb.cells) - 1)
+        except DeadKernelError:
+            execution["kernel_died"] = True
+            execution["died_in_cell"] = "probes"
+        record = cell_record(len(nb.cells) - 1, probe)
+        if record["status"] != "ok":
+            execution["probe_failure"] = record["output"][-2000:]
+        save(execution)

@@ -1,0 +1,85 @@
+"""The probe side: runs inside the student's process, after the student's code, and only observes.
+
+For each check of the plan it resolves the target, runs the kind's ``probe`` and records what it
+saw. Student exceptions, missing targets and the probe's own bugs become different record
+statuses, so the host can tell ``errored`` from ``failed`` from ``grader-error``. Records are
+written after every check, so a run killed half-way still reports what it had observed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from grader import checks, observations
+from grader.checks.base import ProbeContext, StudentRaised, Unresolved
+from grader.targets import Namespace, TargetSpec
+
+
+def run_in_kernel(kernel_globals: dict[str, Any], job_path: str) -> None:
+    """Entry point of the probe cell that the runner appends to a notebook."""
+    job = json.loads(Path(job_path).read_text())
+    run(job, [("notebook", kernel_globals)])
+
+
+def run(job: dict[str, Any], namespaces: list[Namespace]) -> None:
+    out_dir = Path(job["out_dir"])
+    plan = job["plan"]
+    execution_path = out_dir / "execution.json"
+    execution = json.loads(execution_path.read_text()) if execution_path.exists() else {}
+    ctx = ProbeContext(namespaces=namespaces, seed=plan["seed"], execution=execution,
+                       targets={k: TargetSpec.model_validate(v) for k, v in plan["targets"].items()})
+    writer = observations.ArrayWriter()
+    records: list[dict[str, Any]] = []
+    for raw in plan["checks"]:
+        records.append(probe_one(raw, ctx, writer))
+        _write_atomically(out_dir, records, writer)
+    _write_atomically(out_dir, records, writer)
+
+
+def probe_one(raw: dict[str, Any], ctx: ProbeContext, writer: observations.ArrayWriter) -> dict[str, Any]:
+    """Probe one check; never raises (anything unexpected is a ``probe-error`` record)."""
+    record: dict[str, Any] = {"check": raw["id"], "status": "probe-error"}
+    start = time.monotonic()
+    try:
+        kind = checks.get(raw["kind"])
+        spec = kind.Spec.model_validate(raw)
+        ctx.seed_everything()
+        obs = kind.probe(spec, ctx)
+        record.update(status="observed", data=writer.encode(obs.model_dump(mode="python")))
+    except StudentRaised as exc:
+        record.update(status="raised", error={
+            "type": type(exc.exc).__name__, "message": _safe_str(exc.exc)[:2000],
+            "during": exc.during, "traceback": exc.traceback})
+    except Unresolved as exc:
+        record.update(status="unresolved", unresolved={
+            "target": exc.key, "looked_for": exc.spec.label(), "problem": exc.resolution.problem,
+            "candidates": exc.resolution.candidates})
+    except Exception as exc:  # noqa: BLE001 - a bug in the probe itself, reported as grader-error
+        record.update(error={"type": type(exc).__name__, "message": _safe_str(exc)[:2000],
+                             "during": f"probing check {raw.get('id')!r}", "traceback": traceback.format_exc()[-4000:]})
+    target = raw.get("target")
+    found = ctx.found.get(target) if isinstance(target, str) else None
+    if found is not None and found.ok:
+        record.update(found_as=found.found_as, found_how=found.how)
+    record["seconds"] = round(time.monotonic() - start, 3)
+    return record
+
+
+def _safe_str(exc: BaseException) -> str:
+    """``str(exc)`` of a student's exception may itself raise; never let it."""
+    try:
+        return str(exc)
+    except BaseException:  # noqa: BLE001
+        return f"<{type(exc).__name__} whose message cannot be shown>"
+
+
+def _write_atomically(out_dir: Path, records: list[dict[str, Any]], writer: observations.ArrayWriter) -> None:
+    tmp = out_dir / ".partial"
+    tmp.mkdir(exist_ok=True)
+    observations.write(tmp, records, writer)
+    for name in (observations.ARRAYS_NAME, observations.JSON_NAME):  # json last: it marks completeness
+        (tmp / name).replace(out_dir / name)

@@ -1,0 +1,121 @@
+"""The child side of a run: ``python -m grader.sandbox.runner JOB.json``.
+
+Runs inside the sandbox, as the student's code does. It executes the notebook (or imports the
+modules), records what happened in ``execution.json``, then runs the probes, which write the
+observations. It never judges anything. Exit codes: 0 done (whatever the student's code did),
+70 the runner itself failed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import json
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+RUNNER_FAILED = 70
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def main(argv: list[str]) -> int:
+    job_path = Path(argv[0])
+    job = json.loads(job_path.read_text())
+    job["job_path"] = str(job_path)
+    out_dir = Path(job["out_dir"])
+    _become_subreaper()
+    execution: dict[str, Any] = {"form": job["entry"]["form"], "cells": [], "modules": [],
+                                 "removed_commands": [], "kernel_died": False}
+
+    def save(record: dict[str, Any]) -> None:
+        tmp = out_dir / "execution.json.tmp"
+        tmp.write_text(json.dumps(record))
+        tmp.replace(out_dir / "execution.json")
+
+    try:
+        if job["entry"]["form"] == "notebook":
+            from grader.sandbox import notebook
+
+            notebook.execute(job, execution, save)
+        else:
+            run_modules(job, execution, save)
+    except BaseException:  # noqa: BLE001 - report, never die silently
+        execution["runner_error"] = traceback.format_exc()[-4000:]
+        save(execution)
+        return RUNNER_FAILED
+    finally:
+        kill_descendants()
+    return 0
+
+
+def run_modules(job: dict[str, Any], execution: dict[str, Any], save: Any) -> None:
+    """Import each module of the submission (a failing import does not stop the others)."""
+    entry = job["entry"]
+    root = entry["root"]
+    sys.path.insert(0, root)
+    os.chdir(root)
+    namespaces = []
+    for name in entry["modules"]:
+        try:
+            module = importlib.import_module(name)
+        except BaseException as exc:  # noqa: BLE001 - student code may raise anything, SystemExit too
+            tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+            execution["modules"].append({"name": name, "status": "error",
+                                         "error": f"{type(exc).__name__}: {exc}"[:500], "output": "".join(tb)[-2000:]})
+            continue
+        execution["modules"].append({"name": name, "status": "ok", "error": None, "output": ""})
+        namespaces.append((name, vars(module)))
+    save(execution)
+    from grader.sandbox import probe_side
+
+    probe_side.run(job, namespaces)
+
+
+def _become_subreaper() -> None:
+    """Orphaned grandchildren (a daemonized process) are re-parented to us, so we can end them."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the supervisor's process-group kill still applies
+        pass
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid``, read from /proc (children before their parents' siblings)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rfind(")") + 2:].split()[1])
+        parents.setdefault(ppid, []).append(int(entry))
+    found, stack = [], [pid]
+    while stack:
+        for child in parents.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def kill_descendants(pid: int | None = None) -> None:
+    """SIGKILL every descendant of ``pid`` (default: this process) and their process groups,
+    except the caller's own group."""
+    own_group = os.getpgid(0)
+    for child in descendants(pid or os.getpid()):
+        try:
+            group = os.getpgid(child)
+            if group != own_group:
+                os.killpg(group, signal.SIGKILL)
+            os.kill(child, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,44 @@
+"""Scoring: pure functions from check outcomes to points and totals. No I/O, no torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Protocol
+
+
+class Scored(Protocol):
+    points: float
+    max_points: float
+    visibility: str
+
+
+def points_for(max_points: float, fraction: float, partial_credit: bool) -> float:
+    """Points earned: all or nothing, or the passed fraction when the check allows partial credit."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be within [0, 1], got {fraction}")
+    earned = max_points * fraction if partial_credit else (max_points if fraction == 1.0 else 0.0)
+    return round(earned, 4)
+
+
+@dataclass(frozen=True)
+class Totals:
+    score: float
+    max_score: float
+    visible_score: float
+    visible_max: float
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.score / self.max_score if self.max_score else 100.0
+
+
+def totals(results: Iterable[Scored]) -> Totals:
+    """Sum points over all checks and over the checks students can see."""
+    score = max_score = visible_score = visible_max = 0.0
+    for r in results:
+        score += r.points
+        max_score += r.max_points
+        if r.visibility == "visible":
+            visible_score += r.points
+            visible_max += r.max_points
+    return Totals(round(score, 4), round(max_score, 4), round(visible_score, 4), round(visible_max, 4))

@@ -1,0 +1,177 @@
+"""Submissions: find each student's entry, name it, hash its content, unpack archives safely.
+
+A batch is a folder with one entry per student: ``alice.ipynb``, ``bob.py``, ``carol/`` (a
+folder of modules, or holding one notebook) or ``dave.zip`` (an archive of any of these).
+Files given directly on the command line are single submissions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+IGNORED = {"__pycache__", ".ipynb_checkpoints", "__MACOSX", ".git", ".DS_Store"}
+MANIFEST_NAMES = {"expected.yaml", "README.md", "readme.md"}
+SUFFIXES = {".ipynb", ".py", ".zip"}
+MAX_ZIP_MEMBERS = 2000
+MAX_ZIP_BYTES = 200 * 2**20
+MAX_ZIP_RATIO = 200
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One student's work, as found on disk.
+
+    Attributes:
+        student: id derived from the file or folder name.
+        source: what was given (file, folder or archive).
+        content_hash: sha256 over the content (names and bytes), stable across copies.
+        problem: why it cannot be graded (a ``rejected`` status), or None.
+    """
+
+    student: str
+    source: Path
+    content_hash: str
+    problem: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the runner executes: a notebook, or module files on a search path."""
+
+    form: Literal["notebook", "module"]
+    root: Path                    # folder placed on sys.path / working directory contents
+    notebook: Path | None = None  # the notebook, for the notebook form
+    modules: tuple[str, ...] = ()  # module names to import, for the module form
+
+
+class Rejected(Exception):
+    """The submission cannot be graded as given; the message says why, for the student."""
+
+
+def student_id(path: Path) -> str:
+    """``Alice Smith_1234_attempt.ipynb`` -> ``Alice_Smith_1234_attempt``: the name, made safe."""
+    stem = path.name[: -len(path.suffix)] if path.suffix in SUFFIXES else path.name
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "unnamed"
+
+
+def discover(paths: list[Path]) -> list[Submission]:
+    """Submissions in the given paths: a folder is a batch (one entry per student), a file is one."""
+    found: list[Submission] = []
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(path.iterdir()):
+                if child.name in IGNORED or child.name in MANIFEST_NAMES or child.name.startswith("."):
+                    continue
+                if child.is_dir() or child.suffix in SUFFIXES:
+                    found.append(single(child))
+        else:
+            found.append(single(path))
+    return found
+
+
+def single(path: Path) -> Submission:
+    """One submission from a file or folder; unreadable or unsupported ones carry a ``problem``."""
+    problem = None
+    if path.is_symlink():
+        problem = "the submission is a symbolic link; submit the file itself"
+    elif not path.exists():
+        problem = "the submission does not exist"
+    elif path.is_file() and path.suffix not in SUFFIXES:
+        problem = f"unsupported file type {path.suffix or '(none)'}; submit a .ipynb, .py, .zip or a folder"
+    digest = content_hash(path) if problem is None else hashlib.sha256(str(path).encode()).hexdigest()
+    return Submission(student=student_id(path), source=path, content_hash=digest, problem=problem)
+
+
+def content_hash(path: Path) -> str:
+    """sha256 over relative names and bytes, so renaming the batch folder changes nothing."""
+    h = hashlib.sha256()
+    if path.is_file():
+        h.update(path.read_bytes())
+        return h.hexdigest()
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and not (set(p.parts) & IGNORED)):
+        h.update(str(file.relative_to(path)).encode() + b"\0")
+        h.update(file.read_bytes() if not file.is_symlink() else b"<symlink>")
+    return h.hexdigest()
+
+
+def stage(submission: Submission, workdir: Path, module_order: list[str]) -> Entry:
+    """Copy the submission into ``workdir`` (unpacking archives) and find its entry point."""
+    src = submission.source
+    workdir.mkdir(parents=True, exist_ok=True)
+    if src.is_file() and src.suffix == ".zip":
+        extract_zip(src, workdir)
+    elif src.is_file():
+        shutil.copy2(src, workdir / src.name)
+    else:
+        shutil.copytree(src, workdir, dirs_exist_ok=True, symlinks=True,
+                        ignore=shutil.ignore_patterns(*IGNORED))
+        for link in [p for p in workdir.rglob("*") if p.is_symlink()]:
+            raise Rejected(f"the folder contains a symbolic link ({link.relative_to(workdir)}); submit real files")
+    return find_entry(_unwrap(workdir), module_order)
+
+
+def _unwrap(folder: Path) -> Path:
+    """An archive or folder holding a single folder (``alice/hw6/...``) is graded from inside."""
+    items = [p for p in folder.iterdir() if p.name not in IGNORED]
+    if len(items) == 1 and items[0].is_dir():
+        return _unwrap(items[0])
+    return folder
+
+
+def find_entry(folder: Path, module_order: list[str]) -> Entry:
+    notebooks = sorted(p for p in folder.glob("*.ipynb"))
+    if len(notebooks) > 1:
+        raise Rejected(f"several notebooks ({', '.join(p.name for p in notebooks)}); submit exactly one")
+    if notebooks:
+        return Entry(form="notebook", root=folder, notebook=notebooks[0])
+    modules = sorted(p.stem for p in folder.glob("*.py") if p.stem.isidentifier())
+    if not modules:
+        raise Rejected("no notebook (.ipynb) and no Python module (.py) found")
+    if module_order:
+        missing = [m for m in module_order if m not in modules]
+        if missing:
+            raise Rejected(f"missing module(s) {', '.join(m + '.py' for m in missing)}; found {', '.join(modules)}")
+        modules = module_order
+    return Entry(form="module", root=folder, modules=tuple(modules))
+
+
+def extract_zip(archive: Path, dest: Path) -> None:
+    """Unpack safely: no absolute or ``..`` paths, no links, bounded size and ratio."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_ZIP_MEMBERS:
+                raise Rejected(f"the archive has {len(infos)} entries, more than {MAX_ZIP_MEMBERS}")
+            total = sum(i.file_size for i in infos)
+            packed = max(1, sum(i.compress_size for i in infos))
+            if total > MAX_ZIP_BYTES or total / packed > MAX_ZIP_RATIO:
+                raise Rejected(f"the archive unpacks to {total:,} bytes ({total // packed}x its size): too large")
+            for info in infos:
+                name = info.filename
+                parts = Path(name).parts
+                if name.startswith(("/", "\\")) or ".." in parts or ":" in name:
+                    raise Rejected(f"the archive entry {name!r} points outside the archive")
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    raise Rejected(f"the archive entry {name!r} is a symbolic link")
+                if set(parts) & IGNORED:
+                    continue
+                target = dest / name
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as fin, open(target, "wb") as fout:
+                    shutil.copyfileobj(fin, fout, 1 << 20)
+    except zipfile.BadZipFile:
+        raise Rejected("the file is not a readable zip archive") from None
