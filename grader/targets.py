@@ -150,6 +150,8 @@ def _own_objects(namespaces: list[Namespace]) -> list[tuple[str, Any]]:
         for name, obj in ns.items():
             if name.startswith("_") or name in _NOISE or isinstance(obj, types.ModuleType):
                 continue
+            if type(obj).__module__ == "__future__":  # `from __future__ import annotations`
+                continue
             if callable(obj) and getattr(obj, "__module__", None) != own_module:
                 continue
             out.append((name if len(namespaces) == 1 else f"{label}.{name}", obj))

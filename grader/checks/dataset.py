@@ -91,7 +91,7 @@ class Dataset(CheckKind):
         rows = _judge_items(spec.items, obs) if spec.items else _judge_loader(spec.loader, obs)  # type: ignore[arg-type]
         bad = [r for r in rows if not r["ok"]]
         if not bad:
-            return Verdict.passed("; ".join(r["requirement"] for r in rows), rows)
+            return Verdict.passed(f"all {len(rows)} requirements met", rows)
         return Verdict(1 - len(bad) / len(rows), "; ".join(f"{r['requirement']}: {r['got']}" for r in bad), rows)
 
 

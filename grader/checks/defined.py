@@ -45,7 +45,7 @@ class Defined(CheckKind):
 
     @staticmethod
     def judge(spec: DefinedSpec, obs: DefinedObservation, expected: None) -> Verdict:
-        where = f"{obs.found_as}" + (f" (found by {obs.how})" if obs.how != "name" else "")
+        where = f"{obs.found_as}" + (" (found by its signature)" if obs.how == "signature" else "")
         if spec.parameters is not None:
             got = obs.parameters or []
             if [p.lower() for p in got[: len(spec.parameters)]] != [p.lower() for p in spec.parameters]:

@@ -150,10 +150,18 @@ def child_env(job: Job) -> dict[str, str]:
         "OMP_NUM_THREADS": os.environ.get("GRADER_THREADS", str(max(1, os.cpu_count() or 1))),
         "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
     }
-    if "MPLCONFIGDIR" in os.environ:
-        env["MPLCONFIGDIR"] = os.environ["MPLCONFIGDIR"]
+    # matplotlib's font cache takes seconds to build: keep one across runs instead of one per HOME.
+    env["MPLCONFIGDIR"] = os.environ.get("MPLCONFIGDIR") or str(_shared_dir("matplotlib"))
     env.update(job.env)
     return env
+
+
+def _shared_dir(name: str) -> Path:
+    from grader.paths import cache_dir
+
+    path = cache_dir() / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def classify(result: RunResult, job: Job, returncode: int, timed_out: bool, wall: float) -> RunResult:

@@ -1,0 +1,45 @@
+"""HTML pages rendered with Jinja; autoescape is on, so student text can never become markup."""
+
+from __future__ import annotations
+
+from collections import Counter
+from functools import lru_cache
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from grader.results import SubmissionResult
+from grader.rubric import LoadedRubric
+
+
+@lru_cache(maxsize=1)
+def _env() -> Environment:
+    env = Environment(loader=PackageLoader("grader.report", "templates"),
+                      autoescape=select_autoescape(["html"], default_for_string=True, default=True))
+    env.filters["pts"] = lambda v: f"{v:g}"
+    return env
+
+
+def render_submission(result: SubmissionResult) -> str:
+    failing_cells = [c for c in result.cells if c.get("status") not in ("ok", "skipped") and c.get("type") == "code"]
+    return _env().get_template("submission.html").render(r=result, failing_cells=failing_cells)
+
+
+def render_summary(results: list[SubmissionResult], stems: list[str], rubric: LoadedRubric) -> str:
+    statuses = Counter(r.status for r in results)
+    per_check = []
+    for spec in rubric.model.checks:
+        outcomes = [c.outcome for r in results for c in r.checks if c.id == spec.id]
+        passed = sum(o == "passed" for o in outcomes)
+        per_check.append({"id": spec.id, "title": spec.title or "", "visibility": spec.visibility,
+                          "points": spec.points, "passed": passed, "total": len(outcomes),
+                          "rate": 100 * passed / len(outcomes) if outcomes else 0.0})
+    bins = [0] * 10
+    for r in results:
+        share = r.score / r.max_score if r.max_score else 1.0
+        bins[min(9, int(share * 10))] += 1
+    seconds = sorted(r.seconds for r in results)
+    return _env().get_template("summary.html").render(
+        rows=list(zip(results, stems)), rubric=rubric.model, statuses=sorted(statuses.items()),
+        per_check=per_check, bins=bins, peak=max(bins) or 1,
+        synthetic=any(r.data == "synthetic" for r in results),
+        median_seconds=seconds[len(seconds) // 2] if seconds else 0.0, total_seconds=sum(seconds))

@@ -1,0 +1,33 @@
+"""The self-check table a student sees in the terminal: visible checks only."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+
+from grader.results import SubmissionResult
+
+MARKS = {"passed": "PASS", "failed": "FAIL", "errored": "ERROR", "skipped": "SKIP", "grader-error": "GRADER-ERROR"}
+
+
+def self_check_table(result: SubmissionResult) -> str:
+    """A readable table of the visible checks, the visible score and the run's status."""
+    student = result.for_students()
+    width = max(70, min(shutil.get_terminal_size((100, 20)).columns, 120))
+    id_w = max([len("check")] + [len(c.id) for c in student.checks])
+    head = f"{'check':<{id_w}}  {'result':<12} {'points':>9}  feedback"
+    lines = [f"{result.assignment}: {result.source}", f"status: {result.status} ({result.message})"]
+    if result.data == "synthetic":
+        lines.append("data: synthetic (the real data set was not found; behaviour is checked, not accuracy)")
+    lines += ["", head, "-" * min(width, len(head) + 40)]
+    feedback_w = max(30, width - id_w - 27)
+    indent = " " * (id_w + 26)
+    for c in student.checks:
+        wrapped = textwrap.wrap(c.message, feedback_w) or [""]
+        points = f"{c.points:g}/{c.max_points:g}"
+        lines.append(f"{c.id:<{id_w}}  {MARKS[c.outcome]:<12} {points:>9}  {wrapped[0]}")
+        lines += [indent + w for w in wrapped[1:4]]
+    hidden = len(result.checks) - len(student.checks)
+    lines += ["", f"visible score: {student.score:g} / {student.max_score:g}"
+              + (f"  ({hidden} more check(s) are graded after submission)" if hidden else "")]
+    return "\n".join(lines)
