@@ -45,7 +45,23 @@ def sanitize(nb: Any) -> list[str]:
     return removed
 
 
-def cell_record(index: int, cell: Any) -> dict[str, Any]:
+def _client_class() -> Any:
+    from nbclient import NotebookClient
+
+    class TimeoutAwareClient(NotebookClient):
+        """Remembers which cells hit the per-cell timeout (the kernel only reports an interrupt)."""
+
+        timed_out: set[int] = set()
+
+        async def _async_handle_timeout(self, timeout: int, cell: Any = None) -> Any:
+            if cell is not None:
+                self.timed_out.add(id(cell))
+            return await super()._async_handle_timeout(timeout, cell)
+
+    return TimeoutAwareClient
+
+
+def cell_record(index: int, cell: Any, timed_out: bool = False) -> dict[str, Any]:
     """What happened in one executed cell, as plain data."""
     if cell.cell_type == "markdown":
         return {"index": index, "type": "markdown", "status": "ok", "words": len(cell.source.split())}
@@ -55,10 +71,12 @@ def cell_record(index: int, cell: Any) -> dict[str, Any]:
     figures = 0
     for out in cell.get("outputs", []):
         if out.get("output_type") == "error":
-            status = "timeout" if out.get("ename") == TIMEOUT_ENAME else "error"
+            status = "error"
             error = f"{out.get('ename')}: {out.get('evalue')}"[:500]
         elif out.get("output_type") in ("display_data", "execute_result"):
             figures += any(m in out.get("data", {}) for m in FIGURE_MIMES)
+    if timed_out:
+        status, error = "timeout", f"{TIMEOUT_ENAME}: the cell was interrupted after the time limit"
     return {"index": index, "type": "code", "status": status, "error": error, "figures": figures,
             "source": cell.source[:400], "output": _text_output(cell)}
 
@@ -77,7 +95,6 @@ def _text_output(cell: Any, limit: int = 2000) -> str:
 def execute(job: dict[str, Any], execution: dict[str, Any], save: Any) -> None:
     """Run the notebook cells, then the probe cell. ``save(execution)`` persists the record."""
     import nbformat
-    from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
     entry = job["entry"]
@@ -89,11 +106,12 @@ def execute(job: dict[str, Any], execution: dict[str, Any], save: Any) -> None:
         return
     execution["removed_commands"] = sanitize(nb)
     limits = job["limits"]
-    client = NotebookClient(
+    client = _client_class()(
         nb, timeout=int(limits["cell_seconds"]), kernel_name=KERNEL_NAME, allow_errors=True,
         interrupt_on_timeout=True, error_on_timeout={"ename": TIMEOUT_ENAME,
                                                      "evalue": f"the cell ran longer than {limits['cell_seconds']:g}s"},
         resources={"metadata": {"path": entry["root"]}}, startup_timeout=120)
+    client.timed_out = set()
     cells = execution["cells"]
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
@@ -105,7 +123,7 @@ def execute(job: dict[str, Any], execution: dict[str, Any], save: Any) -> None:
             except DeadKernelError:
                 execution["kernel_died"] = True
                 execution["died_in_cell"] = index
-            cells.append(cell_record(index, cell))
+            cells.append(cell_record(index, cell, id(cell) in client.timed_out))
             if execution["kernel_died"]:
                 cells[-1]["status"] = "died"
         save(execution)

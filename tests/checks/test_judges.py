@@ -1,0 +1,765 @@
+"""Check kinds: judges on hand-made observations, probes on tiny in-memory namespaces."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from grader import checks
+from grader.checks.answer import AnswerObservation, observe_value
+from grader.checks.base import ProbeContext, StudentRaised, Unresolved, Verdict
+from grader.checks.dataset import DatasetInfo, DatasetObservation
+from grader.checks.defined import DefinedObservation
+from grader.checks.notebook import FailedCell, NotebookObservation
+from grader.checks.param_count import ParamCountObservation
+from grader.checks.shape import Forward, ShapeObservation
+from grader.checks.training import Element, TrainingObservation
+from grader.targets import TargetSpec
+
+
+def spec(kind: str, **fields: Any):
+    """A validated spec of ``kind`` with an id and points unless given."""
+    return checks.get(kind).Spec.model_validate({"id": f"{kind}-check", "kind": kind, "points": 2, **fields})
+
+
+def judge(kind: str, the_spec: Any, observation: Any, expected: Any = None) -> Verdict:
+    return checks.get(kind).judge(the_spec, observation, expected)
+
+
+def context(**objects: Any) -> ProbeContext:
+    """A probe context over one notebook-like namespace; every object is a target by its own name."""
+    targets = {name: TargetSpec(name=name) for name in objects}
+    return ProbeContext(namespaces=[("notebook", {"__name__": __name__, **objects})], targets=targets)
+
+
+def probe(kind: str, the_spec: Any, ctx: ProbeContext) -> Any:
+    ctx.seed_everything()
+    return checks.get(kind).probe(the_spec, ctx)
+
+
+def test_registry_has_every_kind():
+    assert list(checks.REGISTRY) == ["defined", "shape", "param_count", "answer", "notebook", "dataset", "training"]
+
+
+def test_registering_a_kind_twice_is_a_bug():
+    with pytest.raises(RuntimeError, match="registered twice"):
+        checks.register("shape")(type("Again", (checks.base.CheckKind,), {}))
+
+
+# ================================================================ defined
+
+
+def defined_obs(**overrides: Any) -> DefinedObservation:
+    fields = dict(found_as="fc", how="name", is_class=False, is_callable=True, parameters=["D", "K", "O"], bases=[])
+    return DefinedObservation(**(fields | overrides))
+
+
+def test_defined_passes():
+    v = judge("defined", spec("defined", target="fc"), defined_obs())
+    assert (v.fraction, v.message) == (1.0, "fc is defined")
+
+
+def test_defined_names_how_it_was_found():
+    v = judge("defined", spec("defined", target="fc"), defined_obs(found_as="fc_net", how="alias"))
+    assert v.message == "fc_net (found by alias) is defined"
+
+
+def test_defined_parameters_compare_case_insensitively():
+    v = judge("defined", spec("defined", target="fc", parameters=["d", "k", "o"]), defined_obs())
+    assert v.fraction == 1.0
+
+
+def test_defined_with_wrong_parameters_fails():
+    v = judge("defined", spec("defined", target="fc", parameters=["D", "K", "O"]), defined_obs(parameters=["D", "K"]))
+    assert (v.fraction, v.message) == (0.0, "fc takes (D, K); expected (D, K, O)")
+
+
+def test_defined_not_callable_fails_parameters():
+    v = judge("defined", spec("defined", target="fc", parameters=["D"]),
+              defined_obs(is_callable=False, parameters=None))
+    assert (v.fraction, v.message) == (0.0, "fc takes (); expected (D)")
+
+
+def test_defined_not_a_subclass_fails():
+    obs = defined_obs(found_as="Net", is_class=True, bases=[f"{__name__}.Net", "builtins.object"])
+    v = judge("defined", spec("defined", target="net", subclass_of="torch.nn.Module"), obs)
+    assert (v.fraction, v.message) == (0.0, "Net is not a subclass of torch.nn.Module")
+
+
+def test_defined_probe_of_an_nn_module_subclass_passes_subclass_of_torch_nn_module():
+    class Net(torch.nn.Module):
+        def __init__(self, D, K, O):
+            super().__init__()
+
+    ctx = context(Net=Net)
+    the_spec = spec("defined", target="Net", parameters=["D", "K", "O"], subclass_of="torch.nn.Module")
+    obs = probe("defined", the_spec, ctx)
+    assert obs.is_class and obs.parameters == ["D", "K", "O"]
+    v = judge("defined", the_spec, obs)
+    assert v.fraction == 1.0, v.message
+
+
+def test_defined_probe_of_missing_target_is_unresolved():
+    ctx = context(other=lambda D: None)
+    ctx.targets["fc"] = TargetSpec(name="fc", kind="callable")
+    with pytest.raises(Unresolved) as info:
+        probe("defined", spec("defined", target="fc"), ctx)
+    assert info.value.key == "fc"
+    assert info.value.resolution.problem == "missing"
+    assert info.value.resolution.candidates == ["other(D)"]
+
+
+# ================================================================ shape
+
+
+def forwards(*pairs: tuple[list[int], list[int] | None], output_type: str = "torch.Tensor") -> ShapeObservation:
+    return ShapeObservation(forwards=[Forward(input_shape=i, output_type=output_type, output_shape=o)
+                                      for i, o in pairs])
+
+
+SHAPE = dict(target="net", input=["B", 4], output=["B", 2])
+
+
+def test_shape_passes_for_every_batch_size():
+    v = judge("shape", spec("shape", **SHAPE), forwards(([1, 4], [1, 2]), ([3, 4], [3, 2])))
+    assert v.fraction == 1.0
+    assert v.message == "output shape [B, 2] for input [B, 4]"
+    assert v.table == [{"input": "[1, 4]", "expected": "[1, 2]", "got": "[1, 2]", "ok": True},
+                       {"input": "[3, 4]", "expected": "[3, 2]", "got": "[3, 2]", "ok": True}]
+
+
+def test_shape_hard_coded_batch_size_fails_with_what_differed():
+    v = judge("shape", spec("shape", **SHAPE), forwards(([1, 4], [64, 2]), ([3, 4], [64, 2])))
+    assert v.fraction == 0.0
+    assert v.message == "input [1, 4] gave output [64, 2], expected [1, 2] (2 of 2 inputs wrong)"
+
+
+def test_shape_one_wrong_batch_size_fails():
+    v = judge("shape", spec("shape", **SHAPE), forwards(([1, 4], [1, 2]), ([3, 4], [1, 2])))
+    assert v.fraction == 0.0
+    assert v.message == "input [3, 4] gave output [1, 2], expected [3, 2] (1 of 2 inputs wrong)"
+
+
+def test_shape_tensor_subclass_output_fails():
+    obs = forwards(([1, 4], None), ([3, 4], None), output_type="student.RiggedTensor")
+    v = judge("shape", spec("shape", **SHAPE), obs)
+    assert (v.fraction, v.message) == (0.0, "the model returned a student.RiggedTensor, expected a torch.Tensor")
+
+
+def test_shape_tuple_output_fails():
+    v = judge("shape", spec("shape", **SHAPE), forwards(([1, 4], None), ([3, 4], None), output_type="tuple"))
+    assert v.message == "the model returned a tuple, expected a torch.Tensor"
+
+
+def test_shape_wrong_number_of_forwards_fails():
+    v = judge("shape", spec("shape", **SHAPE), forwards(([1, 4], [1, 2])))
+    assert (v.fraction, v.message) == (0.0, "the probe returned a different number of forward passes than asked for")
+
+
+def test_shape_against_the_reference_passes_with_a_readable_message():
+    the_spec = spec("shape", target="net", input=["B", 1, 28, 28], output="reference")
+    reference = forwards(([1, 1, 28, 28], [1, 10]), ([3, 1, 28, 28], [3, 10]))
+    v = judge("shape", the_spec, reference, reference)
+    assert v.fraction == 1.0
+    assert "[1, 10]" in v.message or "[B, 10]" in v.message
+    assert "[[" not in v.message, v.message
+    assert v.message.endswith("for input [B, 1, 28, 28]")
+
+
+def test_shape_against_the_reference_fails():
+    the_spec = spec("shape", target="net", input=["B", 1, 28, 28], output="reference")
+    reference = forwards(([1, 1, 28, 28], [1, 10]), ([3, 1, 28, 28], [3, 10]))
+    student = forwards(([1, 1, 28, 28], [1, 5]), ([3, 1, 28, 28], [3, 5]))
+    v = judge("shape", the_spec, student, reference)
+    assert v.message == "input [1, 1, 28, 28] gave output [1, 5], expected [1, 10] (2 of 2 inputs wrong)"
+
+
+def test_shape_needs_reference_only_for_reference_output():
+    kind = checks.get("shape")
+    assert kind.needs_reference(spec("shape", target="n", input=[1], output="reference"))
+    assert not kind.needs_reference(spec("shape", **SHAPE))
+
+
+class RiggedTensor(torch.Tensor):
+    def __eq__(self, other):  # noqa: D105 - a cheat: equal to everything
+        return True
+
+
+def make_linear(D, O):
+    return torch.nn.Linear(D, O)
+
+
+class HardCoded64(torch.nn.Module):
+    def __init__(self, D, O):
+        super().__init__()
+        self.fc = torch.nn.Linear(D, O)
+
+    def forward(self, x):
+        return self.fc(x).mean(0, keepdim=True).expand(64, -1)
+
+
+class Views64(torch.nn.Module):
+    def __init__(self, D, O):
+        super().__init__()
+        self.fc = torch.nn.Linear(D, O)
+
+    def forward(self, x):
+        return self.fc(x.view(64, -1))
+
+
+class ReturnsRigged(torch.nn.Module):
+    def __init__(self, D, O):
+        super().__init__()
+        self.fc = torch.nn.Linear(D, O)
+
+    def forward(self, x):
+        return self.fc(x).as_subclass(RiggedTensor)
+
+
+def test_shape_probe_of_a_good_model_passes():
+    the_spec = spec("shape", target="make_linear", args=[4, 2], input=["B", 4], output=["B", 2])
+    obs = probe("shape", the_spec, context(make_linear=make_linear))
+    assert [f.output_shape for f in obs.forwards] == [[1, 2], [3, 2]]
+    assert judge("shape", the_spec, obs).fraction == 1.0
+
+
+def test_shape_probe_of_a_model_hard_coding_batch_64_fails_for_b_1_and_3():
+    the_spec = spec("shape", target="HardCoded64", args={"D": 4, "O": 2}, input=["B", 4], output=["B", 2])
+    obs = probe("shape", the_spec, context(HardCoded64=HardCoded64))
+    assert [f.output_shape for f in obs.forwards] == [[64, 2], [64, 2]]
+    v = judge("shape", the_spec, obs)
+    assert v.message == "input [1, 4] gave output [64, 2], expected [1, 2] (2 of 2 inputs wrong)"
+
+
+def test_shape_probe_of_a_model_viewing_to_batch_64_raises_student_error():
+    the_spec = spec("shape", target="Views64", args=[4, 2], input=["B", 4], output=["B", 2])
+    with pytest.raises(StudentRaised) as info:
+        probe("shape", the_spec, context(Views64=Views64))
+    assert isinstance(info.value.exc, RuntimeError)
+    assert info.value.during == "running the model on an input of shape [1, 4]"
+    assert "view" in info.value.traceback
+
+
+def test_shape_probe_records_a_tensor_subclass_by_type_only():
+    the_spec = spec("shape", target="ReturnsRigged", args=[4, 2], input=["B", 4], output=["B", 2])
+    obs = probe("shape", the_spec, context(ReturnsRigged=ReturnsRigged))
+    assert {f.output_type for f in obs.forwards} == {f"{__name__}.RiggedTensor"}
+    assert all(f.output_shape is None for f in obs.forwards)
+    v = judge("shape", the_spec, obs)
+    assert v.message == f"the model returned a {__name__}.RiggedTensor, expected a torch.Tensor"
+
+
+def test_probe_student_function_raising_becomes_student_raised():
+    def make_net(D, O):
+        raise ValueError("not implemented yet")
+
+    the_spec = spec("shape", target="make_net", args=[4, 2], input=["B", 4], output=["B", 2])
+    with pytest.raises(StudentRaised) as info:
+        probe("shape", the_spec, context(make_net=make_net))
+    assert str(info.value) == "ValueError while calling make_net(4, 2)"
+    assert isinstance(info.value.exc, ValueError)
+
+
+def test_probe_student_sys_exit_becomes_student_raised():
+    def make_net(D, O):
+        raise SystemExit(0)
+
+    the_spec = spec("param_count", target="make_net", args={"D": 4, "O": 2}, expected=10)
+    with pytest.raises(StudentRaised) as info:
+        probe("param_count", the_spec, context(make_net=make_net))
+    assert info.value.during == "calling make_net(D=4, O=2)"
+
+
+# ================================================================ param_count
+
+
+def counts(total: int, trainable: int | None = None, module_type: str = "torch.nn.modules.container.Sequential"):
+    return ParamCountObservation(module_type=module_type, total=total, trainable=total if trainable is None else trainable)
+
+
+def test_param_count_equal_passes():
+    v = judge("param_count", spec("param_count", target="fc", expected=89_610), counts(89_610))
+    assert (v.fraction, v.message) == (1.0, "89,610 learnable parameters")
+
+
+def test_param_count_more_fails_by_how_many():
+    v = judge("param_count", spec("param_count", target="fc", expected=89_000), counts(89_610))
+    assert (v.fraction, v.message) == (0.0, "89,610 learnable parameters, expected 89,000 (610 more)")
+
+
+def test_param_count_fewer_against_the_reference():
+    v = judge("param_count", spec("param_count", target="fc"), counts(100), counts(110))
+    assert v.message == "100 learnable parameters, expected 110 (10 fewer)"
+
+
+def test_param_count_trainable_only_off_uses_the_total():
+    the_spec = spec("param_count", target="fc", expected=23, trainable_only=False)
+    assert judge("param_count", the_spec, counts(23, trainable=8)).fraction == 1.0
+    assert judge("param_count", spec("param_count", target="fc", expected=23), counts(23, trainable=8)).fraction == 0.0
+
+
+def test_param_count_of_something_not_a_module_fails():
+    v = judge("param_count", spec("param_count", target="fc", expected=1), counts(-1, module_type="NoneType"))
+    assert v.message == "the target built a NoneType, not a torch.nn.Module"
+
+
+def small_net():
+    return torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))  # 15 + 8
+
+
+def test_param_count_probe_of_a_small_sequential():
+    obs = probe("param_count", spec("param_count", target="small_net", expected=23), context(small_net=small_net))
+    assert (obs.module_type, obs.total, obs.trainable) == ("torch.nn.modules.container.Sequential", 23, 23)
+
+
+def test_param_count_probe_counts_frozen_parameters_apart():
+    def frozen_net():
+        net = small_net()
+        net[0].requires_grad_(False)
+        return net
+
+    obs = probe("param_count", spec("param_count", target="frozen_net", expected=8), context(frozen_net=frozen_net))
+    assert (obs.total, obs.trainable) == (23, 8)
+
+
+def test_param_count_probe_of_a_non_module():
+    obs = probe("param_count", spec("param_count", target="f", expected=8), context(f=lambda: [1, 2]))
+    assert (obs.module_type, obs.total) == ("list", -1)
+
+
+class LiesInParameters(torch.nn.Sequential):
+    def parameters(self, recurse=True):
+        return iter([torch.nn.Parameter(torch.zeros(89_610))])
+
+
+class LiesInNamedParameters(torch.nn.Sequential):
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        return iter([("fake", torch.nn.Parameter(torch.zeros(89_610)))])
+
+
+@pytest.mark.parametrize("cls", [LiesInParameters, LiesInNamedParameters])
+def test_param_count_probe_ignores_overridden_parameter_listing(cls):
+    def build():
+        return cls(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+
+    obs = probe("param_count", spec("param_count", target="build", expected=89_610), context(build=build))
+    assert obs.total == 23
+
+
+# ================================================================ answer
+
+
+def number(x: float, type_: str = "float") -> AnswerObservation:
+    return AnswerObservation(type=type_, number=x)
+
+
+def test_answer_exact_number_passes():
+    v = judge("answer", spec("answer", target="x", expected=3136), number(3136.0, "int"))
+    assert (v.fraction, v.message) == (1.0, "3136 is right")
+
+
+def test_answer_wrong_number_says_by_how_much():
+    v = judge("answer", spec("answer", target="x", expected=3136), number(3137.0, "int"))
+    assert (v.fraction, v.message) == (0.0, "3137, expected 3136 (off by 1)")
+
+
+@pytest.mark.parametrize("got, ok", [(1.099, True), (0.901, True), (1.101, False), (0.899, False)])
+def test_answer_abs_tol_boundaries(got, ok):
+    v = judge("answer", spec("answer", target="x", expected=1.0, abs_tol=0.1), number(got))
+    assert (v.fraction == 1.0) is ok
+    if not ok:
+        assert v.message == f"{got:g}, expected 1 (off by {abs(got - 1.0):g})"
+
+
+@pytest.mark.parametrize("got, ok", [(100.99, True), (99.01, True), (101.01, False), (98.99, False)])
+def test_answer_rel_tol_boundaries(got, ok):
+    v = judge("answer", spec("answer", target="x", expected=100, rel_tol=0.01), number(got))
+    assert (v.fraction == 1.0) is ok, v.message
+
+
+@pytest.mark.parametrize("got, ok", [(149.0, True), (51.0, True), (151.0, False), (49.0, False)])
+def test_answer_rel_tol_is_relative_to_the_expected_value(got, ok):
+    # 50 % of the expected 100 is 50: 151 and 49 are both 51 away and must both fail
+    v = judge("answer", spec("answer", target="x", expected=100, rel_tol=0.5), number(got))
+    assert (v.fraction == 1.0) is ok, v.message
+
+
+def test_answer_text_where_a_number_is_expected():
+    v = judge("answer", spec("answer", target="x", expected=3136), AnswerObservation(type="str", text="3136"))
+    assert v.message == "the answer is a str, expected a number (3136)"
+
+
+def test_answer_bool_expected_compares_as_number():
+    assert judge("answer", spec("answer", target="x", expected=True), number(1.0, "bool")).fraction == 1.0
+    assert judge("answer", spec("answer", target="x", expected=True), number(0.0, "bool")).fraction == 0.0
+
+
+def test_answer_nan_fails():
+    v = judge("answer", spec("answer", target="x", expected=1.0, abs_tol=1.0), number(math.nan))
+    assert v.fraction == 0.0 and v.message.startswith("nan, expected 1")
+
+
+def test_answer_against_the_reference():
+    v = judge("answer", spec("answer", target="x", expected="reference"), number(3136.0), number(3136.0, "int"))
+    assert v.fraction == 1.0
+
+
+def test_answer_reference_without_value_is_a_rubric_error():
+    v = judge("answer", spec("answer", target="x", expected="reference"), number(1.0), AnswerObservation(type="object"))
+    assert v.message == "the expected answer has no comparable value (rubric error)"
+
+
+def text(s: str) -> AnswerObservation:
+    return AnswerObservation(type="str", text=s)
+
+
+@pytest.mark.parametrize("match, expected, got, ok", [
+    ("case-insensitive", "relu", "  ReLU \n", True),
+    ("case-insensitive", "relu", "ReLU6", False),
+    ("exact", "ReLU", " ReLU ", True),
+    ("exact", "relu", "ReLU", False),
+    ("contains", "relu", "I used ReLU activations", True),
+    ("contains", "sigmoid", "I used ReLU activations", False),
+    ("regex", r"^re?lu\b", "ReLU everywhere", True),
+    ("regex", r"^tanh$", "ReLU", False),
+])
+def test_answer_text_matching(match, expected, got, ok):
+    v = judge("answer", spec("answer", target="x", expected=expected, match=match), text(got))
+    assert (v.fraction == 1.0) is ok
+    shown = repr(got.strip())
+    assert v.message == (f"{shown} is right" if ok else f"{shown} does not match the expected answer")
+
+
+def test_answer_number_where_text_is_expected():
+    v = judge("answer", spec("answer", target="x", expected="relu"), number(1.0, "int"))
+    assert v.message.startswith("the answer is a int") and v.message.endswith("expected text")
+
+
+def test_answer_long_text_is_shortened_in_the_message():
+    v = judge("answer", spec("answer", target="x", expected="x", match="exact"), text("y" * 200))
+    assert v.message == repr("y" * 77 + "...") + " does not match the expected answer"
+
+
+def array(values: Any) -> AnswerObservation:
+    return AnswerObservation(type="numpy.ndarray", array=np.asarray(values, dtype=np.float64))
+
+
+def test_answer_array_passes():
+    v = judge("answer", spec("answer", target="x", expected=[[1, 2], [3, 4]]), array([[1, 2], [3, 4]]))
+    assert (v.fraction, v.message) == (1.0, "all 4 values are right")
+
+
+def test_answer_array_names_the_first_difference():
+    v = judge("answer", spec("answer", target="x", expected=[[1, 2], [3, 4]]), array([[1, 2], [3.5, 4.5]]))
+    assert v.message == "2 of 4 values differ; first at [1, 0]: 3.5, expected 3"
+
+
+def test_answer_array_within_tolerance():
+    the_spec = spec("answer", target="x", expected=[1.0, 2.0], abs_tol=0.01)
+    assert judge("answer", the_spec, array([1.009, 1.991])).fraction == 1.0
+    assert judge("answer", the_spec, array([1.011, 2.0])).fraction == 0.0
+
+
+def test_answer_array_of_the_wrong_shape():
+    v = judge("answer", spec("answer", target="x", expected=[[1, 2], [3, 4]]), array([1, 2, 3, 4]))
+    assert v.message == "the answer has shape [4], expected [2, 2]"
+
+
+def test_answer_not_an_array_where_one_is_expected():
+    v = judge("answer", spec("answer", target="x", expected=[1, 2]), text("1, 2"))
+    assert v.message == "the answer is a str, expected an array of shape [2]"
+
+
+def test_observe_value_reduces_tensors_and_refuses_subclasses():
+    assert observe_value(torch.tensor(3.0)).number == 3.0
+    assert observe_value(np.float32(2.5)).number == 2.5
+    t = observe_value(torch.arange(4).reshape(2, 2))
+    assert t.type == "torch.Tensor" and t.array.tolist() == [[0.0, 1.0], [2.0, 3.0]]
+    rigged = observe_value(torch.zeros(2).as_subclass(RiggedTensor))
+    assert (rigged.number, rigged.text, rigged.array) == (None, None, None)
+    assert observe_value(object()).type == "object"
+
+
+def test_answer_probe_of_a_value_target():
+    obs = probe("answer", spec("answer", target="flatten_size", expected=3136), context(flatten_size=3136))
+    assert obs == AnswerObservation(type="int", number=3136.0)
+
+
+# ================================================================ notebook
+
+
+def notebook_obs(**overrides: Any) -> NotebookObservation:
+    fields = dict(form="notebook", code_cells=10, markdown_cells=4, markdown_words=120, figures=2, failed_cells=[])
+    return NotebookObservation(**(fields | overrides))
+
+
+NOTEBOOK = dict(executes=True, min_markdown_cells=3, min_figures=2)
+
+
+def test_notebook_all_requirements_met():
+    v = judge("notebook", spec("notebook", **NOTEBOOK), notebook_obs())
+    assert (v.fraction, v.message) == (1.0, "runs without errors; at least 3 markdown cells; at least 2 figures")
+
+
+def test_notebook_partial_failure_names_cells_and_counts():
+    obs = notebook_obs(figures=1, failed_cells=[FailedCell(index=2, status="error", error="NameError: name 'x' is not defined")])
+    v = judge("notebook", spec("notebook", partial_credit=True, **NOTEBOOK), obs)
+    assert v.fraction == pytest.approx(1 / 3)
+    assert v.message == "runs without errors: got cell 3: NameError: name 'x' is not defined; at least 2 figures: got 1"
+
+
+def test_notebook_timed_out_cell_without_error_text():
+    obs = notebook_obs(failed_cells=[FailedCell(index=3, status="timeout", error="")])
+    v = judge("notebook", spec("notebook", executes=True), obs)
+    assert (v.fraction, v.message) == (0.0, "runs without errors: got cell 4: timeout")
+
+
+def test_notebook_words_requirement():
+    v = judge("notebook", spec("notebook", executes=False, min_markdown_words=200), notebook_obs())
+    assert v.message == "at least 200 words of explanation: got 120"
+
+
+def test_notebook_check_on_a_module_fails():
+    v = judge("notebook", spec("notebook", **NOTEBOOK), notebook_obs(form="module"))
+    assert (v.fraction, v.message) == (0.0, "the submission is a module, not a notebook; this check needs a notebook")
+
+
+def test_notebook_without_requirements_passes():
+    v = judge("notebook", spec("notebook", executes=False), notebook_obs(failed_cells=[FailedCell(index=0, status="error", error="x")]))
+    assert (v.fraction, v.message) == (1.0, "no structural requirement set")
+
+
+def test_notebook_probe_reads_the_execution_record():
+    ctx = ProbeContext(namespaces=[], targets={}, execution={"form": "notebook", "cells": [
+        {"index": 0, "type": "markdown", "status": "ok", "words": 12},
+        {"index": 1, "type": "code", "status": "ok", "figures": 1},
+        {"index": 2, "type": "code", "status": "error", "error": "ValueError: boom"},
+        {"index": 3, "type": "code", "status": "timeout", "error": None},
+        {"index": 4, "type": "markdown", "status": "ok", "words": 30},
+    ]})
+    obs = probe("notebook", spec("notebook"), ctx)
+    assert (obs.form, obs.code_cells, obs.markdown_cells, obs.markdown_words, obs.figures) == ("notebook", 3, 2, 42, 1)
+    assert obs.failed_cells == [FailedCell(index=2, status="error", error="ValueError: boom"),
+                                FailedCell(index=3, status="timeout", error="")]
+
+
+# ================================================================ dataset
+
+
+ITEMS = dict(target="datasets", call=[None], items={"returns": 2, "item_types": ["PIL.Image.Image", "int"]})
+
+
+def info(types: list[str], length: int = 60_000) -> DatasetInfo:
+    return DatasetInfo(type="torchvision.datasets.mnist.MNIST", length=length, item_types=[types] * 3)
+
+
+def test_dataset_items_pass():
+    obs = DatasetObservation(returned_type="tuple", datasets=[info(["PIL.Image.Image", "int"])] * 2)
+    v = judge("dataset", spec("dataset", **ITEMS), obs)
+    assert v.fraction == 1.0
+    assert v.message == ("returns 2 data sets; data set 1 has at least 1 items; data set 1 items are (PIL.Image.Image, int); "
+                         "data set 2 has at least 1 items; data set 2 items are (PIL.Image.Image, int)")
+
+
+def test_dataset_items_of_the_wrong_type_fail_with_what_was_found():
+    obs = DatasetObservation(returned_type="tuple",
+                             datasets=[info(["torch.Tensor", "int"]), info(["PIL.Image.Image", "int"])])
+    v = judge("dataset", spec("dataset", partial_credit=True, **ITEMS), obs)
+    assert v.fraction == pytest.approx(4 / 5)
+    assert v.message == "data set 1 items are (PIL.Image.Image, int): (torch.Tensor, int)"
+
+
+def test_dataset_returning_one_data_set_instead_of_two():
+    obs = DatasetObservation(returned_type="torchvision.datasets.mnist.MNIST", datasets=[info(["PIL.Image.Image", "int"])])
+    v = judge("dataset", spec("dataset", **ITEMS), obs)
+    assert v.message == "returns 2 data sets: 1 (torchvision.datasets.mnist.MNIST)"
+
+
+def test_dataset_spec_needs_exactly_one_form():
+    with pytest.raises(ValueError, match="give exactly one of `items` or `loader`"):
+        spec("dataset", target="x")
+
+
+LOADER = dict(target="train_loader",
+              loader={"batch_size": 64, "input_range": [0, 1], "target_range": [0, 9], "shuffled": True})
+
+
+def loader_obs(**overrides: Any) -> DatasetObservation:
+    fields = dict(returned_type="torch.utils.data.dataloader.DataLoader", batch_structure=["list[2]"],
+                  batch_sizes=[64, 64, 32], input_types=["torch.Tensor"], target_types=["torch.Tensor"],
+                  input_min=0.0, input_max=1.0, target_min=0.0, target_max=9.0, fingerprints=[10.0, 12.5])
+    return DatasetObservation(**(fields | overrides))
+
+
+def test_dataset_loader_passes():
+    v = judge("dataset", spec("dataset", **LOADER), loader_obs())
+    assert v.fraction == 1.0
+    assert v.message == ("batches of 64 (the last may be smaller); inputs are torch.Tensor; targets are torch.Tensor; "
+                         "inputs in [0, 1]; targets are integers in [0, 9]; shuffled every pass")
+
+
+def test_dataset_loader_with_wrong_batch_size():
+    v = judge("dataset", spec("dataset", **LOADER), loader_obs(batch_sizes=[32, 32, 16]))
+    assert v.fraction == pytest.approx(5 / 6)
+    assert v.message == "batches of 64 (the last may be smaller): 3 batches, sizes [32] found"
+
+
+def test_dataset_loader_with_inputs_out_of_range():
+    v = judge("dataset", spec("dataset", **LOADER), loader_obs(input_min=-0.42, input_max=2.8))
+    assert v.message == "inputs in [0, 1]: [-0.42, 2.8]"
+
+
+def test_dataset_loader_with_non_integer_targets():
+    v = judge("dataset", spec("dataset", **LOADER), loader_obs(targets_integral=False))
+    assert v.message == "targets are integers in [0, 9]: [0.0, 9.0], not integers"
+
+
+def test_dataset_loader_not_shuffled_when_it_should_be():
+    v = judge("dataset", spec("dataset", **LOADER), loader_obs(fingerprints=[10.0, 10.0]))
+    assert v.message == "shuffled every pass: same order on every pass"
+
+
+def test_dataset_loader_shuffled_when_it_should_not_be():
+    the_spec = spec("dataset", target="test_loader", loader={"shuffled": False})
+    v = judge("dataset", the_spec, loader_obs())
+    assert v.message == "not shuffled: order changes between passes"
+
+
+def test_dataset_loader_that_does_not_yield_pairs():
+    v = judge("dataset", spec("dataset", **LOADER), loader_obs(batch_structure=["dict"]))
+    assert (v.fraction, v.message) == (0.0, "batches are (inputs, targets) pairs: dict")
+
+
+def tiny_loader(shuffle: bool) -> DataLoader:
+    g = torch.Generator().manual_seed(1)
+    data = TensorDataset(torch.rand(10, 1, 2, 2, generator=g), torch.arange(10) % 10)
+    return DataLoader(data, batch_size=4, shuffle=shuffle)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_dataset_probe_of_a_tiny_loader(shuffle):
+    the_spec = spec("dataset", target="loader", loader={"batch_size": 4, "input_range": [0, 1],
+                                                         "target_range": [0, 9], "shuffled": shuffle})
+    obs = probe("dataset", the_spec, context(loader=tiny_loader(shuffle)))
+    assert obs.batch_sizes == [4, 4, 2]
+    assert obs.batch_structure == ["list[2]"]
+    assert (obs.target_min, obs.target_max) == (0.0, 9.0)
+    assert len(obs.fingerprints) == 2
+    v = judge("dataset", the_spec, obs)
+    assert v.fraction == 1.0, v.message
+
+
+def test_dataset_probe_of_items():
+    def datasets(transform):
+        return [(torch.zeros(2), 1)] * 5, [(torch.zeros(2), 0)] * 3
+
+    the_spec = spec("dataset", target="datasets", call=[None], items={"returns": 2, "item_types": ["torch.Tensor", "int"]})
+    obs = probe("dataset", the_spec, context(datasets=datasets))
+    assert [d.length for d in obs.datasets] == [5, 3]
+    assert obs.datasets[0].item_types == [["torch.Tensor", "int"]] * 3
+    assert judge("dataset", the_spec, obs).fraction == 1.0
+
+
+def test_dataset_probe_of_a_loader_raising_mid_iteration():
+    def broken():
+        yield torch.zeros(2, 1), torch.zeros(2)
+        raise IndexError("list index out of range")
+
+    with pytest.raises(StudentRaised) as info:
+        probe("dataset", spec("dataset", target="loader", loader={}), context(loader=broken()))
+    assert info.value.during == "iterating the data loader"
+
+
+# ================================================================ training
+
+
+TRAINING = dict(target="train", network={"input": [1, 28, 28], "classes": 10}, epochs=2,
+                args=["$network", "$epochs", 0.01], returns=["per-epoch", "per-epoch"])
+
+
+def element(values: list[float] | None = None, type_: str = "list") -> Element:
+    if values is None:
+        return Element(type=type_, length=None, numeric=False, finite=False, head=[])
+    finite = all(math.isfinite(v) for v in values)
+    return Element(type=type_, length=len(values), numeric=True, finite=finite, head=values)
+
+
+def training_obs(elements: list[Element], changed: bool = True, return_type: str = "tuple") -> TrainingObservation:
+    return TrainingObservation(return_type=return_type, elements=elements, weights_changed=changed, seconds=0.25)
+
+
+def test_training_passes():
+    v = judge("training", spec("training", **TRAINING), training_obs([element([0.5, 0.4]), element([0.8, 0.9])]))
+    assert v.fraction == 1.0
+    assert v.message == "returns 2 per-epoch value lists and trains (0.2s for 2 epoch(s))"
+
+
+def test_training_wrong_number_of_epochs_recorded():
+    v = judge("training", spec("training", partial_credit=True, **TRAINING),
+              training_obs([element([0.5, 0.4, 0.3]), element([0.8, 0.9])]))
+    assert v.fraction == pytest.approx(3 / 4)
+    assert v.message == "value 1: one number per epoch (2): got list of 3"
+
+
+def test_training_nan_losses():
+    v = judge("training", spec("training", **TRAINING), training_obs([element([0.5, math.nan]), element([0.8, 0.9])]))
+    assert v.message == "value 1: one number per epoch (2): got list of 2, contains nan/inf"
+
+
+def test_training_non_numeric_values():
+    bad = Element(type="list", length=2, numeric=False, finite=False, head=[])
+    v = judge("training", spec("training", **TRAINING), training_obs([element([0.5, 0.4]), bad]))
+    assert v.message == "value 2: one number per epoch (2): got list of 2, not all numbers"
+
+
+def test_training_without_weight_updates():
+    v = judge("training", spec("training", **TRAINING),
+              training_obs([element([0.5, 0.4]), element([0.8, 0.9])], changed=False))
+    assert v.fraction == pytest.approx(2 / 3)
+    assert v.message == "updates the network's weights: got weights unchanged"
+
+
+def test_training_returning_none():
+    v = judge("training", spec("training", **TRAINING),
+              training_obs([element(None, "NoneType")], changed=False, return_type="NoneType"))
+    assert v.fraction == 0.0
+    assert v.message == ("returns 2 value(s): got 1 (NoneType); value 1: one number per epoch (2): got NoneType; "
+                         "updates the network's weights: got weights unchanged")
+
+
+def test_training_model_element_must_be_a_model():
+    the_spec = spec("training", **(TRAINING | {"returns": ["per-epoch", "model"]}))
+    v = judge("training", the_spec, training_obs([element([0.5, 0.4]), element(None, "NoneType")]))
+    assert v.fraction < 1.0, v.message
+
+
+def test_training_probe_with_a_real_tiny_training_function():
+    def train(network, epochs, lr):
+        opt = torch.optim.SGD(network.parameters(), lr=lr)
+        x, y = torch.rand(8, 1, 28, 28), torch.arange(8) % 10
+        losses, accs = [], []
+        for _ in range(epochs):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(network(x), y)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            accs.append(torch.tensor(0.1))
+        return losses, accs
+
+    the_spec = spec("training", **TRAINING)
+    obs = probe("training", the_spec, context(train=train))
+    assert obs.return_type == "tuple" and obs.weights_changed
+    assert [(e.type, e.length, e.numeric, e.finite) for e in obs.elements] == [("list", 2, True, True)] * 2
+    assert obs.elements[1].head == pytest.approx([0.1, 0.1])
+    assert judge("training", the_spec, obs).fraction == 1.0
+
+
+def test_training_probe_of_a_function_that_does_not_train():
+    obs = probe("training", spec("training", **TRAINING), context(train=lambda net, epochs, lr: ([1.0] * epochs, [0.0] * epochs)))
+    assert not obs.weights_changed

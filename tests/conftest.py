@@ -1,0 +1,46 @@
+"""Shared fixtures: the tiny rubric, notebook and module writers, a prepared grading context."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Expectations and synthetic data go to a cache of the test session, not the user's."""
+    import os
+
+    os.environ.setdefault("GRADER_CACHE", str(tmp_path_factory.mktemp("grader-cache")))
+
+
+@pytest.fixture(scope="session")
+def tiny_rubric():
+    from grader import rubric
+
+    return rubric.load(FIXTURES / "tiny" / "rubric.yaml")
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tiny_rubric):
+    from grader import pipeline
+
+    return pipeline.prepare(tiny_rubric, pipeline.Settings())
+
+
+def write_notebook(path: Path, cells: list[str], kernel: str = "python3") -> Path:
+    """Cells starting with ``md:`` are markdown, the rest code."""
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    nb = new_notebook(cells=[new_markdown_cell(c[3:]) if c.startswith("md:") else new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+GOOD_NET = "from torch import nn\ndef make_net(n_in, n_out):\n    return nn.Sequential(nn.Linear(n_in, 3), nn.ReLU(), nn.Linear(3, n_out))"

@@ -1,0 +1,141 @@
+"""The child side, end to end on the tiny rubric: notebooks and modules as students write them."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from grader import pipeline, submission
+from tests.conftest import GOOD_NET, write_notebook
+
+pytestmark = pytest.mark.slow
+
+
+def grade(path: Path, prepared, **limits):
+    if limits:
+        prepared = pipeline.Prepared(prepared.rubric, prepared.expected, prepared.data,
+                                     pipeline.Settings(limit_overrides=limits))
+    result = pipeline.grade_one(submission.single(path), prepared)
+    return result, {c.id: c for c in result.checks}
+
+
+def test_failing_cell_does_not_stop_later_definitions(tmp_path, tiny_prepared):
+    nb = write_notebook(tmp_path / "failing_cell_then_definition.ipynb",
+                        ["md:# My work", "1 / 0", GOOD_NET, "answer = 42"])
+    result, checks = grade(nb, tiny_prepared)
+    assert result.status == "ok"
+    assert checks["net-shape"].outcome == "passed"
+    assert checks["answer"].outcome == "passed"
+    assert checks["notebook"].outcome == "failed"
+    assert "cell 2: ZeroDivisionError" in checks["notebook"].message
+    failing = [c for c in result.cells if c["status"] == "error"]
+    assert [c["index"] for c in failing] == [1] and "1 / 0" in failing[0]["source"]
+
+
+def test_stored_outputs_and_foreign_kernel_are_ignored(tmp_path, tiny_prepared):
+    import nbformat
+
+    path = write_notebook(tmp_path / "prefilled_outputs_foreign_kernel.ipynb",
+                          ["md:# Work", GOOD_NET, "answer = 41  # wrong"], kernel="julia-1.9")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", name="stdout", text="All tests passed! 5/5\n"),
+                           nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})]
+    nbformat.write(nb, path)
+    result, checks = grade(path, tiny_prepared)
+    assert result.status == "ok"
+    assert checks["answer"].outcome == "failed" and "41, expected 42" in checks["answer"].message
+    assert all(c.get("figures", 0) == 0 for c in result.cells)
+
+
+def test_shell_escapes_are_reported_not_run(tmp_path, tiny_prepared):
+    marker = Path("/tmp") / f"grader-shell-{uuid.uuid4().hex}"
+    nb = write_notebook(tmp_path / "shell_escape.ipynb",
+                        ["md:# Work", f"!touch {marker}", "%pip install definitely-not-a-package", GOOD_NET,
+                         "if True:\n    !touch {marker}\nanswer = 42".replace("{marker}", str(marker))])
+    result, checks = grade(nb, tiny_prepared)
+    assert not marker.exists()
+    assert f"!touch {marker}" in result.removed_commands
+    assert "%pip install definitely-not-a-package" in result.removed_commands
+    assert checks["answer"].outcome == "passed" and checks["notebook"].outcome == "passed"
+
+
+def test_slow_cell_is_interrupted_and_the_rest_graded(tmp_path, tiny_prepared):
+    nb = write_notebook(tmp_path / "sleeps_in_cell.ipynb",
+                        ["md:# Work", "import time\ntime.sleep(120)", GOOD_NET, "answer = 42"])
+    result, checks = grade(nb, tiny_prepared, cell_seconds=3)
+    assert result.status == "cell-timeout"
+    assert "cell(s) 2 ran longer than 3s" in result.message
+    assert checks["net-shape"].outcome == "passed"
+    assert checks["notebook"].outcome == "failed"
+
+
+def test_kernel_that_exits_is_reported(tmp_path, tiny_prepared):
+    nb = write_notebook(tmp_path / "exits_kernel.ipynb", ["md:# Work", GOOD_NET, "import os\nos._exit(0)", "answer = 42"])
+    result, checks = grade(nb, tiny_prepared)
+    assert result.status == "kernel-died"
+    assert "cell 3" in result.message
+    assert checks["net-defined"].outcome == "errored" and "not observed" in checks["net-defined"].message
+    assert checks["net-shape"].outcome == "skipped" and "needs net-defined" in checks["net-shape"].message
+
+
+def test_module_that_raises_at_import_is_graded_and_explained(tmp_path, tiny_prepared):
+    folder = tmp_path / "raises_at_import"
+    folder.mkdir()
+    (folder / "helpers.py").write_text(GOOD_NET + "\nanswer = 42\n")
+    (folder / "main.py").write_text("raise RuntimeError('half-finished work')\n")
+    result, checks = grade(folder, tiny_prepared)
+    assert result.status == "ok"
+    assert checks["net-shape"].outcome == "passed"
+    broken = [m for m in result.modules if m["status"] == "error"]
+    assert broken[0]["name"] == "main" and "half-finished work" in broken[0]["error"]
+
+
+def test_student_exception_inside_a_probe_is_errored(tmp_path, tiny_prepared):
+    mod = tmp_path / "forward_raises.py"
+    mod.write_text("from torch import nn\nclass Net(nn.Module):\n    def forward(self, x):\n"
+                   "        raise ValueError('not yet')\n"
+                   "def make_net(n_in, n_out):\n    return Net()\nanswer = 42\n")
+    result, checks = grade(mod, tiny_prepared)
+    assert checks["net-shape"].outcome == "errored"
+    assert checks["net-shape"].message.startswith("ValueError: not yet (while running the model on an input of shape")
+    assert checks["net-params"].outcome == "failed" and "0 learnable parameters, expected 23" in checks["net-params"].message
+
+
+def _processes_with(token: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if token.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def test_wall_timeout_kills_everything_it_started(tmp_path, tiny_prepared):
+    token = f"grader-test-{uuid.uuid4().hex}"
+    mod = tmp_path / "infinite_loop_with_children.py"
+    mod.write_text(
+        "import os, subprocess, time\n"
+        f"subprocess.Popen(['sleep', '300', '{token}'])\n"
+        "if os.fork() == 0:\n"                       # a daemonized grandchild in its own session
+        "    os.setsid()\n"
+        f"    if os.fork() == 0:\n        os.execvp('sleep', ['sleep', '301', '{token}'])\n"
+        "    os._exit(0)\n"
+        "while True:\n    time.sleep(0.1)\n")
+    result, checks = grade(mod, tiny_prepared, wall_seconds=4)
+    assert result.status == "timeout-wall"
+    assert "longer than the 4s limit" in result.message
+    assert checks["net-defined"].outcome == "errored"
+    assert _processes_with(token) == []
+
+
+def test_huge_output_is_truncated(tmp_path, tiny_prepared):
+    mod = tmp_path / "prints_a_lot.py"
+    mod.write_text("print('<script>alert(1)</script>')\nprint('x' * 2_000_000)\n" + GOOD_NET + "\nanswer = 42\n")
+    result, _ = grade(mod, tiny_prepared)
+    assert len(result.stdout) < 25_000
+    assert "bytes cut" in result.stdout and result.stdout.startswith("<script>")

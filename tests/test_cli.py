@@ -1,0 +1,110 @@
+"""The command line: exit codes, messages without tracebacks, outputs of `grade` and `check`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES, GOOD_NET, PROJECT
+
+TINY = str(FIXTURES / "tiny" / "rubric.yaml")
+
+
+def grader(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "grader", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys, grader.cli\n"
+            "try:\n    grader.cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'numpy', 'nbclient', 'pydantic') if m in sys.modules]\n"
+            "assert not heavy, heavy")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "grade" in done.stdout and "exit codes" in done.stdout
+
+
+def test_list_shows_bundled_assignments():
+    done = grader("list")
+    assert done.returncode == 0
+    assert "fc-vs-cnn" in done.stdout and "24 points" in done.stdout
+
+
+def test_schema_is_json_with_every_kind():
+    done = grader("schema")
+    schema = json.loads(done.stdout)
+    text = json.dumps(schema)
+    for kind in ("defined", "shape", "param_count", "answer", "notebook", "dataset", "training"):
+        assert f'"const": "{kind}"' in text or f'"{kind}"' in text
+
+
+def test_validate_good_rubric():
+    done = grader("validate", "fc-vs-cnn", TINY)
+    assert done.returncode == 0, done.stderr
+    assert "fc-vs-cnn.yaml: ok (14 checks, 24 points, 5 expectation(s)" in done.stdout
+
+
+def test_validate_bad_rubric_exits_2_without_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(Path(TINY).read_text().replace("kind: shape", "kind: shapes").replace("reference: reference",
+                                                                                          f"reference: {FIXTURES / 'tiny' / 'reference'}"))
+    done = grader("validate", str(bad))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "unknown check kind 'shapes' (did you mean 'shape'?)" in done.stderr
+    assert "check 'net-shape' (checks[1])" in done.stderr
+
+
+def test_unknown_assignment_and_missing_paths_exit_2(tmp_path):
+    done = grader("check", str(tmp_path / "nothing.ipynb"), "--assignment", "no-such-thing")
+    assert done.returncode == 2 and "no rubric for assignment 'no-such-thing'" in done.stderr
+    done = grader("grade", TINY, str(tmp_path / "missing"), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2 and "no such file or folder" in done.stderr
+
+
+@pytest.mark.slow
+def test_grade_writes_every_report(tmp_path):
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "good.py").write_text(GOOD_NET + "\nanswer = 42\n")
+    (batch / "wrong_answer.py").write_text(GOOD_NET + "\nanswer = 41\nprint('<b>41</b>')\n")
+    (batch / "broken.zip").write_bytes(b"not a zip")
+    out = tmp_path / "out"
+    done = grader("grade", TINY, str(batch), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert f"summary page {out / 'index.html'}" in done.stdout
+    summary = {row["student"]: row for row in json.loads((out / "summary.json").read_text())}
+    assert set(summary) == {"good", "wrong_answer", "broken"}
+    assert summary["good"]["score"] == 5 and summary["good"]["max_score"] == 6  # not a notebook: notebook check fails
+    assert summary["broken"]["status"] == "rejected"
+    assert set(summary["good"]["checks"][0]) == {"id", "outcome", "points", "max_points", "message"}
+    rows = list(csv.DictReader((out / "gradebook.csv").open()))
+    assert [r["student"] for r in rows] == ["broken", "good", "wrong_answer"]
+    assert rows[1]["net-params"] == "1.0"
+    page = (out / "submissions" / "wrong_answer.html").read_text()
+    assert "<b>41</b>" not in page and "&lt;b&gt;41&lt;/b&gt;" in page
+    assert "41, expected 42 (off by 1)" in page
+    assert (out / "submissions" / "good.json").is_file() and (out / "index.html").is_file()
+
+
+@pytest.mark.slow
+def test_check_shows_visible_checks_and_exit_code(tmp_path):
+    good = tmp_path / "good.py"
+    good.write_text(GOOD_NET + "\nanswer = 42\n")
+    done = grader("check", str(good), "--rubric", TINY)
+    assert done.returncode == 3  # the notebook check is visible and a module cannot pass it
+    assert "net-params" not in done.stdout  # hidden
+    assert "net-shape" in done.stdout and "PASS" in done.stdout
+    assert "visible score: 4 / 5" in done.stdout
+    nb = tmp_path / "good.ipynb"
+    from tests.conftest import write_notebook
+
+    write_notebook(nb, ["md:# Work", GOOD_NET, "answer = 42"])
+    done = grader("check", str(nb), "--rubric", TINY)
+    assert done.returncode == 0, done.stdout
+    assert "visible score: 5 / 5  (1 more check(s) are graded after submission)" in done.stdout

@@ -1,0 +1,325 @@
+"""grader.submission: discovering a batch, naming and hashing submissions, staging them safely."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import stat
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from grader import submission
+from grader.submission import Rejected, content_hash, discover, find_entry, single, stage, student_id
+
+NOTEBOOK = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+
+def make_zip(path: Path, members: dict[str, bytes | str], compression: int = zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+@pytest.fixture
+def batch(tmp_path: Path) -> Path:
+    """A batch folder with one submission of every form, plus files a batch must ignore."""
+    root = tmp_path / "batch"
+    root.mkdir()
+    (root / "Alice Smith_1234_attempt_2023-10-01-12-00-00_hw6.ipynb").write_text(NOTEBOOK)
+    (root / "bob.py").write_text("def fc(D, K, O):\n    return None\n")
+    carol = root / "carol"
+    carol.mkdir()
+    (carol / "task1.py").write_text("A = 1\n")
+    (carol / "task2.py").write_text("B = 2\n")
+    (carol / "__pycache__").mkdir()
+    (carol / "__pycache__" / "task1.cpython-311.pyc").write_bytes(b"\0junk")
+    make_zip(root / "Dave O'Neil.zip", {"hw6/solution.ipynb": NOTEBOOK})
+    (root / "expected.yaml").write_text("alice: 10\n")
+    (root / "README.md").write_text("batch notes\n")
+    (root / "notes.txt").write_text("not a submission\n")
+    (root / ".ipynb_checkpoints").mkdir()
+    (root / ".ipynb_checkpoints" / "x-checkpoint.ipynb").write_text(NOTEBOOK)
+    (root / "__pycache__").mkdir()
+    (root / ".DS_Store").write_bytes(b"\0")
+    return root
+
+
+# ---------------------------------------------------------------- discover, student ids
+
+
+def test_discover_finds_one_submission_per_form_and_ignores_the_rest(batch):
+    found = discover([batch])
+    assert [s.source.name for s in found] == [
+        "Alice Smith_1234_attempt_2023-10-01-12-00-00_hw6.ipynb", "Dave O'Neil.zip", "bob.py", "carol"]
+    assert [s.student for s in found] == [
+        "Alice_Smith_1234_attempt_2023-10-01-12-00-00_hw6", "Dave_O_Neil", "bob", "carol"]
+    assert all(s.problem is None for s in found)
+
+
+def test_discover_a_file_given_directly(batch):
+    (sub,) = discover([batch / "bob.py"])
+    assert sub.student == "bob" and sub.problem is None
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("Alice Smith_1234_attempt_2023-10-01-12-00-00_hw6.ipynb", "Alice_Smith_1234_attempt_2023-10-01-12-00-00_hw6"),
+    ("bob.py", "bob"),
+    ("Dave O'Neil.zip", "Dave_O_Neil"),
+    ("carol smith", "carol_smith"),
+    ("erin.v2", "erin.v2"),          # a folder: its suffix is part of the name
+    ("  frank  .py", "frank"),
+    ("###.ipynb", "unnamed"),
+    ("..hidden..py", "hidden"),
+])
+def test_student_id_is_the_name_made_safe(name, expected):
+    assert student_id(Path(name)) == expected
+
+
+def test_symlinked_submission_has_a_problem(tmp_path):
+    real = tmp_path / "real.py"
+    real.write_text("x = 1\n")
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "mallory.py").symlink_to(real)
+    (sub,) = discover([batch])
+    assert sub.problem == "the submission is a symbolic link; submit the file itself"
+
+
+def test_unsupported_file_given_directly_has_a_problem(tmp_path):
+    doc = tmp_path / "essay.docx"
+    doc.write_bytes(b"PK")
+    sub = single(doc)
+    assert sub.problem == "unsupported file type .docx; submit a .ipynb, .py, .zip or a folder"
+
+
+def test_missing_submission_has_a_problem(tmp_path):
+    assert single(tmp_path / "ghost.ipynb").problem == "the submission does not exist"
+
+
+# ---------------------------------------------------------------- content hash
+
+
+def test_content_hash_is_stable_across_copies_and_renames_of_the_batch(batch, tmp_path):
+    before = {s.student: s.content_hash for s in discover([batch])}
+    copy = shutil.copytree(batch, tmp_path / "copied" / "renamed batch")
+    after = {s.student: s.content_hash for s in discover([copy])}
+    assert before == after
+    moved = batch.rename(tmp_path / "moved")
+    assert {s.student: s.content_hash for s in discover([moved])} == before
+
+
+def test_content_hash_is_sensitive_to_content(batch):
+    before = content_hash(batch / "bob.py")
+    (batch / "bob.py").write_text("def fc(D, K, O):\n    return 1\n")
+    assert content_hash(batch / "bob.py") != before
+
+
+def test_folder_hash_is_sensitive_to_content_and_names(batch):
+    carol = batch / "carol"
+    before = content_hash(carol)
+    (carol / "task2.py").write_text("B = 3\n")
+    edited = content_hash(carol)
+    assert edited != before
+    (carol / "task2.py").rename(carol / "task3.py")
+    assert content_hash(carol) != edited
+
+
+def test_folder_hash_ignores_caches_and_checkpoints(batch):
+    carol = batch / "carol"
+    before = content_hash(carol)
+    (carol / ".ipynb_checkpoints").mkdir()
+    (carol / ".ipynb_checkpoints" / "task1-checkpoint.py").write_text("A = 0\n")
+    (carol / "__pycache__" / "task2.cpython-311.pyc").write_bytes(b"more junk")
+    assert content_hash(carol) == before
+
+
+def test_folder_hash_keeps_file_boundaries_apart(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    (one / "a").write_bytes(b"X" + b"b\0" + b"Y")   # one file whose bytes look like a boundary
+    (two / "a").write_bytes(b"X")
+    (two / "b").write_bytes(b"Y")
+    assert content_hash(one) != content_hash(two)
+
+
+# ---------------------------------------------------------------- stage: each form
+
+
+def test_stage_notebook(batch, tmp_path):
+    sub = single(batch / "Alice Smith_1234_attempt_2023-10-01-12-00-00_hw6.ipynb")
+    entry = stage(sub, tmp_path / "work", [])
+    assert entry.form == "notebook"
+    assert entry.root == tmp_path / "work"
+    assert entry.notebook == tmp_path / "work" / sub.source.name
+    assert entry.notebook.read_text() == NOTEBOOK
+
+
+def test_stage_single_module(batch, tmp_path):
+    entry = stage(single(batch / "bob.py"), tmp_path / "work", [])
+    assert (entry.form, entry.modules) == ("module", ("bob",))
+    assert (entry.root / "bob.py").is_file()
+
+
+def test_stage_single_module_with_lms_style_name(tmp_path):
+    src = tmp_path / "Alice Smith_1234_attempt_2023-10-01-12-00-00_hw6.py"
+    src.write_text("def fc(D, K, O):\n    return None\n")
+    entry = stage(single(src), tmp_path / "work", [])
+    assert entry.form == "module"
+    assert len(entry.modules) == 1
+    assert (entry.root / f"{entry.modules[0]}.py").is_file()
+
+
+def test_stage_folder_of_modules(batch, tmp_path):
+    (batch / "carol" / "not-a-module.py").write_text("")
+    entry = stage(single(batch / "carol"), tmp_path / "work", [])
+    assert (entry.form, entry.modules) == ("module", ("task1", "task2"))
+    assert not (entry.root / "__pycache__").exists()
+
+
+def test_stage_folder_of_modules_in_rubric_order(batch, tmp_path):
+    entry = stage(single(batch / "carol"), tmp_path / "work", ["task2", "task1"])
+    assert entry.modules == ("task2", "task1")
+
+
+def test_stage_folder_missing_a_module_the_rubric_names(batch, tmp_path):
+    with pytest.raises(Rejected, match=r"missing module\(s\) task3.py; found task1, task2"):
+        stage(single(batch / "carol"), tmp_path / "work", ["task1", "task3"])
+
+
+def test_stage_folder_holding_a_notebook_and_helpers(tmp_path):
+    folder = tmp_path / "erin"
+    folder.mkdir()
+    (folder / "hw6.ipynb").write_text(NOTEBOOK)
+    (folder / "helpers.py").write_text("")
+    (folder / ".ipynb_checkpoints").mkdir()
+    (folder / ".ipynb_checkpoints" / "hw6-checkpoint.ipynb").write_text(NOTEBOOK)
+    entry = stage(single(folder), tmp_path / "work", [])
+    assert entry.form == "notebook" and entry.notebook == tmp_path / "work" / "hw6.ipynb"
+
+
+def test_stage_zip_with_one_top_folder_is_unwrapped(batch, tmp_path):
+    entry = stage(single(batch / "Dave O'Neil.zip"), tmp_path / "work", [])
+    assert entry.form == "notebook"
+    assert entry.root == tmp_path / "work" / "hw6"
+    assert entry.notebook == tmp_path / "work" / "hw6" / "solution.ipynb"
+
+
+def test_stage_zip_ignores_macos_metadata_when_unwrapping(tmp_path):
+    archive = make_zip(tmp_path / "frank.zip", {"__MACOSX/hw6/._task1.py": b"\0\0", "hw6/task1.py": "A = 1\n",
+                                                "hw6/__pycache__/task1.pyc": b"\0"})
+    entry = stage(single(archive), tmp_path / "work", [])
+    assert entry.root == tmp_path / "work" / "hw6"
+    assert entry.modules == ("task1",)
+    assert not (tmp_path / "work" / "__MACOSX").exists()
+
+
+def test_stage_zip_of_modules_at_top_level(tmp_path):
+    archive = make_zip(tmp_path / "gina.zip", {"task1.py": "A = 1\n", "task2.py": "B = 2\n"})
+    entry = stage(single(archive), tmp_path / "work", [])
+    assert (entry.root, entry.modules) == (tmp_path / "work", ("task1", "task2"))
+
+
+# ---------------------------------------------------------------- stage: rejections
+
+
+def test_several_notebooks_are_rejected(tmp_path):
+    folder = tmp_path / "henry"
+    folder.mkdir()
+    (folder / "b.ipynb").write_text(NOTEBOOK)
+    (folder / "a.ipynb").write_text(NOTEBOOK)
+    with pytest.raises(Rejected) as info:
+        find_entry(folder, [])
+    assert str(info.value) == "several notebooks (a.ipynb, b.ipynb); submit exactly one"
+
+
+def test_empty_folder_is_rejected(tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    with pytest.raises(Rejected, match=r"no notebook \(\.ipynb\) and no Python module \(\.py\) found"):
+        stage(single(folder), tmp_path / "work", [])
+
+
+def test_folder_with_a_symlink_is_rejected(tmp_path):
+    folder = tmp_path / "ivan"
+    folder.mkdir()
+    (folder / "task1.py").write_text("")
+    (folder / "secret.py").symlink_to("/etc/passwd")
+    with pytest.raises(Rejected, match=r"symbolic link \(secret.py\)"):
+        stage(single(folder), tmp_path / "work", [])
+
+
+@pytest.mark.parametrize("evil", ["../evil.py", "hw6/../../evil.py", "/tmp/evil.py", "C:/evil.py"])
+def test_zip_with_path_outside_the_archive_is_rejected(tmp_path, evil):
+    archive = make_zip(tmp_path / "zip_slip.zip", {"task1.py": "", evil: "print('pwned')\n"})
+    work = tmp_path / "deep" / "work"
+    with pytest.raises(Rejected) as info:
+        stage(single(archive), work, [])
+    assert str(info.value) == f"the archive entry {evil!r} points outside the archive"
+    assert not (tmp_path / "deep" / "evil.py").exists() and not (tmp_path / "evil.py").exists()
+
+
+def test_zip_with_symlink_entry_is_rejected(tmp_path):
+    archive = tmp_path / "symlink_entry.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("task1.py", "")
+        link = zipfile.ZipInfo("data")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(link, "/etc")
+    with pytest.raises(Rejected) as info:
+        stage(single(archive), tmp_path / "work", [])
+    assert str(info.value) == "the archive entry 'data' is a symbolic link"
+    assert not (tmp_path / "work" / "data").exists()
+
+
+def test_zip_bomb_is_rejected(tmp_path):
+    size = 20 * 2**20  # 20 MiB of zeros packs to ~20 KiB, a ratio far over the cap
+    archive = make_zip(tmp_path / "zip_bomb.zip", {"task1.py": b"\0" * size})
+    with pytest.raises(Rejected) as info:
+        stage(single(archive), tmp_path / "work", [])
+    assert str(info.value).startswith(f"the archive unpacks to {size:,} bytes (")
+    assert str(info.value).endswith("x its size): too large")
+    assert not (tmp_path / "work" / "task1.py").exists()
+
+
+def test_zip_over_the_size_cap_is_rejected_even_at_a_low_ratio(tmp_path, monkeypatch):
+    monkeypatch.setattr(submission, "MAX_ZIP_BYTES", 1000)
+    archive = make_zip(tmp_path / "big.zip", {"task1.py": b"x" * 2000}, compression=zipfile.ZIP_STORED)
+    with pytest.raises(Rejected, match="too large"):
+        stage(single(archive), tmp_path / "work", [])
+
+
+def test_zip_with_too_many_members_is_rejected(tmp_path):
+    archive = make_zip(tmp_path / "many.zip", {f"f{i}.py": "" for i in range(submission.MAX_ZIP_MEMBERS + 1)},
+                       compression=zipfile.ZIP_STORED)
+    with pytest.raises(Rejected, match=f"has {submission.MAX_ZIP_MEMBERS + 1} entries"):
+        stage(single(archive), tmp_path / "work", [])
+
+
+def test_not_a_zip_is_rejected(tmp_path):
+    fake = tmp_path / "not_a_zip.zip"
+    fake.write_text("this is not an archive")
+    with pytest.raises(Rejected) as info:
+        stage(single(fake), tmp_path / "work", [])
+    assert str(info.value) == "the file is not a readable zip archive"
+
+
+def test_zip_with_a_file_and_a_folder_of_the_same_name_is_rejected(tmp_path):
+    archive = make_zip(tmp_path / "file_then_folder.zip", {"task1.py": "", "task1.py/inner.py": ""})
+    with pytest.raises(Rejected):
+        stage(single(archive), tmp_path / "work", [])
+
+
+def test_zip_entry_written_over_a_folder_is_rejected(tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("hw6/task1.py", "")
+        zf.writestr("hw6", "a file where a folder already is")
+    archive = tmp_path / "folder_then_file.zip"
+    archive.write_bytes(buf.getvalue())
+    with pytest.raises(Rejected):
+        stage(single(archive), tmp_path / "work", [])

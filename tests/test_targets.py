@@ -1,0 +1,252 @@
+"""grader.targets: finding the student object a check is about."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+import torch
+
+from grader.targets import TargetSpec, candidates, describe, parameter_names, resolve
+
+OWN = __name__  # functions defined here have this __module__: they count as "the student's own"
+
+
+def ns(label: str = "notebook", **objects):
+    """A namespace as the probe side sees it: (label, globals) with the student's module name."""
+    return (label, {"__name__": OWN, **objects})
+
+
+def fully_connected(D, K, O):
+    return ("fully_connected", D, K, O)
+
+
+def fc_net(D, K, O):
+    return ("fc_net", D, K, O)
+
+
+def make_fc(d, k, o, activation="relu"):
+    return ("make_fc", d, k, o)
+
+
+def needs_more(D, K, O, dropout):
+    return ("needs_more", D, K, O)
+
+
+def needs_keyword(D, K, O, *, activation):
+    return ("needs_keyword", D, K, O)
+
+
+def train_model(model, num_epochs, learning_rate=0.1):
+    return model
+
+
+class ExampleModel(torch.nn.Module):
+    def __init__(self, D, K, O):
+        super().__init__()
+
+
+# ---------------------------------------------------------------- spec
+
+
+def test_target_spec_needs_a_way_to_find():
+    with pytest.raises(ValueError, match="give at least one of name, aliases or signature"):
+        TargetSpec(kind="callable")
+
+
+def test_label_lists_names_and_signature():
+    spec = TargetSpec(name="fully_connected", aliases=["fc_net", "fc"], signature=["D", ["K", "hidden"], "O"])
+    assert spec.label() == "fully_connected (or fc_net, fc) or any callable taking (D, K|hidden, O)"
+
+
+# ---------------------------------------------------------------- by name, by alias
+
+
+def test_resolve_by_exact_name():
+    r = resolve(TargetSpec(name="fully_connected"), [ns(fully_connected=fully_connected, fc_net=fc_net)])
+    assert r.ok and r.obj is fully_connected
+    assert (r.found_as, r.how) == ("fully_connected", "name")
+
+
+def test_name_wins_over_aliases():
+    spec = TargetSpec(name="fully_connected", aliases=["fc_net"])
+    r = resolve(spec, [ns(fully_connected=fully_connected, fc_net=fc_net)])
+    assert r.obj is fully_connected and r.how == "name"
+
+
+def test_aliases_are_tried_in_order():
+    spec = TargetSpec(aliases=["fc", "fc_net", "fully_connected"])
+    r = resolve(spec, [ns(fully_connected=fully_connected, fc_net=fc_net)])
+    assert r.obj is fc_net
+    assert (r.found_as, r.how) == ("fc_net", "alias")
+
+
+def test_name_or_alias_of_the_wrong_kind_is_skipped():
+    spec = TargetSpec(aliases=["fc", "fc_net"], kind="callable")
+    r = resolve(spec, [ns(fc=42, fc_net=fc_net)])
+    assert r.obj is fc_net
+
+
+# ---------------------------------------------------------------- by signature
+
+
+def test_resolve_by_signature():
+    r = resolve(TargetSpec(name="fc", signature=["D", "K", "O"]), [ns(whatever=fully_connected)])
+    assert r.obj is fully_connected
+    assert (r.found_as, r.how) == ("whatever", "signature")
+
+
+def test_signature_is_case_insensitive_and_allows_extra_params_with_defaults():
+    r = resolve(TargetSpec(signature=["D", "K", "O"]), [ns(make_fc=make_fc)])
+    assert r.obj is make_fc
+
+
+def test_signature_alternatives_per_position():
+    spec = TargetSpec(signature=[["network", "net", "model"], ["epochs", "num_epochs"], ["lr", "learning_rate", "eta"]])
+    r = resolve(spec, [ns(train_model=train_model)])
+    assert r.obj is train_model and r.how == "signature"
+
+
+def test_signature_with_extra_param_without_default_does_not_match():
+    r = resolve(TargetSpec(signature=["D", "K", "O"]), [ns(needs_more=needs_more)])
+    assert r.problem == "missing"
+
+
+def test_signature_with_required_keyword_only_param_does_not_match():
+    # needs_keyword(784, 100, 10) would raise TypeError: it cannot be called with the rubric's arguments
+    r = resolve(TargetSpec(signature=["D", "K", "O"]), [ns(needs_keyword=needs_keyword)])
+    assert r.problem == "missing"
+
+
+def test_signature_with_too_few_params_does_not_match():
+    def two(D, K):
+        return None
+
+    two.__module__ = OWN
+    assert resolve(TargetSpec(signature=["D", "K", "O"]), [ns(two=two)]).problem == "missing"
+
+
+def test_signature_matches_a_class_by_its_constructor():
+    r = resolve(TargetSpec(signature=["D", "K", "O"], kind="class"), [ns(ExampleModel=ExampleModel)])
+    assert r.obj is ExampleModel
+
+
+def test_signature_ignores_imported_callables():
+    imported = types.FunctionType(fully_connected.__code__, {}, "fully_connected")
+    imported.__module__ = "some_library"
+    r = resolve(TargetSpec(signature=["D", "K", "O"]), [ns(fully_connected=imported)])
+    assert r.problem == "missing"
+
+
+def test_two_signature_matches_are_ambiguous():
+    r = resolve(TargetSpec(signature=["D", "K", "O"]), [ns(fully_connected=fully_connected, fc_net=fc_net)])
+    assert r.problem == "ambiguous"
+    assert sorted(r.candidates) == ["fc_net(D, K, O)", "fully_connected(D, K, O)"]
+
+
+# ---------------------------------------------------------------- several namespaces (module folders)
+
+
+def test_same_name_with_different_objects_in_two_modules_is_ambiguous():
+    spaces = [ns("task1", fc=fully_connected), ns("task2", fc=fc_net)]
+    r = resolve(TargetSpec(name="fc"), spaces)
+    assert not r.ok and r.problem == "ambiguous"
+    assert r.candidates == ["task1.fc", "task2.fc"]
+    assert r.obj is None
+
+
+def test_same_object_imported_into_two_modules_is_not_ambiguous():
+    spaces = [ns("task1", fc=fully_connected), ns("task2", fc=fully_connected)]
+    r = resolve(TargetSpec(name="fc"), spaces)
+    assert r.ok and r.obj is fully_connected
+    assert r.found_as == "task1.fc"
+
+
+def test_found_as_names_the_module_when_there_are_several():
+    spaces = [ns("task1", A=1), ns("task2", fc=fully_connected)]
+    r = resolve(TargetSpec(name="fc"), spaces)
+    assert r.found_as == "task2.fc"
+
+
+def test_qualified_name_addresses_one_module():
+    task2 = types.ModuleType("task2")
+    task2.ExampleModel = ExampleModel
+    spaces = [ns("task1", task2=task2, ExampleModel=fc_net), ns("task2", ExampleModel=ExampleModel)]
+    r = resolve(TargetSpec(name="task2.ExampleModel", kind="class"), spaces)
+    assert r.ok and r.obj is ExampleModel
+
+
+def test_qualified_name_by_module_label_alone():
+    spaces = [ns("task1", ExampleModel=fc_net), ns("task2", ExampleModel=ExampleModel)]
+    r = resolve(TargetSpec(name="task2.ExampleModel"), spaces)
+    assert r.ok and r.obj is ExampleModel
+    assert r.found_as == "task2.ExampleModel"
+
+
+def test_dotted_name_reaches_a_class_attribute():
+    class Config:
+        flatten_size = 3136
+
+    r = resolve(TargetSpec(name="Config.flatten_size", kind="value"), [ns(Config=Config)])
+    assert r.obj == 3136
+
+
+# ---------------------------------------------------------------- kinds
+
+
+def test_kind_class_rejects_functions():
+    assert resolve(TargetSpec(name="fc", kind="class"), [ns(fc=fully_connected)]).problem == "missing"
+    assert resolve(TargetSpec(name="fc", kind="class"), [ns(fc=ExampleModel)]).obj is ExampleModel
+
+
+def test_kind_value_rejects_callables_and_modules():
+    assert resolve(TargetSpec(name="x", kind="value"), [ns(x=fully_connected)]).problem == "missing"
+    assert resolve(TargetSpec(name="x", kind="value"), [ns(x=types.ModuleType("x"))]).problem == "missing"
+    assert resolve(TargetSpec(name="x", kind="value"), [ns(x=3136)]).obj == 3136
+
+
+def test_kind_callable_rejects_values_and_modules():
+    assert resolve(TargetSpec(name="x", kind="callable"), [ns(x=3136)]).problem == "missing"
+    assert resolve(TargetSpec(name="x", kind="callable"), [ns(x=types.ModuleType("x"))]).problem == "missing"
+    assert resolve(TargetSpec(name="x", kind="callable"), [ns(x=ExampleModel)]).obj is ExampleModel
+
+
+# ---------------------------------------------------------------- missing: candidates
+
+
+def test_missing_target_lists_what_the_student_defined():
+    space = ns(my_fc=fully_connected, flatten=3136, Linear=torch.nn.Linear, nn=torch.nn, torch=torch,
+               _private=1, In=[], Out={}, get_ipython=lambda: None)
+    r = resolve(TargetSpec(name="fc_network", aliases=["fc"]), [space])
+    assert r.problem == "missing" and r.obj is None
+    assert r.candidates == ["flatten: int", "my_fc(D, K, O)"]
+
+
+def test_missing_target_lists_candidates_of_its_kind_only():
+    space = ns(my_fc=fully_connected, flatten=3136, Model=ExampleModel)
+    r = resolve(TargetSpec(name="fc_network", kind="callable"), [space])
+    assert r.candidates == ["Model(D, K, O)", "my_fc(D, K, O)"]
+
+
+def test_missing_target_candidates_are_capped():
+    space = ns(**{f"v{i:02d}": i for i in range(30)})
+    assert len(resolve(TargetSpec(name="nope"), [space]).candidates) == 20
+
+
+def test_candidates_across_modules_are_qualified():
+    spaces = [ns("task1", helper=fully_connected), ns("task2", size=3)]
+    assert candidates(spaces) == ["task1.helper(D, K, O)", "task2.size: int"]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def test_parameter_names_skip_self_and_keywords():
+    assert parameter_names(ExampleModel) == ["D", "K", "O"]
+    assert parameter_names(needs_keyword) == ["D", "K", "O"]
+    assert parameter_names(len) == ["obj"]
+
+
+def test_describe_callable_and_value():
+    assert describe("fc", fully_connected) == "fc(D, K, O)"
+    assert describe("n", 3.5) == "n: float"
