@@ -20,8 +20,13 @@ STUDENT_RUN_FAILURES = {"timeout-wall", "timeout-cpu", "kernel-died", "crash", "
                         "invalid-output", "output-limit", "gpu-oom", "gpu-fault"}
 
 
+INVALID_OBSERVATION = "invalid observation"
+
+
 def judge_all(specs: list[CheckSpec], records: list[observations.ProbeRecord], arrays: dict[str, Any],
               expected: dict[str, Observation], run_status: str, run_message: str) -> list[CheckResult]:
+    """One result per spec, in rubric order. A record that fails its kind's validation makes the
+    check ``errored`` with a message starting with ``INVALID_OBSERVATION``."""
     by_id = {r.check: r for r in records}
     results: dict[str, CheckResult] = {}
     for spec in specs:
@@ -32,6 +37,10 @@ def judge_all(specs: list[CheckSpec], records: list[observations.ProbeRecord], a
             result = judge_one(spec, by_id.get(spec.id), arrays, expected.get(spec.id), run_status, run_message)
         results[spec.id] = result
     return list(results.values())
+
+
+def has_invalid_observation(results: list[CheckResult]) -> bool:
+    return any(r.outcome == "errored" and r.message.startswith(INVALID_OBSERVATION) for r in results)
 
 
 def judge_one(spec: CheckSpec, record: observations.ProbeRecord | None, arrays: dict[str, Any],
@@ -60,7 +69,7 @@ def judge_one(spec: CheckSpec, record: observations.ProbeRecord | None, arrays: 
     try:
         obs = observations.validate_data(kind.Observation, record.data, arrays)
     except observations.InvalidOutput as exc:
-        return _result(spec, "errored", 0.0, f"invalid observation (tampered output?): {exc}", record=record)
+        return _result(spec, "errored", 0.0, f"{INVALID_OBSERVATION} (tampered output?): {exc}", record=record)
     try:
         verdict = kind.judge(spec, obs, expected)
     except Exception as exc:  # noqa: BLE001 - a judge bug must not sink the batch

@@ -112,8 +112,12 @@ def load(out_dir: Path) -> tuple[ObservationDoc, dict[str, np.ndarray]]:
     """Read and validate the sandbox's output. Raises ``FileNotFoundError`` if there is none and
     ``InvalidOutput`` if it breaks a rule."""
     doc_path, arrays_path = out_dir / JSON_NAME, out_dir / ARRAYS_NAME
-    if not doc_path.is_file() or doc_path.is_symlink():
+    if doc_path.is_symlink():
+        raise InvalidOutput("the observations file is a symbolic link")
+    if not doc_path.exists():
         raise FileNotFoundError(doc_path)
+    if not doc_path.is_file():
+        raise InvalidOutput("the observations file is not a regular file")
     size = doc_path.stat().st_size
     if size > MAX_JSON_BYTES:
         raise InvalidOutput(f"observations are {size:,} bytes, over the {MAX_JSON_BYTES:,}-byte cap")

@@ -13,7 +13,7 @@ from typing import Callable
 
 from grader import __version__, data, references, sandbox, submission
 from grader.checks.base import Observation
-from grader.judging import judge_all
+from grader.judging import has_invalid_observation, judge_all
 from grader.results import CheckResult, SubmissionResult
 from grader.rubric import LoadedRubric
 from grader.scoring import totals
@@ -69,8 +69,7 @@ def grade_one(sub: submission.Submission, prep: Prepared) -> SubmissionResult:
                 "checks": [c.model_dump(mode="json") for c in rubric.checks]}
         run = sandbox.run(sandbox.Job(entry=entry, plan=plan, limits=limits, out_dir=base / "out"))
         results = judge_all(rubric.checks, run.records, run.arrays, prep.expected, run.status, run.message)
-        status = "invalid-output" if run.status == "ok" and any(
-            "invalid observation" in r.message for r in results) else run.status
+        status = "invalid-output" if run.status == "ok" and has_invalid_observation(results) else run.status
         ex = run.execution
         return _assemble(sub, prep, results, status, run.message, start, isolation=run.isolation,
                          form=entry.form, cells=[c.model_dump() for c in ex.cells] if ex else [],

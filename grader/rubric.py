@@ -118,12 +118,14 @@ def load(path: str | Path) -> LoadedRubric:
         raise RubricError(where, [f"not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
     if not isinstance(raw, dict):
         raise RubricError(str(path), ["the rubric must be a mapping with `assignment`, `targets` and `checks`"])
+    problems: list[str] = []
+    model = None
     try:
         model = Rubric.model_validate(raw)
     except ValidationError as exc:
-        raise RubricError(str(path), [_describe(err, raw, tree) for err in exc.errors()]) from None
-    problems = _cross_check(model, raw, tree)
-    if problems:
+        problems = [_describe(err, raw, tree) for err in exc.errors()]
+    problems += _cross_check(raw, tree)
+    if problems or model is None:
         raise RubricError(str(path), problems)
     return LoadedRubric(path=path.resolve(), model=model, text_hash=hashlib.sha256(text.encode()).hexdigest())
 
@@ -136,22 +138,24 @@ def _describe(err: dict[str, Any], raw: dict[str, Any], tree: yaml.Node | None) 
     # pydantic puts the union tag after the list index: checks.3.shape.input -> checks.3.input
     if len(loc) >= 3 and loc[0] == "checks" and isinstance(loc[1], int) and loc[2] in checks.REGISTRY:
         del loc[2]
-    where = _where(loc, raw, tree)
-    field = ".".join(str(p) for p in (loc[2:] if loc[:1] == ["checks"] and len(loc) > 1 else loc))
     kind = err["type"]
+    where = _where(loc + ["kind"] if kind == "union_tag_invalid" else loc, raw, tree)
+    field = ".".join(str(p) for p in (loc[2:] if loc[:1] == ["checks"] and len(loc) > 1 else loc))
     if kind == "union_tag_invalid":
         got = err["input"].get("kind") if isinstance(err["input"], dict) else None
         return f"{where}, field 'kind': unknown check kind {got!r}{_suggest(str(got), checks.REGISTRY)}; " \
                f"expected one of: {', '.join(checks.REGISTRY)}"
     if kind == "union_tag_not_found":
         return f"{where}: the check has no 'kind'; expected one of: {', '.join(checks.REGISTRY)}"
+    if not field:  # the entry itself is wrong (not a mapping, or a rule across its fields)
+        return f"{where}: {err['msg'].removeprefix('Value error, ')}"
     if kind == "missing":
         return f"{where}, field '{field}': required field is missing"
     if kind == "extra_forbidden":
         name = str(loc[-1])
         siblings = _allowed_fields(loc, raw)
         return f"{where}, field '{field}': unknown field{_suggest(name, siblings)}"
-    return f"{where}, field '{field}': {err['msg']} (got {_short(err.get('input'))})"
+    return f"{where}, field '{field}': {err['msg'].removeprefix('Value error, ')} (got {_short(err.get('input'))})"
 
 
 def _where(loc: list[Any], raw: dict[str, Any], tree: yaml.Node | None) -> str:
@@ -183,13 +187,40 @@ def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
 
 
 def _allowed_fields(loc: list[Any], raw: dict[str, Any]) -> list[str]:
-    if len(loc) == 3 and loc[0] == "checks":
-        entry = raw["checks"][loc[1]]
-        kind = checks.REGISTRY.get(entry.get("kind")) if isinstance(entry, dict) else None
-        return list(kind.Spec.model_fields) if kind else []
-    if len(loc) == 1:
-        return list(Rubric.model_fields)
-    return []
+    """Field names accepted where ``loc`` points, found by walking the models along the path."""
+    model: Any = Rubric
+    node: Any = raw
+    for part in loc[:-1]:
+        node = node[part] if isinstance(node, (dict, list)) else None
+        if model is Rubric and part == "checks":
+            model = "check-list"
+        elif model == "check-list":
+            kind = checks.REGISTRY.get(node.get("kind")) if isinstance(node, dict) else None
+            model = kind.Spec if kind else None
+        elif model is Rubric and part == "targets":
+            model = "target-map"
+        elif model == "target-map":
+            model = TargetSpec
+        elif isinstance(model, type) and issubclass(model, BaseModel) and part in model.model_fields:
+            model = _model_in(model.model_fields[part].annotation)
+        else:
+            model = None
+        if model is None:
+            return []
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model inside ``X``, ``X | None`` or ``Optional[X]``, if any."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _suggest(name: str, options: Any) -> str:
@@ -202,19 +233,32 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _cross_check(model: Rubric, raw: dict[str, Any], tree: yaml.Node | None) -> list[str]:
-    """Problems a field-by-field validation cannot see: duplicate ids, dangling references."""
-    problems, seen = [], {}
-    for index, check in enumerate(model.checks):
-        where = f"line {_line_of(tree, ['checks', index, 'id']) or '?'}: check {check.id!r} (checks[{index}])"
-        if check.id in seen:
-            problems.append(f"{where}, field 'id': duplicate check id; first used by checks[{seen[check.id]}]")
-        for ref in check.target_refs():
-            if ref not in model.targets:
-                problems.append(f"{where}, field 'target': no target {ref!r} in `targets:`"
-                                f"{_suggest(ref, model.targets)}; defined: {', '.join(model.targets) or 'none'}")
-        for req in check.requires:
+def _cross_check(raw: dict[str, Any], tree: yaml.Node | None) -> list[str]:
+    """Problems a field-by-field validation cannot see: duplicate ids, dangling references.
+
+    Works on the raw YAML, so these are reported together with any field errors."""
+    entries = raw.get("checks") if isinstance(raw.get("checks"), list) else []
+    targets = raw.get("targets") if isinstance(raw.get("targets"), dict) else {}
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            continue
+        cid = entry["id"]
+
+        def where(field: str) -> str:
+            line = _line_of(tree, ["checks", index, field]) or "?"
+            return f"line {line}: check {cid!r} (checks[{index}]), field '{field}'"
+
+        if cid in seen:
+            problems.append(f"{where('id')}: duplicate check id; first used by checks[{seen[cid]}]")
+        ref = entry.get("target")
+        if isinstance(ref, str) and ref not in targets:
+            problems.append(f"{where('target')}: no target {ref!r} in `targets:`{_suggest(ref, targets)}; "
+                            f"defined: {', '.join(targets) or 'none'}")
+        requires = entry.get("requires")
+        for req in requires if isinstance(requires, list) else []:
             if req not in seen:
-                problems.append(f"{where}, field 'requires': {req!r} is not the id of an earlier check")
-        seen.setdefault(check.id, index)
+                problems.append(f"{where('requires')}: {req!r} is not the id of an earlier check")
+        seen.setdefault(cid, index)
     return problems

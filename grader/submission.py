@@ -61,7 +61,8 @@ class Rejected(Exception):
 
 def student_id(path: Path) -> str:
     """``Alice Smith_1234_attempt.ipynb`` -> ``Alice_Smith_1234_attempt``: the name, made safe."""
-    stem = path.name[: -len(path.suffix)] if path.suffix in SUFFIXES else path.name
+    strip = path.suffix and (path.suffix in SUFFIXES or path.is_file())  # a folder "erin.v2" keeps its dot
+    stem = path.name[: -len(path.suffix)] if strip else path.name
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "unnamed"
 
 
@@ -73,8 +74,7 @@ def discover(paths: list[Path]) -> list[Submission]:
             for child in sorted(path.iterdir()):
                 if child.name in IGNORED or child.name in MANIFEST_NAMES or child.name.startswith("."):
                     continue
-                if child.is_dir() or child.suffix in SUFFIXES:
-                    found.append(single(child))
+                found.append(single(child))  # unsupported files become `rejected` rows, not silence
         else:
             found.append(single(path))
     return found
@@ -89,20 +89,31 @@ def single(path: Path) -> Submission:
         problem = "the submission does not exist"
     elif path.is_file() and path.suffix not in SUFFIXES:
         problem = f"unsupported file type {path.suffix or '(none)'}; submit a .ipynb, .py, .zip or a folder"
-    digest = content_hash(path) if problem is None else hashlib.sha256(str(path).encode()).hexdigest()
+    readable = path.exists() and not path.is_symlink()
+    digest = content_hash(path) if readable else hashlib.sha256(str(path).encode()).hexdigest()
     return Submission(student=student_id(path), source=path, content_hash=digest, problem=problem)
 
 
 def content_hash(path: Path) -> str:
-    """sha256 over relative names and bytes, so renaming the batch folder changes nothing."""
+    """sha256 over relative names and bytes, so renaming or moving the batch folder changes
+    nothing; each name and file is length-prefixed, so file boundaries cannot be shifted."""
     h = hashlib.sha256()
     if path.is_file():
         h.update(path.read_bytes())
         return h.hexdigest()
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and not (set(p.parts) & IGNORED)):
-        h.update(str(file.relative_to(path)).encode() + b"\0")
-        h.update(file.read_bytes() if not file.is_symlink() else b"<symlink>")
+    files = sorted(p for p in path.rglob("*")
+                   if (p.is_file() or p.is_symlink()) and not set(p.relative_to(path).parts) & IGNORED)
+    for file in files:
+        name = str(file.relative_to(path)).encode()
+        data = b"<symlink>" + str(file.readlink()).encode() if file.is_symlink() else file.read_bytes()
+        h.update(len(name).to_bytes(8, "big") + name + len(data).to_bytes(8, "big") + data)
     return h.hexdigest()
+
+
+def module_name(stem: str) -> str:
+    """An importable module name for a file such as ``Alice Smith_1234_hw6.py``."""
+    name = re.sub(r"\W", "_", stem)
+    return name if name.isidentifier() and not name[0].isdigit() else f"submission_{name}"
 
 
 def stage(submission: Submission, workdir: Path, module_order: list[str]) -> Entry:
@@ -111,6 +122,8 @@ def stage(submission: Submission, workdir: Path, module_order: list[str]) -> Ent
     workdir.mkdir(parents=True, exist_ok=True)
     if src.is_file() and src.suffix == ".zip":
         extract_zip(src, workdir)
+    elif src.suffix == ".py":  # a single module: give it an importable name
+        shutil.copy2(src, workdir / f"{module_name(src.stem)}.py")
     elif src.is_file():
         shutil.copy2(src, workdir / src.name)
     else:
@@ -137,6 +150,10 @@ def find_entry(folder: Path, module_order: list[str]) -> Entry:
         return Entry(form="notebook", root=folder, notebook=notebooks[0])
     modules = sorted(p.stem for p in folder.glob("*.py") if p.stem.isidentifier())
     if not modules:
+        odd = sorted(p.name for p in folder.glob("*.py"))
+        if odd:
+            raise Rejected(f"no importable module: {', '.join(odd)} cannot be imported by that name; "
+                           "use letters, digits and underscores")
         raise Rejected("no notebook (.ipynb) and no Python module (.py) found")
     if module_order:
         missing = [m for m in module_order if m not in modules]
@@ -170,8 +187,12 @@ def extract_zip(archive: Path, dest: Path) -> None:
                 if info.is_dir():
                     target.mkdir(parents=True, exist_ok=True)
                     continue
+                if target.exists():
+                    raise Rejected(f"the archive holds {name!r} twice, or as both a file and a folder")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as fin, open(target, "wb") as fout:
                     shutil.copyfileobj(fin, fout, 1 << 20)
     except zipfile.BadZipFile:
         raise Rejected("the file is not a readable zip archive") from None
+    except (OSError, RuntimeError, ValueError) as exc:  # conflicting entries, encrypted members, bad data
+        raise Rejected(f"the archive cannot be unpacked: {exc}") from None

@@ -9,6 +9,7 @@ sandbox) and in the reference (on the host), so both sides agree on what "the ta
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 from dataclasses import dataclass, field
@@ -86,6 +87,9 @@ def resolve(spec: TargetSpec, namespaces: list[Namespace]) -> Resolution:
         found = [(n, o) for n, o in _own_objects(namespaces) if _kind_ok(o, spec.kind)
                  and _signature_matches(o, spec.signature)]
         found = _distinct(found)
+        functions = [f for f in found if not inspect.isclass(f[1])]
+        if len(found) > 1 and len(functions) == 1:
+            found = functions  # a model class and the function that builds it: the function is asked for
         if len(found) == 1:
             return Resolution(obj=found[0][1], found_as=found[0][0], how="signature")
         if len(found) > 1:
@@ -136,7 +140,9 @@ def _kind_ok(obj: Any, kind: str) -> bool:
     if kind == "class":
         return inspect.isclass(obj)
     if kind == "callable":
-        return callable(obj) and not isinstance(obj, types.ModuleType)
+        # A builder: a function or a class. A built object (an nn.Module instance is callable
+        # too) named like the builder, e.g. `fc = fully_connected(...)`, is not the target.
+        return inspect.isroutine(obj) or inspect.isclass(obj) or isinstance(obj, functools.partial)
     if kind == "value":
         return not callable(obj) and not isinstance(obj, types.ModuleType)
     return True
@@ -185,7 +191,8 @@ def _signature_matches(obj: Any, wanted: list[str | list[str]]) -> bool:
         options = [accepted] if isinstance(accepted, str) else accepted
         if param.name.lower() not in {o.lower() for o in options}:
             return False
-    return all(p.default is not inspect.Parameter.empty for p in positional[len(wanted):])
+    rest = positional[len(wanted):] + [p for p in params if p.kind == inspect.Parameter.KEYWORD_ONLY]
+    return all(p.default is not inspect.Parameter.empty for p in rest)
 
 
 def describe(name: str, obj: Any) -> str:

@@ -52,12 +52,18 @@ def batch(tmp_path: Path) -> Path:
 
 
 def test_discover_finds_one_submission_per_form_and_ignores_the_rest(batch):
-    found = discover([batch])
+    found = [s for s in discover([batch]) if s.problem is None]
     assert [s.source.name for s in found] == [
         "Alice Smith_1234_attempt_2023-10-01-12-00-00_hw6.ipynb", "Dave O'Neil.zip", "bob.py", "carol"]
     assert [s.student for s in found] == [
         "Alice_Smith_1234_attempt_2023-10-01-12-00-00_hw6", "Dave_O_Neil", "bob", "carol"]
-    assert all(s.problem is None for s in found)
+
+
+def test_discover_keeps_unsupported_files_as_rejected_rows(batch):
+    """A student who uploaded the wrong file type must appear in the gradebook, not vanish."""
+    odd = [s for s in discover([batch]) if s.problem is not None]
+    assert [(s.student, s.problem) for s in odd] == [
+        ("notes", "unsupported file type .txt; submit a .ipynb, .py, .zip or a folder")]
 
 
 def test_discover_a_file_given_directly(batch):
@@ -135,6 +141,13 @@ def test_folder_hash_ignores_caches_and_checkpoints(batch):
     (carol / ".ipynb_checkpoints" / "task1-checkpoint.py").write_text("A = 0\n")
     (carol / "__pycache__" / "task2.cpython-311.pyc").write_bytes(b"more junk")
     assert content_hash(carol) == before
+
+
+def test_folder_hash_does_not_depend_on_the_folders_above_it(batch, tmp_path):
+    before = content_hash(batch / "carol")
+    # IGNORED names filter the submission's own files, not the folders the batch happens to sit in
+    moved = shutil.copytree(batch, tmp_path / "backup" / ".git" / "batch")
+    assert content_hash(moved / "carol") == before
 
 
 def test_folder_hash_keeps_file_boundaries_apart(tmp_path):

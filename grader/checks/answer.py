@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any, Literal
 
@@ -94,7 +93,8 @@ def _judge_number(spec: AnswerSpec, obs: AnswerObservation, want: float) -> Verd
     if obs.number is None:
         return Verdict.failed(f"the answer is a {obs.type}, expected a number ({want:g})")
     diff = abs(obs.number - want)
-    if math.isclose(obs.number, want, rel_tol=spec.rel_tol, abs_tol=spec.abs_tol):
+    # Relative to the expected value (as for arrays), not to the larger of the two.
+    if diff <= max(spec.abs_tol, spec.rel_tol * abs(want)):
         return Verdict.passed(f"{obs.number:g} is right")
     return Verdict.failed(f"{obs.number:g}, expected {want:g} (off by {diff:g})")
 
@@ -104,7 +104,7 @@ def _judge_array(spec: AnswerSpec, obs: AnswerObservation, want: np.ndarray) -> 
         return Verdict.failed(f"the answer is a {obs.type}, expected an array of shape {list(want.shape)}")
     if obs.array.shape != want.shape:
         return Verdict.failed(f"the answer has shape {list(obs.array.shape)}, expected {list(want.shape)}")
-    close = np.isclose(obs.array, want, rtol=spec.rel_tol, atol=spec.abs_tol)
+    close = np.abs(obs.array - want) <= np.maximum(spec.abs_tol, spec.rel_tol * np.abs(want))
     if close.all():
         return Verdict.passed(f"all {want.size} values are right")
     bad = np.argwhere(~close)

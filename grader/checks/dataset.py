@@ -167,7 +167,8 @@ def _fingerprint(batch: Any) -> float:
 
 
 def _judge_items(want: ItemsExpect, obs: DatasetObservation) -> list[dict[str, Any]]:
-    rows = []
+    rows = [] if obs.datasets else [{"requirement": "returns at least one data set",
+                                     "got": obs.returned_type, "ok": False}]
     if want.returns is not None:
         rows.append({"requirement": f"returns {want.returns} data sets", "got": f"{len(obs.datasets)} ({obs.returned_type})",
                      "ok": len(obs.datasets) == want.returns})

@@ -29,6 +29,14 @@ class DefinedObservation(Observation):
     bases: list[str]
 
 
+def same_class(public: str, defined_at: str) -> bool:
+    """``torch.nn.Module`` names the class defined at ``torch.nn.modules.module.Module``: same
+    class name, and the public module path is a prefix of where it is defined."""
+    pub_module, _, pub_name = public.rpartition(".")
+    def_module, _, def_name = defined_at.rpartition(".")
+    return pub_name == def_name and (def_module == pub_module or def_module.startswith(pub_module + "."))
+
+
 @register("defined")
 class Defined(CheckKind):
     Spec = DefinedSpec
@@ -50,6 +58,6 @@ class Defined(CheckKind):
             got = obs.parameters or []
             if [p.lower() for p in got[: len(spec.parameters)]] != [p.lower() for p in spec.parameters]:
                 return Verdict.failed(f"{where} takes ({', '.join(got)}); expected ({', '.join(spec.parameters)})")
-        if spec.subclass_of and spec.subclass_of not in obs.bases:
+        if spec.subclass_of and not any(same_class(spec.subclass_of, base) for base in obs.bases):
             return Verdict.failed(f"{where} is not a subclass of {spec.subclass_of}")
         return Verdict.passed(f"{where} is defined")

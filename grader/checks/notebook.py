@@ -63,7 +63,11 @@ class Notebook(CheckKind):
             return Verdict.failed(f"the submission is a {obs.form}, not a notebook; this check needs a notebook")
         rows = []
         if spec.executes:
-            detail = "; ".join(f"cell {c.index + 1}: {c.error or c.status}" for c in obs.failed_cells[:3])
+            shown = obs.failed_cells[:3]
+            detail = "; ".join(f"cell {c.index + 1}: {c.error or c.status}" for c in shown)
+            if len(obs.failed_cells) > len(shown):
+                detail += f"; and {len(obs.failed_cells) - len(shown)} more (cells "\
+                          f"{', '.join(str(c.index + 1) for c in obs.failed_cells[len(shown):])})"
             rows.append({"requirement": "runs without errors", "got": detail or "all cells ran",
                          "ok": not obs.failed_cells})
         if spec.min_markdown_cells:

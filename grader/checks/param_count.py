@@ -25,6 +25,23 @@ class ParamCountObservation(Observation):
     trainable: int
 
 
+def own_parameters(model: object) -> list:
+    """Every distinct parameter, read from the modules' own storage (``_parameters`` and
+    ``_modules``), so overriding ``parameters()`` or ``named_parameters()`` changes nothing."""
+    seen: dict[int, object] = {}
+    stack, visited = [model], set()
+    while stack:
+        module = stack.pop()
+        if id(module) in visited:
+            continue
+        visited.add(id(module))
+        for p in object.__getattribute__(module, "_parameters").values():
+            if p is not None:
+                seen.setdefault(id(p), p)
+        stack.extend(m for m in object.__getattribute__(module, "_modules").values() if m is not None)
+    return list(seen.values())
+
+
 @register("param_count")
 class ParamCount(CheckKind):
     Spec = ParamCountSpec
@@ -41,9 +58,7 @@ class ParamCount(CheckKind):
         model = call_target(ctx, spec.target, spec.args)
         if not isinstance(model, torch.nn.Module):
             return ParamCountObservation(module_type=type_name(model), total=-1, trainable=-1)
-        # torch's own Module.parameters, not an override the student's class might define.
-        with ctx.student_code("listing the model's parameters"):
-            params = list(torch.nn.Module.parameters(model))
+        params = own_parameters(model)
         total = sum(int(torch.Tensor.numel(p)) for p in params)
         trainable = sum(int(torch.Tensor.numel(p)) for p in params if p.requires_grad)
         return ParamCountObservation(module_type=type_name(model), total=total, trainable=trainable)

@@ -91,8 +91,10 @@ class Shape(CheckKind):
         if len(obs.forwards) != len(spec.bindings()):
             return Verdict.failed("the probe returned a different number of forward passes than asked for")
         if wrong == 0:
-            return Verdict.passed(f"output shape {format_shape(spec.output if spec.output != 'reference' else rows[0]['expected'])} "
-                                  f"for input {format_shape(spec.input)}", rows)
+            if spec.output == "reference":
+                return Verdict.passed(f"output shape as the reference's ({rows[0]['got']} for {rows[0]['input']}) "
+                                      f"for input {format_shape(spec.input)}", rows)
+            return Verdict.passed(f"output shape {format_shape(spec.output)} for input {format_shape(spec.input)}", rows)
         first = next(r for r in rows if not r["ok"])
         if not first["got"].startswith("["):
             return Verdict.failed(f"the model returned a {first['got']}, expected a torch.Tensor", rows)

@@ -44,6 +44,7 @@ class Element(BaseModel):
     numeric: bool
     finite: bool
     head: list[float]
+    is_module: bool = False
 
 
 class TrainingObservation(Observation):
@@ -81,7 +82,22 @@ def _describe(value: Any) -> Element:
         finite = numeric and all(math.isfinite(n) for n in numbers)  # type: ignore[arg-type]
         head = [n for n in numbers[:20] if n is not None] if numeric else []
         return Element(type=type_name(value), length=len(value), numeric=numeric, finite=finite, head=head)
-    return Element(type=type_name(value), length=None, numeric=False, finite=False, head=[])
+    import torch
+
+    return Element(type=type_name(value), length=None, numeric=False, finite=False, head=[],
+                   is_module=isinstance(value, torch.nn.Module))
+
+
+def _split(result: Any, expected_parts: int) -> list[Any]:
+    """The returned values: ``return a, b`` gives a tuple; a list of lists counts too, but a single
+    list of numbers is one value even when its length happens to equal ``expected_parts``."""
+    if expected_parts == 1:
+        return [result]
+    if type(result) is tuple:
+        return list(result)
+    if type(result) is list and not all(_as_number(v) is not None for v in result):
+        return list(result)
+    return [result]
 
 
 @register("training")
@@ -103,7 +119,7 @@ class Training(CheckKind):
             result = fn(*args)
         seconds = time.monotonic() - start
         changed = any(not torch.equal(b, p.detach()) for b, p in zip(before, network.parameters()))
-        parts = list(result) if type(result) in (tuple, list) and len(spec.returns) > 1 else [result]
+        parts = _split(result, len(spec.returns))
         return TrainingObservation(return_type=type_name(result), elements=[_describe(p) for p in parts],
                                    weights_changed=changed, seconds=round(seconds, 3))
 
@@ -120,6 +136,8 @@ class Training(CheckKind):
                 elif got.length is not None and not got.finite:
                     detail += ", contains nan/inf"
                 rows.append({"requirement": f"value {n}: one number per epoch ({spec.epochs})", "got": detail, "ok": ok})
+            elif want == "model":
+                rows.append({"requirement": f"value {n}: a model (torch.nn.Module)", "got": got.type, "ok": got.is_module})
         rows.append({"requirement": "updates the network's weights",
                      "got": "weights changed" if obs.weights_changed else "weights unchanged",
                      "ok": obs.weights_changed})

@@ -18,6 +18,7 @@ SHELL_LINE = re.compile(r"^\s*(!|%(pip|conda|sx|system|sc)\b)")
 SHELL_CELL = re.compile(r"^\s*%%(bash|sh|script|system|capture\s+--no-stdout)\b")
 FIGURE_MIMES = ("image/png", "image/svg+xml", "image/jpeg")
 TIMEOUT_ENAME = "CellTimeoutError"
+IPYTHON_FILE = re.compile(r"\(\d+\.py, line (\d+)\)")  # SyntaxError's "(1054858500.py, line 1)"
 
 
 def sanitize(nb: Any) -> list[str]:
@@ -72,7 +73,8 @@ def cell_record(index: int, cell: Any, timed_out: bool = False) -> dict[str, Any
     for out in cell.get("outputs", []):
         if out.get("output_type") == "error":
             status = "error"
-            error = f"{out.get('ename')}: {out.get('evalue')}"[:500]
+            evalue = IPYTHON_FILE.sub(r"(line \1 of the cell)", str(out.get("evalue")))
+            error = f"{out.get('ename')}: {evalue}"[:500]
         elif out.get("output_type") in ("display_data", "execute_result"):
             figures += any(m in out.get("data", {}) for m in FIGURE_MIMES)
     if timed_out:

@@ -1,0 +1,231 @@
+"""grader.judging: records of every status become check results with the right outcome and points."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from grader import checks
+from grader.checks.answer import AnswerObservation
+from grader.checks.base import Verdict
+from grader.checks.param_count import ParamCountObservation
+from grader.judging import STUDENT_RUN_FAILURES, judge_all
+from grader.observations import ArrayWriter, ProbeRecord
+
+
+def spec(check_id: str, kind: str = "param_count", points: float = 2, **fields: Any):
+    defaults = {"param_count": {"target": "net", "expected": 23}, "answer": {"target": "x", "expected": 3136},
+                "notebook": {"executes": True, "min_figures": 2, "min_markdown_cells": 3}}[kind]
+    return checks.get(kind).Spec.model_validate({"id": check_id, "kind": kind, "points": points,
+                                                 **defaults, **fields})
+
+
+def observed(check_id: str, data: dict[str, Any], **extra: Any) -> ProbeRecord:
+    return ProbeRecord.model_validate({"check": check_id, "status": "observed", "data": data, **extra})
+
+
+def counts(total: int) -> dict[str, Any]:
+    return {"module_type": "torch.nn.modules.container.Sequential", "total": total, "trainable": total}
+
+
+def run(specs, records, *, arrays=None, expected=None, status="ok", message="ran to completion"):
+    results = judge_all(specs, records, arrays or {}, expected or {}, status, message)
+    assert [r.id for r in results] == [s.id for s in specs]
+    return results
+
+
+# ---------------------------------------------------------------- observed
+
+
+def test_observed_and_right_passes_with_full_points():
+    (r,) = run([spec("params")], [observed("params", counts(23), found_as="make_net", seconds=0.5)])
+    assert (r.outcome, r.points, r.max_points) == ("passed", 2.0, 2.0)
+    assert r.message == "23 learnable parameters"
+    assert (r.found_as, r.seconds, r.kind, r.visibility) == ("make_net", 0.5, "param_count", "visible")
+
+
+def test_observed_and_wrong_fails_with_no_points():
+    (r,) = run([spec("params", visibility="hidden")], [observed("params", counts(30))])
+    assert (r.outcome, r.points, r.visibility) == ("failed", 0.0, "hidden")
+    assert r.message == "30 learnable parameters, expected 23 (7 more)"
+
+
+def test_partial_fraction_earns_partial_points_only_with_partial_credit():
+    data = {"form": "notebook", "code_cells": 3, "markdown_cells": 1, "markdown_words": 10, "figures": 2,
+            "failed_cells": []}
+    with_partial, without = run([spec("nb", "notebook", points=3, partial_credit=True), spec("nb2", "notebook", points=3)],
+                                [observed("nb", data), observed("nb2", data)])
+    assert (with_partial.outcome, with_partial.points) == ("failed", 2.0)
+    assert len(with_partial.table) == 3
+    assert (without.outcome, without.points) == ("failed", 0.0)
+
+
+def test_observation_with_arrays_is_decoded_for_the_judge():
+    writer = ArrayWriter()
+    data = writer.encode(AnswerObservation(type="torch.Tensor", array=np.array([1.0, 2.0])).model_dump(mode="python"))
+    (r,) = run([spec("ans", "answer", expected=[1, 2])], [observed("ans", data)], arrays=writer.arrays)
+    assert (r.outcome, r.message) == ("passed", "all 2 values are right")
+
+
+def test_expected_from_the_reference_is_passed_to_the_judge():
+    reference = ParamCountObservation(module_type="torch.nn.Sequential", total=110, trainable=110)
+    (r,) = run([spec("params", expected="reference")], [observed("params", counts(100))],
+               expected={"params": reference})
+    assert r.message == "100 learnable parameters, expected 110 (10 fewer)"
+
+
+def test_missing_reference_expectation_is_a_grader_error():
+    (r,) = run([spec("params", expected="reference")], [observed("params", counts(100))])
+    assert (r.outcome, r.points) == ("grader-error", 0.0)
+    assert r.message == "no expectation from the reference for this check"
+
+
+# ---------------------------------------------------------------- raised, unresolved, probe-error
+
+
+def test_raised_is_errored_with_the_student_traceback():
+    record = ProbeRecord.model_validate({
+        "check": "params", "status": "raised", "error": {
+            "type": "ZeroDivisionError", "message": "division by zero", "during": "calling make_net(4, 2)",
+            "traceback": "Traceback (most recent call last):\n  ...\nZeroDivisionError: division by zero\n"}})
+    (r,) = run([spec("params")], [record])
+    assert (r.outcome, r.points) == ("errored", 0.0)
+    assert r.message == "ZeroDivisionError: division by zero (while calling make_net(4, 2))"
+    assert r.traceback.endswith("ZeroDivisionError: division by zero\n")
+
+
+def test_unresolved_missing_target_fails_and_lists_what_was_defined():
+    record = ProbeRecord.model_validate({
+        "check": "params", "status": "unresolved", "unresolved": {
+            "target": "net", "looked_for": "make_net (or net)", "problem": "missing",
+            "candidates": ["build(a, b)", "size: int"]}})
+    (r,) = run([spec("params")], [record])
+    assert (r.outcome, r.points) == ("failed", 0.0)
+    assert r.message == "no match for make_net (or net); defined: build(a, b), size: int"
+
+
+def test_unresolved_missing_target_with_nothing_defined():
+    record = ProbeRecord.model_validate({
+        "check": "params", "status": "unresolved", "unresolved": {
+            "target": "net", "looked_for": "make_net", "problem": "missing", "candidates": []}})
+    (r,) = run([spec("params")], [record])
+    assert r.message == "no match for make_net; defined: nothing"
+
+
+def test_unresolved_ambiguous_target_lists_the_candidates():
+    record = ProbeRecord.model_validate({
+        "check": "params", "status": "unresolved", "unresolved": {
+            "target": "net", "looked_for": "make_net", "problem": "ambiguous", "candidates": ["task1.make_net", "task2.make_net"]}})
+    (r,) = run([spec("params")], [record])
+    assert (r.outcome, r.message) == ("failed", "several matches for make_net; candidates: task1.make_net, task2.make_net")
+
+
+def test_probe_error_is_a_grader_error():
+    record = ProbeRecord.model_validate({
+        "check": "params", "status": "probe-error", "error": {
+            "type": "AttributeError", "message": "'NoneType' object has no attribute 'x'",
+            "during": "probing check 'params'", "traceback": "Traceback ...probe bug"}})
+    (r,) = run([spec("params")], [record])
+    assert (r.outcome, r.points) == ("grader-error", 0.0)
+    assert r.message == "the probe failed: AttributeError: 'NoneType' object has no attribute 'x'"
+    assert r.traceback == "Traceback ...probe bug"
+
+
+def test_probe_error_without_details_is_a_grader_error():
+    (r,) = run([spec("params")], [ProbeRecord.model_validate({"check": "params", "status": "probe-error"})])
+    assert (r.outcome, r.message) == ("grader-error", "the probe failed: probe-error")
+
+
+# ---------------------------------------------------------------- missing records
+
+
+@pytest.mark.parametrize("status", sorted(STUDENT_RUN_FAILURES))
+def test_missing_record_after_a_failed_run_is_errored(status):
+    message = "the run took longer than the 600s limit and was stopped"
+    (r,) = run([spec("params")], [], status=status, message=message)
+    assert (r.outcome, r.points) == ("errored", 0.0)
+    assert r.message == f"not observed: {message}"
+
+
+def test_missing_record_after_a_timeout_keeps_what_was_observed():
+    first, second = run([spec("a"), spec("b")], [observed("a", counts(23))], status="timeout-wall",
+                        message="the run took longer than the 600s limit and was stopped; 1 check(s) had been observed")
+    assert (first.outcome, first.points) == ("passed", 2.0)
+    assert second.outcome == "errored" and second.message.startswith("not observed: the run took longer")
+
+
+def test_missing_record_after_an_ok_run_is_a_grader_error():
+    (r,) = run([spec("params")], [], status="ok")
+    assert (r.outcome, r.points) == ("grader-error", 0.0)
+    assert r.message == "the probes reported nothing for this check (a grader bug)"
+
+
+# ---------------------------------------------------------------- requires
+
+
+def test_requires_an_unpassed_check_is_skipped():
+    specs = [spec("defined-ish"), spec("params", requires=["defined-ish"]), spec("more", requires=["params"])]
+    records = [observed("defined-ish", counts(30)), observed("params", counts(23)), observed("more", counts(23))]
+    first, second, third = run(specs, records)
+    assert first.outcome == "failed"
+    assert (second.outcome, second.points, second.max_points) == ("skipped", 0.0, 2.0)
+    assert second.message == "skipped: needs defined-ish to pass first"
+    assert third.outcome == "skipped" and third.message == "skipped: needs params to pass first"
+
+
+def test_requires_lists_every_unmet_prerequisite():
+    specs = [spec("a"), spec("b"), spec("c", requires=["a", "b"])]
+    records = [ProbeRecord.model_validate({"check": "a", "status": "probe-error"}), observed("b", counts(0)),
+               observed("c", counts(23))]
+    *_, c = run(specs, records)
+    assert c.message == "skipped: needs a, b to pass first"
+
+
+def test_requires_a_passed_check_is_judged():
+    _, second = run([spec("a"), spec("b", requires=["a"])], [observed("a", counts(23)), observed("b", counts(22))])
+    assert second.outcome == "failed"
+
+
+# ---------------------------------------------------------------- judge bugs, tampered output
+
+
+def test_judge_that_raises_becomes_grader_error(monkeypatch):
+    def broken_judge(spec, obs, expected):
+        raise KeyError("oops")
+
+    monkeypatch.setattr(checks.get("param_count"), "judge", staticmethod(broken_judge))
+    (r,) = run([spec("params")], [observed("params", counts(23))])
+    assert (r.outcome, r.points) == ("grader-error", 0.0)
+    assert r.message == "the judge failed: KeyError: 'oops'"
+    assert "broken_judge" in r.traceback
+
+
+def test_verdict_fraction_is_clamped(monkeypatch):
+    monkeypatch.setattr(checks.get("param_count"), "judge", staticmethod(lambda s, o, e: Verdict(1.5, "overjoyed")))
+    (r,) = run([spec("params", partial_credit=True)], [observed("params", counts(23))])
+    assert (r.outcome, r.points) == ("passed", 2.0)
+
+
+def test_observation_with_an_extra_key_is_errored_as_invalid():
+    (r,) = run([spec("params")], [observed("params", counts(23) | {"passed": True})])
+    assert (r.outcome, r.points) == ("errored", 0.0)
+    assert r.message == "invalid observation (tampered output?): passed: Extra inputs are not permitted"
+
+
+def test_observation_of_the_wrong_type_is_errored_as_invalid():
+    (r,) = run([spec("params")], [observed("params", counts(23) | {"total": "23"})])
+    assert r.outcome == "errored" and r.message.startswith("invalid observation (tampered output?): total: ")
+
+
+def test_observation_with_a_dangling_array_reference_is_errored_as_invalid():
+    data = {"type": "list", "array": {"$array": "a9"}}
+    (r,) = run([spec("ans", "answer", expected=[1, 2])], [observed("ans", data)])
+    assert r.outcome == "errored"
+    assert r.message == "invalid observation (tampered output?): a record refers to a missing array 'a9'"
+
+
+def test_records_for_unknown_checks_are_ignored():
+    (r,) = run([spec("params")], [observed("params", counts(23)), observed("injected", counts(1))])
+    assert r.outcome == "passed"
