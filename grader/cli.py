@@ -95,6 +95,7 @@ def _settings(args: argparse.Namespace) -> Any:
 def cmd_grade(args: argparse.Namespace) -> int:
     from grader import pipeline, report, submission
     from grader.errors import GraderError
+    from grader.report.html import format_points
 
     rubric = _load_rubric(args.rubric)
     for path in args.submissions:
@@ -110,7 +111,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
     def show(result: Any) -> None:
         if not args.quiet:
-            print(f"  {result.student:<32} {result.status:<14} {result.score:g}/{result.max_score:g}  ({result.seconds:.1f}s)")
+            score = f"{format_points(result.score)}/{format_points(result.max_score)}"
+            print(f"  {result.student:<32} {result.status:<14} {score:>11}  ({result.seconds:.1f}s)")
 
     if not args.quiet:
         print(f"grading {len(subs)} submission(s) against {rubric.model.assignment}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -47,8 +48,20 @@ def prepare(rubric: LoadedRubric, settings: Settings) -> Prepared:
 
 def grade_one(sub: submission.Submission, prep: Prepared) -> SubmissionResult:
     """Grade one submission; every failure becomes a status on the result, never an exception."""
-    rubric = prep.rubric.model
     start = time.monotonic()
+    try:
+        return _grade(sub, prep, start)
+    except Exception as exc:  # noqa: BLE001 - a harness bug must cost one row, not the batch
+        result = _unrun(sub, prep, "sandbox-error", f"the grader failed on this submission: "
+                        f"{type(exc).__name__}: {exc}", start)
+        for check in result.checks:
+            check.outcome, check.message = "grader-error", f"not graded: {result.message}"
+        result.stderr = traceback.format_exc()[-4000:]
+        return result
+
+
+def _grade(sub: submission.Submission, prep: Prepared, start: float) -> SubmissionResult:
+    rubric = prep.rubric.model
     base = Path(tempfile.mkdtemp(prefix=f"grader-{sub.student[:40]}-"))
     try:
         if sub.problem:

@@ -250,3 +250,38 @@ def test_parameter_names_skip_self_and_keywords():
 def test_describe_callable_and_value():
     assert describe("fc", fully_connected) == "fc(D, K, O)"
     assert describe("n", 3.5) == "n: float"
+
+
+# ---------------------------------------------------------------- how real notebooks name things
+
+
+def test_a_built_model_named_like_the_builder_is_not_the_builder():
+    """`fc = dense_net(784, 100, 10)` must not shadow the builder `dense_net(D, K, O)`."""
+    import torch
+
+    def dense_net(D, K, O):
+        return torch.nn.Linear(D, O)
+
+    dense_net.__module__ = "__main__"
+    ns = {"__name__": "__main__", "dense_net": dense_net, "fc": dense_net(4, 3, 2)}
+    found = resolve(TargetSpec(aliases=["fully_connected", "fc"], signature=["D", "K", "O"], kind="callable"),
+                    [("notebook", ns)])
+    assert (found.found_as, found.how) == ("dense_net", "signature")
+
+
+def test_a_model_class_beside_its_builder_function_resolves_to_the_function():
+    import torch
+
+    class DigitCNN(torch.nn.Module):
+        def __init__(self, Q1, Q2, O):
+            super().__init__()
+
+    def conv_net_builder(Q1, Q2, O):
+        return DigitCNN(Q1, Q2, O)
+
+    for obj in (DigitCNN, conv_net_builder):
+        obj.__module__ = "__main__"
+    ns = {"__name__": "__main__", "DigitCNN": DigitCNN, "conv_net_builder": conv_net_builder}
+    found = resolve(TargetSpec(aliases=["convolutional"], signature=["Q1", "Q2", "O"], kind="callable"),
+                    [("notebook", ns)])
+    assert (found.found_as, found.how) == ("conv_net_builder", "signature")

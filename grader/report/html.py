@@ -15,8 +15,13 @@ from grader.rubric import LoadedRubric
 def _env() -> Environment:
     env = Environment(loader=PackageLoader("grader.report", "templates"),
                       autoescape=select_autoescape(["html"], default_for_string=True, default=True))
-    env.filters["pts"] = lambda v: f"{v:g}"
+    env.filters["pts"] = format_points
     return env
+
+
+def format_points(value: float) -> str:
+    """``17.666666`` -> ``17.67``, ``2.0`` -> ``2``: points as a person writes them."""
+    return f"{round(value, 2):g}"
 
 
 def render_submission(result: SubmissionResult) -> str:

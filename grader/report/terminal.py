@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import textwrap
 
+from grader.report.html import format_points
 from grader.results import SubmissionResult
 
 MARKS = {"passed": "PASS", "failed": "FAIL", "errored": "ERROR", "skipped": "SKIP", "grader-error": "GRADER-ERROR"}
@@ -24,10 +25,10 @@ def self_check_table(result: SubmissionResult) -> str:
     indent = " " * (id_w + 26)
     for c in student.checks:
         wrapped = textwrap.wrap(c.message, feedback_w) or [""]
-        points = f"{c.points:g}/{c.max_points:g}"
+        points = f"{format_points(c.points)}/{format_points(c.max_points)}"
         lines.append(f"{c.id:<{id_w}}  {MARKS[c.outcome]:<12} {points:>9}  {wrapped[0]}")
         lines += [indent + w for w in wrapped[1:4]]
     hidden = len(result.checks) - len(student.checks)
-    lines += ["", f"visible score: {student.score:g} / {student.max_score:g}"
+    lines += ["", f"visible score: {format_points(student.score)} / {format_points(student.max_score)}"
               + (f"  ({hidden} more check(s) are graded after submission)" if hidden else "")]
     return "\n".join(lines)
