@@ -73,6 +73,15 @@ class Verdict:
     def failed(cls, message: str, table: list[dict[str, Any]] | None = None) -> "Verdict":
         return cls(0.0, message, table or [])
 
+    @classmethod
+    def from_requirements(cls, rows: list[dict[str, Any]], passed: str | None = None) -> "Verdict":
+        """A verdict over requirement rows (``requirement``, ``got``, ``ok``): the share met, and
+        a message naming each unmet requirement with what was found instead."""
+        unmet = [r for r in rows if not r["ok"]]
+        if not unmet:
+            return cls.passed(passed or f"all {len(rows)} requirements met", rows)
+        return cls(1 - len(unmet) / len(rows), "; ".join(f"{r['requirement']}: got {r['got']}" for r in unmet), rows)
+
 
 class StudentRaised(Exception):
     """Student code raised (any BaseException) while a probe was running it."""

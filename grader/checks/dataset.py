@@ -89,10 +89,7 @@ class Dataset(CheckKind):
     @staticmethod
     def judge(spec: DatasetSpec, obs: DatasetObservation, expected: None) -> Verdict:
         rows = _judge_items(spec.items, obs) if spec.items else _judge_loader(spec.loader, obs)  # type: ignore[arg-type]
-        bad = [r for r in rows if not r["ok"]]
-        if not bad:
-            return Verdict.passed(f"all {len(rows)} requirements met", rows)
-        return Verdict(1 - len(bad) / len(rows), "; ".join(f"{r['requirement']}: {r['got']}" for r in bad), rows)
+        return Verdict.from_requirements(rows)
 
 
 def _observe_items(obj: Any, ctx: ProbeContext) -> DatasetObservation:

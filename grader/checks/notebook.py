@@ -81,8 +81,4 @@ class Notebook(CheckKind):
                          "got": str(obs.figures), "ok": obs.figures >= spec.min_figures})
         if not rows:
             return Verdict.passed("no structural requirement set")
-        bad = [r for r in rows if not r["ok"]]
-        fraction = 1 - len(bad) / len(rows)
-        if not bad:
-            return Verdict.passed(f"all {len(rows)} requirements met", rows)
-        return Verdict(fraction, "; ".join(f"{r['requirement']}: got {r['got']}" for r in bad), rows)
+        return Verdict.from_requirements(rows)

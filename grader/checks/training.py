@@ -141,8 +141,5 @@ class Training(CheckKind):
         rows.append({"requirement": "updates the network's weights",
                      "got": "weights changed" if obs.weights_changed else "weights unchanged",
                      "ok": obs.weights_changed})
-        bad = [r for r in rows if not r["ok"]]
-        if not bad:
-            return Verdict.passed(f"returns {len(spec.returns)} per-epoch value lists and trains "
-                                  f"({obs.seconds:.1f}s for {spec.epochs} epoch(s))", rows)
-        return Verdict(1 - len(bad) / len(rows), "; ".join(f"{r['requirement']}: got {r['got']}" for r in bad), rows)
+        return Verdict.from_requirements(rows, passed=f"returns {len(spec.returns)} per-epoch value lists and "
+                                                      f"trains ({obs.seconds:.1f}s for {spec.epochs} epoch(s))")

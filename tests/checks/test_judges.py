@@ -580,13 +580,13 @@ def test_dataset_items_of_the_wrong_type_fail_with_what_was_found():
                              datasets=[info(["torch.Tensor", "int"]), info(["PIL.Image.Image", "int"])])
     v = judge("dataset", spec("dataset", partial_credit=True, **ITEMS), obs)
     assert v.fraction == pytest.approx(4 / 5)
-    assert v.message == "data set 1 items are (PIL.Image.Image, int): (torch.Tensor, int)"
+    assert v.message == "data set 1 items are (PIL.Image.Image, int): got (torch.Tensor, int)"
 
 
 def test_dataset_returning_one_data_set_instead_of_two():
     obs = DatasetObservation(returned_type="torchvision.datasets.mnist.MNIST", datasets=[info(["PIL.Image.Image", "int"])])
     v = judge("dataset", spec("dataset", **ITEMS), obs)
-    assert v.message == "returns 2 data sets: 1 (torchvision.datasets.mnist.MNIST)"
+    assert v.message == "returns 2 data sets: got 1 (torchvision.datasets.mnist.MNIST)"
 
 
 def test_dataset_spec_needs_exactly_one_form():
@@ -617,33 +617,33 @@ def test_dataset_loader_passes():
 def test_dataset_loader_with_wrong_batch_size():
     v = judge("dataset", spec("dataset", **LOADER), loader_obs(batch_sizes=[32, 32, 16]))
     assert v.fraction == pytest.approx(5 / 6)
-    assert v.message == "batches of 64 (the last may be smaller): 3 batches, sizes [32] found"
+    assert v.message == "batches of 64 (the last may be smaller): got 3 batches, sizes [32] found"
 
 
 def test_dataset_loader_with_inputs_out_of_range():
     v = judge("dataset", spec("dataset", **LOADER), loader_obs(input_min=-0.42, input_max=2.8))
-    assert v.message == "inputs in [0, 1]: [-0.42, 2.8]"
+    assert v.message == "inputs in [0, 1]: got [-0.42, 2.8]"
 
 
 def test_dataset_loader_with_non_integer_targets():
     v = judge("dataset", spec("dataset", **LOADER), loader_obs(targets_integral=False))
-    assert v.message == "targets are integers in [0, 9]: [0.0, 9.0], not integers"
+    assert v.message == "targets are integers in [0, 9]: got [0.0, 9.0], not integers"
 
 
 def test_dataset_loader_not_shuffled_when_it_should_be():
     v = judge("dataset", spec("dataset", **LOADER), loader_obs(fingerprints=[10.0, 10.0]))
-    assert v.message == "shuffled every pass: same order on every pass"
+    assert v.message == "shuffled every pass: got same order on every pass"
 
 
 def test_dataset_loader_shuffled_when_it_should_not_be():
     the_spec = spec("dataset", target="test_loader", loader={"shuffled": False})
     v = judge("dataset", the_spec, loader_obs())
-    assert v.message == "not shuffled: order changes between passes"
+    assert v.message == "not shuffled: got order changes between passes"
 
 
 def test_dataset_loader_that_does_not_yield_pairs():
     v = judge("dataset", spec("dataset", **LOADER), loader_obs(batch_structure=["dict"]))
-    assert (v.fraction, v.message) == (0.0, "batches are (inputs, targets) pairs: dict")
+    assert (v.fraction, v.message) == (0.0, "batches are (inputs, targets) pairs: got dict")
 
 
 def tiny_loader(shuffle: bool) -> DataLoader:
