@@ -23,7 +23,7 @@ from grader.sandbox import probe_side
 from grader.submission import content_hash
 
 
-class ReferenceError_(GraderError):
+class ReferenceProblem(GraderError):
     """The reference does not provide what a check needs: a rubric or reference bug."""
 
 
@@ -83,12 +83,12 @@ def _probe_reference(spec: Any, ctx: ProbeContext, rubric: LoadedRubric) -> Obse
     where = f"{rubric.path.name}: check {spec.id!r}"
     if record["status"] == "unresolved":
         info = record["unresolved"]
-        raise ReferenceError_(f"the reference has no {info['looked_for']} ({info['problem']}; "
+        raise ReferenceProblem(f"the reference has no {info['looked_for']} ({info['problem']}; "
                               f"candidates: {', '.join(info['candidates']) or 'none'})", where=where,
                               hint=f"fix reference/{rubric.model.assignment} or the target in the rubric")
     if record["status"] != "observed":
         err = record["error"]
-        raise ReferenceError_(f"the reference failed while {err['during']}: {err['type']}: {err['message']}",
+        raise ReferenceProblem(f"the reference failed while {err['during']}: {err['type']}: {err['message']}",
                               where=where, hint="the reference must run every check cleanly")
     kind = checks.get(spec.kind)
     return observations.validate_data(kind.Observation, record["data"], writer.arrays)  # type: ignore[return-value]

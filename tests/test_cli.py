@@ -108,3 +108,14 @@ def test_check_shows_visible_checks_and_exit_code(tmp_path):
     done = grader("check", str(nb), "--rubric", TINY)
     assert done.returncode == 0, done.stdout
     assert "visible score: 5 / 5  (1 more check(s) are graded after submission)" in done.stdout
+
+
+def test_validate_names_what_the_reference_lacks(tmp_path):
+    rubric = tmp_path / "lacking.yaml"
+    rubric.write_text(Path(TINY).read_text()
+                      .replace("reference: reference", f"reference: {FIXTURES / 'tiny' / 'reference'}")
+                      .replace("aliases: [answer, the_answer]", "aliases: [final_answer]"))
+    done = grader("validate", str(rubric))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "lacking.yaml: check 'answer': the reference has no final_answer (missing; candidates:" in done.stderr
+    assert "make_net(n_in, n_out)" in done.stderr
