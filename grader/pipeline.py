@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 import traceback
@@ -90,7 +91,7 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float) -> Submissi
                          removed_commands=ex.removed_commands if ex else [], stdout=run.stdout, stderr=run.stderr)
     finally:
         if not prep.settings.keep_work:
-            sandbox.remove(base)
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def grade_batch(subs: list[submission.Submission], prep: Prepared,

@@ -95,9 +95,10 @@ def _probe_reference(spec: Any, ctx: ProbeContext, rubric: LoadedRubric) -> Obse
 
 
 def _cache_key(ref_hash: str, rubric: LoadedRubric, spec: Any) -> str:
-    payload = json.dumps([__version__, ref_hash, spec.model_dump(mode="json"),
-                          rubric.model.targets.get(getattr(spec, "target", ""), None) and
-                          rubric.model.targets[spec.target].model_dump(mode="json"), rubric.model.seed], sort_keys=True)
+    """Everything the expectation depends on: grader, reference content, check, its targets, seed."""
+    targets = [rubric.model.targets[key].model_dump(mode="json") for key in spec.target_refs()]
+    payload = json.dumps([__version__, ref_hash, spec.model_dump(mode="json"), targets, rubric.model.seed],
+                         sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -221,7 +220,3 @@ def _tail(path: Path, limit: int) -> str:
             return head + f"\n[... {size - limit:,} bytes cut ...]\n" + f.read().decode("utf-8", "replace")
     except OSError:
         return ""
-
-
-def remove(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
