@@ -29,6 +29,7 @@ class Settings:
     allow_synthetic: bool = True
     limit_overrides: dict[str, float] = field(default_factory=dict)
     keep_work: bool = False
+    isolation: str = "auto"
 
 
 @dataclass
@@ -47,11 +48,11 @@ def prepare(rubric: LoadedRubric, settings: Settings) -> Prepared:
                     settings=settings)
 
 
-def grade_one(sub: submission.Submission, prep: Prepared) -> SubmissionResult:
-    """Grade one submission; every failure becomes a status on the result, never an exception."""
+def grade_one(sub: submission.Submission, prep: Prepared, slot: sandbox.Slot | None = None) -> SubmissionResult:
+    """Grade one submission in ``slot``; every failure becomes a status on the result, never an exception."""
     start = time.monotonic()
     try:
-        return _grade(sub, prep, start)
+        return _grade(sub, prep, start, slot or sandbox.Slot())
     except Exception as exc:  # noqa: BLE001 - a harness bug must cost one row, not the batch
         result = _unrun(sub, prep, "sandbox-error", f"the grader failed on this submission: "
                         f"{type(exc).__name__}: {exc}", start)
@@ -61,7 +62,7 @@ def grade_one(sub: submission.Submission, prep: Prepared) -> SubmissionResult:
         return result
 
 
-def _grade(sub: submission.Submission, prep: Prepared, start: float) -> SubmissionResult:
+def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandbox.Slot) -> SubmissionResult:
     rubric = prep.rubric.model
     base = Path(tempfile.mkdtemp(prefix=f"grader-{sub.student[:40]}-"))
     try:
@@ -81,7 +82,8 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float) -> Submissi
         limits = rubric.limits.model_dump() | prep.settings.limit_overrides
         plan = {"seed": rubric.seed, "targets": {k: t.model_dump(mode="json") for k, t in rubric.targets.items()},
                 "checks": [c.model_dump(mode="json") for c in rubric.checks]}
-        run = sandbox.run(sandbox.Job(entry=entry, plan=plan, limits=limits, out_dir=base / "out"))
+        run = sandbox.run(sandbox.Job(entry=entry, plan=plan, limits=limits, out_dir=base / "out",
+                                      slot=slot))
         results = judge_all(rubric.checks, run.records, run.arrays, prep.expected, run.status, run.message)
         status = "invalid-output" if run.status == "ok" and has_invalid_observation(results) else run.status
         ex = run.execution

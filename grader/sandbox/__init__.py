@@ -62,6 +62,15 @@ class Execution(BaseModel):
     runner_error: str | None = None
 
 
+@dataclass(frozen=True)
+class Slot:
+    """One of the batch's parallel places to run: its index picks the sandbox uid, ``gpu`` the only
+    device the sandbox sees (``None``: no GPU)."""
+
+    index: int = 0
+    gpu: str | None = None
+
+
 @dataclass
 class Job:
     """Everything the child needs: where the code is, what to probe, limits, and where to write."""
@@ -71,6 +80,7 @@ class Job:
     limits: dict[str, Any]
     out_dir: Path
     env: dict[str, str] = field(default_factory=dict)
+    slot: Slot = field(default_factory=Slot)
 
 
 @dataclass
