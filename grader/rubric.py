@@ -33,6 +33,13 @@ class Limits(BaseModel):
     wall_seconds: float = Field(900, gt=0, description="the whole run, notebook and probes together")
     cell_seconds: float = Field(300, gt=0, description="one notebook cell")
     output_chars: int = Field(20_000, gt=0, description="student output kept for the report (the rest is cut)")
+    cpu_seconds: float | None = Field(
+        None, gt=0, description="CPU time of any one process (default: the wall limit times the threads allowed)")
+    memory_mb: int = Field(8192, gt=0, description="data memory of any one process (heap and anonymous maps)")
+    disk_mb: int = Field(1024, gt=0, description="everything the run may write (its tmpfs, and any one file)")
+    output_mb: int = Field(16, gt=0, description="what one cell may print; past it, the cell is stopped")
+    processes: int = Field(512, gt=0, description="processes and threads of the sandbox's user (namespace level)")
+    open_files: int = Field(1024, gt=0, description="open file descriptors of any one process")
 
 
 class SubmissionSpec(BaseModel):

@@ -1,9 +1,15 @@
-"""The sandbox interface: run one submission's code and probes in a child process.
+"""The sandbox interface: run one submission's code and probes, isolated, and read back what it saw.
 
-``run(job)`` is all the pipeline sees. The isolation level in use is recorded in every result.
-This module implements the ``process`` level (own session and process group, scrubbed
-environment, wall deadline, every descendant killed afterwards); the namespace level plugs in
-behind the same function.
+``run(job)`` is all the pipeline sees. Three isolation levels, recorded in every result:
+
+* ``namespace`` — new PID, mount, network, IPC and UTS namespaces, a per-slot uid, no capabilities,
+  rlimits, a tmpfs as the only writable place, a trusted supervisor as PID 1
+  (``supervisor.py``; what goes in is decided by ``namespace.py``);
+* ``process`` — a child process in its own session with rlimits, a scrubbed environment and a wall
+  deadline; every descendant is killed afterwards. Weak: the code runs as the grader's user;
+* ``none`` — the runner in the grader's own process, for debugging a rubric only.
+
+``statuses.py`` gives the run its one status.
 """
 
 from __future__ import annotations
@@ -21,10 +27,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from grader import observations
+from grader.errors import GraderError
+from grader.sandbox import limits as run_limits
+from grader.sandbox.statuses import Ending, classify
 from grader.submission import Entry
 
-Isolation = Literal["process"]
+Isolation = Literal["namespace", "process", "none"]
+LEVELS: tuple[Isolation, ...] = ("namespace", "process", "none")
 GRACE_SECONDS = 3.0
+SETUP_MARGIN_SECONDS = 60.0  # the supervisor's own deadline comes first; this is the host's backstop
 
 
 class CellRun(BaseModel):
@@ -58,6 +69,8 @@ class Execution(BaseModel):
     kernel_died: bool = False
     died_in_cell: int | str | None = None
     probe_failure: str | None = None
+    kernel_signal: int | None = None
+    output_limited: bool = False
     problem: str | None = None
     runner_error: str | None = None
 
@@ -81,6 +94,8 @@ class Job:
     out_dir: Path
     env: dict[str, str] = field(default_factory=dict)
     slot: Slot = field(default_factory=Slot)
+    isolation: Isolation = "process"
+    read_only: list[Path] = field(default_factory=list)  # shown read-only inside (the data cache)
 
 
 @dataclass
@@ -96,36 +111,143 @@ class RunResult:
     stderr: str = ""
 
 
+def choose_isolation(requested: str) -> Isolation:
+    """The level to use: ``auto`` is the strongest this machine offers; an explicit level that is
+    unavailable is an error that says why."""
+    from grader.sandbox import namespace
+
+    if requested == "auto":
+        return "namespace" if namespace.unavailable_reason() is None else "process"
+    if requested not in LEVELS:
+        raise GraderError(f"unknown isolation level {requested!r}", where="--isolation",
+                          hint="use auto, namespace, process or none")
+    if requested == "namespace" and (why := namespace.unavailable_reason()):
+        raise GraderError(f"the namespace sandbox is not available: {why}", where="--isolation namespace",
+                          hint="run as root on Linux with util-linux installed, or pass --isolation process")
+    return requested  # type: ignore[return-value]
+
+
 def run(job: Job) -> RunResult:
-    """Run ``job`` in a child process and read back what it observed."""
+    """Run ``job`` at its isolation level and read back what it observed."""
     job.out_dir.mkdir(parents=True, exist_ok=True)
-    job_path = job.out_dir / "job.json"
-    job_path.write_text(json.dumps({
-        "entry": {"form": job.entry.form, "root": str(job.entry.root),
-                  "notebook": str(job.entry.notebook) if job.entry.notebook else None,
-                  "modules": list(job.entry.modules)},
-        "plan": job.plan, "limits": job.limits, "out_dir": str(job.out_dir)}))
-    wall = float(job.limits["wall_seconds"])
     start = time.monotonic()
+    ending = {"namespace": _run_namespace, "process": _run_process, "none": _run_here}[job.isolation](job)
+    limit = int(job.limits.get("output_chars", 20_000))
+    result = RunResult(status="ok", message="", isolation=job.isolation, seconds=round(time.monotonic() - start, 2),
+                       stdout=_tail(job.out_dir / "stdout.txt", limit), stderr=_tail(job.out_dir / "stderr.txt", limit))
+    try:
+        if (job.out_dir / "execution.json").exists():
+            result.execution = Execution.model_validate_json((job.out_dir / "execution.json").read_bytes())
+    except ValidationError as exc:
+        return _set(result, "invalid-output", f"the run's execution record is malformed: {exc.errors()[0]['msg']}")
+    try:
+        doc, result.arrays = observations.load(job.out_dir)
+        result.records = doc.records
+    except FileNotFoundError:
+        pass
+    except observations.InvalidOutput as exc:
+        return _set(result, "invalid-output", f"the probes' output broke the rules: {exc}")
+    return _set(result, *classify(ending, result.execution, result.records, job.limits))
+
+
+def _runner_job(job: Job, root: str, out_dir: str, job_path: str) -> dict[str, Any]:
+    """The runner's instructions, with paths as the runner will see them."""
+    notebook = str(Path(root) / job.entry.notebook.relative_to(job.entry.root)) if job.entry.notebook else None
+    return {"entry": {"form": job.entry.form, "root": root, "notebook": notebook, "modules": list(job.entry.modules)},
+            "plan": job.plan, "limits": job.limits, "out_dir": out_dir, "job_path": job_path,
+            "isolation": job.isolation}
+
+
+def _run_namespace(job: Job) -> Ending:
+    """Hand the run to a supervisor in new namespaces; trust only its ``supervisor.json``."""
+    from grader.sandbox import namespace
+
+    base = job.out_dir.parent
+    root = base / "root"
+    root.mkdir(exist_ok=True)
+    lifeline_read, lifeline_write = os.pipe()
+    spec = namespace.spec(
+        inner_job=_runner_job(job, namespace.WORKDIR, namespace.OUT_DIR, namespace.JOB_PATH), work_src=job.entry.root,
+        root=root, out_host=job.out_dir, limits=job.limits, slot_index=job.slot.index, gpu=job.slot.gpu,
+        read_only=job.read_only, env=job.env, threads=run_limits.threads_allowed(), lifeline_fd=lifeline_read,
+        output_caps={"observations.json": observations.MAX_JSON_BYTES, "arrays.npz": observations.MAX_ARRAYS_BYTES,
+                     "execution.json": observations.MAX_JSON_BYTES},
+        font_cache=_font_cache())
+    spec_path = base / "supervisor-spec.json"
+    spec_path.write_text(json.dumps(spec))
+    try:
+        with open(base / "supervisor.log", "wb") as log:
+            proc = subprocess.Popen(namespace.command(spec_path), env=namespace.supervisor_env(), cwd="/",
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(lifeline_read,),
+                                    start_new_session=True)
+            os.close(lifeline_read)
+            try:
+                proc.wait(timeout=float(job.limits["wall_seconds"]) + SETUP_MARGIN_SECONDS)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # unshare's --kill-child takes the namespace down with it
+                proc.wait()
+                return Ending(setup_error="the sandbox supervisor did not end in time")
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+    finally:
+        os.close(lifeline_write)
+    try:
+        report = json.loads((job.out_dir / "supervisor.json").read_text())
+    except (OSError, ValueError):
+        detail = (base / "supervisor.log").read_text(errors="replace")[-1000:]
+        return Ending(setup_error=f"the sandbox supervisor ended without a report (exit {proc.returncode}): {detail}")
+    return Ending(exit_code=report["exit_code"], signal=report["signal"], timed_out=report["timed_out"],
+                  setup_error=report["setup_error"], too_big=report["too_big"], cpu_seconds=report["cpu_seconds"])
+
+
+def _run_process(job: Job) -> Ending:
+    """A child process in its own session; the runner lowers its own rlimits before any student code."""
+    job_path = job.out_dir / "job.json"
+    job_path.write_text(json.dumps(_runner_job(job, str(job.entry.root), str(job.out_dir), str(job_path))))
+    wall = float(job.limits["wall_seconds"])
     with open(job.out_dir / "stdout.txt", "wb") as out, open(job.out_dir / "stderr.txt", "wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "grader.sandbox.runner", str(job_path)],
                                 cwd=job.entry.root, env=child_env(job), stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=err, start_new_session=True)
         timed_out = _wait(proc, wall)
-    seconds = time.monotonic() - start
-    limit = int(job.limits.get("output_chars", 20_000))
-    result = RunResult(status="ok", message="", isolation="process", seconds=round(seconds, 2),
-                       stdout=_tail(job.out_dir / "stdout.txt", limit), stderr=_tail(job.out_dir / "stderr.txt", limit))
-    return classify(result, job, proc.returncode, timed_out, wall)
+    code = proc.returncode
+    return Ending(exit_code=code if code >= 0 else None, signal=-code if code < 0 and not timed_out else None,
+                  timed_out=timed_out)
+
+
+def _run_here(job: Job) -> Ending:
+    """``none``: the runner in this very process (no limits, no deadline but the cells'): debugging only."""
+    from grader.sandbox import runner
+
+    job_path = job.out_dir / "job.json"
+    job_path.write_text(json.dumps(_runner_job(job, str(job.entry.root), str(job.out_dir), str(job_path))))
+    cwd = os.getcwd()
+    try:
+        return Ending(exit_code=runner.main([str(job_path)]))
+    finally:
+        os.chdir(cwd)
+
+
+def _font_cache() -> list[str]:
+    """matplotlib's font list, built once on the host and copied into each sandbox (seconds saved)."""
+    shared = _shared_dir("matplotlib")
+    found = sorted(str(p) for p in shared.glob("fontlist-*.json"))
+    if not found:
+        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env={**child_env_base(),
+                       "MPLCONFIGDIR": str(shared)}, capture_output=True, timeout=120)
+        found = sorted(str(p) for p in shared.glob("fontlist-*.json"))
+    return found
 
 
 def _wait(proc: subprocess.Popen, wall: float) -> bool:
     """Wait for the child until the wall deadline; then end it and everything it started."""
     from grader.sandbox.runner import kill_descendants
 
+    timed_out = False
     try:
         proc.wait(timeout=wall)
-        timed_out = False
     except subprocess.TimeoutExpired:
         timed_out = True
         try:
@@ -133,31 +255,33 @@ def _wait(proc: subprocess.Popen, wall: float) -> bool:
             proc.wait(timeout=GRACE_SECONDS)
         except (subprocess.TimeoutExpired, ProcessLookupError):
             pass
-    kill_descendants(proc.pid)  # kernels run in their own session; orphans were re-parented to the runner
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
+    finally:  # also on Ctrl-C: nothing of the submission outlives the wait
+        kill_descendants(proc.pid)  # kernels run in their own session; orphans were re-parented to the runner
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
     return timed_out
+
+
+def child_env_base() -> dict[str, str]:
+    bindir = str(Path(sys.executable).parent)
+    return {"PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def child_env(job: Job) -> dict[str, str]:
     """A scrubbed environment: nothing of the grader's own (tokens, paths) leaks to student code."""
     home = job.out_dir / "home"
     home.mkdir(exist_ok=True)
-    bindir = str(Path(sys.executable).parent)
     env = {
-        "PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin",
+        **child_env_base(),
         "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
         "JUPYTER_PLATFORM_DIRS": "1",
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-        "OMP_NUM_THREADS": os.environ.get("GRADER_THREADS", str(max(1, os.cpu_count() or 1))),
-        "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        "OMP_NUM_THREADS": str(run_limits.threads_allowed()),
+        "CUDA_VISIBLE_DEVICES": job.slot.gpu if job.slot.gpu is not None else "",
     }
     # matplotlib's font cache takes seconds to build: keep one across runs instead of one per HOME.
     env["MPLCONFIGDIR"] = os.environ.get("MPLCONFIGDIR") or str(_shared_dir("matplotlib"))
@@ -171,46 +295,6 @@ def _shared_dir(name: str) -> Path:
     path = cache_dir() / name
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def classify(result: RunResult, job: Job, returncode: int, timed_out: bool, wall: float) -> RunResult:
-    """Give the run one status and a message a student understands."""
-    try:
-        result.execution = Execution.model_validate_json((job.out_dir / "execution.json").read_bytes())
-    except FileNotFoundError:
-        pass
-    except ValidationError as exc:
-        return _set(result, "invalid-output", f"the run's execution record is malformed: {exc.errors()[0]['msg']}")
-    try:
-        doc, result.arrays = observations.load(job.out_dir)
-        result.records = doc.records
-    except FileNotFoundError:
-        pass
-    except observations.InvalidOutput as exc:
-        return _set(result, "invalid-output", f"the probes' output broke the rules: {exc}")
-    ex = result.execution
-    if ex is not None and ex.problem:
-        return _set(result, "rejected", ex.problem)
-    if timed_out:
-        return _set(result, "timeout-wall", f"the run took longer than the {wall:g}s limit and was stopped"
-                    + (f"; {len(result.records)} check(s) had been observed" if result.records else ""))
-    if ex is not None and ex.runner_error:
-        return _set(result, "sandbox-error", "the grader's runner failed: " + ex.runner_error.strip().splitlines()[-1])
-    if ex is not None and ex.kernel_died:
-        where = f"cell {ex.died_in_cell + 1}" if isinstance(ex.died_in_cell, int) else "the checks"
-        return _set(result, "kernel-died", f"the notebook's kernel died while running {where} "
-                    "(it exited, crashed or ran out of memory)")
-    if returncode < 0:
-        name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else str(-returncode)
-        return _set(result, "crash", f"the run was killed by signal {name}")
-    if not result.records:
-        detail = (ex.probe_failure or "") if ex else result.stderr[-500:]
-        return _set(result, "no-result", "the run ended without any observation" + (f": {detail.strip()[-300:]}" if detail else ""))
-    if ex is not None and any(c.status == "timeout" for c in ex.cells):
-        slow = [c.index + 1 for c in ex.cells if c.status == "timeout"]
-        return _set(result, "cell-timeout", f"cell(s) {', '.join(map(str, slow))} ran longer than "
-                    f"{job.limits['cell_seconds']:g}s and were interrupted; the rest was graded")
-    return _set(result, "ok", "ran to completion")
 
 
 def _set(result: RunResult, status: str, message: str) -> RunResult:

@@ -47,22 +47,38 @@ def sanitize(nb: Any) -> list[str]:
 
 
 def _client_class() -> Any:
+    import asyncio
+
     from nbclient import NotebookClient
 
-    class TimeoutAwareClient(NotebookClient):
-        """Remembers which cells hit the per-cell timeout (the kernel only reports an interrupt)."""
+    class GuardedClient(NotebookClient):
+        """Remembers which cells hit the per-cell timeout (the kernel only reports an interrupt),
+        and stops a cell that prints more than ``output_cap`` bytes instead of keeping it all."""
 
         timed_out: set[int] = set()
+        flooded: set[int] = set()
+        output_cap: int = 16 * 2**20
+        _printed: dict[int, int] = {}
 
         async def _async_handle_timeout(self, timeout: int, cell: Any = None) -> Any:
             if cell is not None:
                 self.timed_out.add(id(cell))
             return await super()._async_handle_timeout(timeout, cell)
 
-    return TimeoutAwareClient
+        def output(self, outs: Any, msg: dict[str, Any], display_id: Any, cell_index: int) -> Any:
+            printed = self._printed.get(cell_index, 0) + len(json.dumps(msg.get("content", {})))
+            self._printed[cell_index] = printed
+            if printed <= self.output_cap:
+                return super().output(outs, msg, display_id, cell_index)
+            if cell_index not in self.flooded:
+                self.flooded.add(cell_index)
+                asyncio.ensure_future(self.km.interrupt_kernel())
+            return None
+
+    return GuardedClient
 
 
-def cell_record(index: int, cell: Any, timed_out: bool = False) -> dict[str, Any]:
+def cell_record(index: int, cell: Any, timed_out: bool = False, flooded: bool = False) -> dict[str, Any]:
     """What happened in one executed cell, as plain data."""
     if cell.cell_type == "markdown":
         return {"index": index, "type": "markdown", "status": "ok", "words": len(cell.source.split())}
@@ -79,6 +95,8 @@ def cell_record(index: int, cell: Any, timed_out: bool = False) -> dict[str, Any
             figures += any(m in out.get("data", {}) for m in FIGURE_MIMES)
     if timed_out:
         status, error = "timeout", f"{TIMEOUT_ENAME}: the cell was interrupted after the time limit"
+    elif flooded:
+        status, error = "error", "OutputLimit: the cell printed more than allowed and was interrupted"
     return {"index": index, "type": "code", "status": status, "error": error, "figures": figures,
             "source": cell.source[:400], "output": _text_output(cell)}
 
@@ -113,9 +131,11 @@ def execute(job: dict[str, Any], execution: dict[str, Any], save: Any) -> None:
         interrupt_on_timeout=True, error_on_timeout={"ename": TIMEOUT_ENAME,
                                                      "evalue": f"the cell ran longer than {limits['cell_seconds']:g}s"},
         resources={"metadata": {"path": entry["root"]}}, startup_timeout=120)
-    client.timed_out = set()
+    client.timed_out, client.flooded, client._printed = set(), set(), {}
+    client.output_cap = int(limits["output_mb"]) * 2**20
     cells = execution["cells"]
     with client.setup_kernel():
+        kernel_process = getattr(client.km.provisioner, "process", None)
         for index, cell in enumerate(nb.cells):
             if execution["kernel_died"]:
                 cells.append({"index": index, "type": cell.cell_type, "status": "skipped"})
@@ -125,7 +145,9 @@ def execute(job: dict[str, Any], execution: dict[str, Any], save: Any) -> None:
             except DeadKernelError:
                 execution["kernel_died"] = True
                 execution["died_in_cell"] = index
-            cells.append(cell_record(index, cell, id(cell) in client.timed_out))
+                execution["kernel_signal"] = _killed_by(kernel_process)
+            cells.append(cell_record(index, cell, id(cell) in client.timed_out, index in client.flooded))
+            execution["output_limited"] = bool(client.flooded)
             if execution["kernel_died"]:
                 cells[-1]["status"] = "died"
         save(execution)
@@ -142,7 +164,21 @@ def execute(job: dict[str, Any], execution: dict[str, Any], save: Any) -> None:
         except DeadKernelError:
             execution["kernel_died"] = True
             execution["died_in_cell"] = "probes"
+            execution["kernel_signal"] = _killed_by(kernel_process)
         record = cell_record(len(nb.cells) - 1, probe)
         if record["status"] != "ok":
             execution["probe_failure"] = record["output"][-2000:]
         save(execution)
+
+
+def _killed_by(process: Any) -> int | None:
+    """The signal that ended the kernel process (SIGXCPU, SIGSEGV...), or None if it exited."""
+    import subprocess
+
+    if process is None:
+        return None
+    try:
+        code = process.wait(timeout=5)
+    except (subprocess.TimeoutExpired, OSError):
+        return None
+    return -code if code is not None and code < 0 else None

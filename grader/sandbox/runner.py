@@ -27,6 +27,10 @@ def main(argv: list[str]) -> int:
     job = json.loads(job_path.read_text())
     job["job_path"] = str(job_path)
     out_dir = Path(job["out_dir"])
+    if job.get("isolation") == "process":  # at the namespace level the supervisor set them already
+        from grader.sandbox import limits
+
+        limits.apply(job["limits"], per_user_processes=False)
     _become_subreaper()
     execution: dict[str, Any] = {"form": job["entry"]["form"], "cells": [], "modules": [],
                                  "removed_commands": [], "kernel_died": False}

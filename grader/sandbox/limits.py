@@ -1,0 +1,52 @@
+"""Resource limits of one run, turned into rlimits for the student's processes.
+
+The rubric's ``limits:`` (with command-line overrides) is the single source. ``apply`` runs in the
+process that is about to become (or to run) student code: the namespace supervisor's child before
+it drops privileges, or the runner itself at the ``process`` level. Limits can only be lowered
+afterwards, so student code cannot lift them.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from typing import Any
+
+MB = 2**20
+CPU_GRACE_SECONDS = 5  # between the soft limit (SIGXCPU, classified) and the hard one (SIGKILL)
+
+
+def threads_allowed() -> int:
+    """Threads a run may use for math (``OMP_NUM_THREADS``): ``GRADER_THREADS`` or every core."""
+    return int(os.environ.get("GRADER_THREADS") or max(1, os.cpu_count() or 1))
+
+
+def cpu_seconds(limits: dict[str, Any]) -> int:
+    """The CPU-time limit of any one process: the rubric's, else wall time on every allowed thread."""
+    explicit = limits.get("cpu_seconds")
+    return int(explicit if explicit else float(limits["wall_seconds"]) * threads_allowed()) + 1
+
+
+def rlimits(limits: dict[str, Any], per_user_processes: bool) -> dict[int, tuple[int, int]]:
+    """The rlimits for ``limits``; ``per_user_processes`` only where the sandbox has its own uid
+    (RLIMIT_NPROC counts every process of the user, the grader's own too at the ``process`` level)."""
+    cpu = cpu_seconds(limits)
+    table = {
+        resource.RLIMIT_CPU: (cpu, cpu + CPU_GRACE_SECONDS),
+        resource.RLIMIT_DATA: (int(limits["memory_mb"]) * MB,) * 2,
+        resource.RLIMIT_FSIZE: (int(limits["disk_mb"]) * MB,) * 2,
+        resource.RLIMIT_NOFILE: (int(limits["open_files"]),) * 2,
+        resource.RLIMIT_CORE: (0, 0),
+    }
+    if per_user_processes:
+        table[resource.RLIMIT_NPROC] = (int(limits["processes"]),) * 2
+    return table
+
+
+def apply(limits: dict[str, Any], per_user_processes: bool) -> None:
+    """Lower this process's rlimits (inherited by everything it starts); never raise a limit."""
+    for which, (soft, hard) in rlimits(limits, per_user_processes).items():
+        current_soft, current_hard = resource.getrlimit(which)
+        if current_hard != resource.RLIM_INFINITY:
+            hard = min(hard, current_hard)
+        resource.setrlimit(which, (min(soft, hard), hard))

@@ -1,0 +1,132 @@
+"""The host side of the ``namespace`` level: what the sandbox shows, and the command that builds it.
+
+The supervisor (``grader.sandbox.supervisor``) does the building inside new namespaces; this module
+decides what goes in. Read-only: the system's libraries (``/usr``), the interpreter and its
+packages, the grader package, the data cache. Written fresh: a minimal ``/etc``, the runner's job.
+Copied: the submission (into the writable tmpfs, owned by the slot's uid). Nothing else exists
+in there: no rubric, no reference, no other submission, no results, no journal, no grader
+environment variables.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import grader
+
+UID_BASE = int(os.environ.get("GRADER_SANDBOX_UID_BASE", "61000"))
+HOME = "/home/student"
+WORKDIR = f"{HOME}/work"
+JOB_PATH = "/sandbox/job.json"
+OUT_DIR = "/sandbox/out"
+SYSTEM_DIRS = ["/usr", "/etc/ld.so.cache", "/etc/alternatives"]
+DEVICES = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]
+UNSHARE = ["unshare", "--pid", "--fork", "--kill-child=SIGKILL", "--mount", "--net", "--ipc", "--uts",
+           "--propagation", "private"]
+
+
+@functools.cache
+def unavailable_reason() -> str | None:
+    """Why the namespace level cannot run here, or None when it can (tried once per process)."""
+    if sys.platform != "linux":
+        return "namespaces are Linux-only"
+    if os.geteuid() != 0:
+        return "the namespace sandbox needs root (to mount and to switch to the per-slot uid); running as uid " \
+               f"{os.geteuid()}"
+    if shutil.which("unshare") is None:
+        return "util-linux `unshare` is not installed"
+    try:
+        probe = subprocess.run([*UNSHARE, "true"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"`unshare` could not run: {exc}"
+    if probe.returncode != 0:
+        return f"`unshare` refused new namespaces: {probe.stderr.strip()[:200]} (a container without CAP_SYS_ADMIN?)"
+    return None
+
+
+def readonly_paths(extra: list[Path]) -> list[str]:
+    """Host paths shown read-only at the same place inside; nested ones are dropped (their parent
+    already shows them, and nothing can be created inside a read-only mount)."""
+    candidates = [*SYSTEM_DIRS, sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.realpath(sys.executable),
+                  sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], _package_dir(),
+                  *map(str, extra)]
+    for name in ("lib", "lib64", "bin", "sbin"):  # not merged into /usr on this system
+        if os.path.isdir(f"/{name}") and not os.path.islink(f"/{name}"):
+            candidates.append(f"/{name}")
+    kept: list[str] = []
+    for path in sorted({os.path.realpath(p) for p in candidates if os.path.exists(p)}, key=len):
+        if not any(path == k or path.startswith(k.rstrip("/") + "/") for k in kept):
+            kept.append(path)
+    return kept
+
+
+def _package_dir() -> str:
+    return str(Path(grader.__file__).resolve().parent)
+
+
+def devices(gpu: str | None) -> list[str]:
+    """Device nodes shown inside: the harmless ones, plus NVIDIA's when the slot has a GPU."""
+    nodes = [d for d in DEVICES if os.path.exists(d)]
+    if gpu is not None:
+        nodes += sorted(glob.glob("/dev/nvidia*"))
+    return nodes
+
+
+def sandbox_env(job_env: dict[str, str], gpu: str | None, threads: int) -> dict[str, str]:
+    """The runner's whole environment inside: nothing of the grader's own is passed through."""
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": HOME, "USER": "student", "LOGNAME": "student", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+        "PYTHONPATH": str(Path(_package_dir()).parent),
+        "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1",
+        "JUPYTER_PLATFORM_DIRS": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "MPLCONFIGDIR": f"{HOME}/.config/matplotlib", "OMP_NUM_THREADS": str(threads),
+        "CUDA_VISIBLE_DEVICES": gpu if gpu is not None else "",
+    }
+    env.update(job_env)
+    return env
+
+
+def etc_files(uid: int) -> dict[str, str]:
+    return {
+        "/etc/passwd": f"root:x:0:0:root:/root:/bin/sh\nstudent:x:{uid}:{uid}:student:{HOME}:/bin/sh\n",
+        "/etc/group": f"root:x:0:\nstudent:x:{uid}:\n",
+        "/etc/hosts": "127.0.0.1 localhost sandbox\n::1 localhost\n",
+    }
+
+
+def spec(*, inner_job: dict[str, Any], work_src: Path, root: Path, out_host: Path, limits: dict[str, Any],
+         slot_index: int, gpu: str | None, read_only: list[Path], env: dict[str, str], threads: int,
+         lifeline_fd: int, output_caps: dict[str, int], font_cache: list[str]) -> dict[str, Any]:
+    """The supervisor's instructions for one run (written by the host, read by the supervisor)."""
+    uid = UID_BASE + slot_index
+    return {
+        "root": str(root), "out_host": str(out_host), "work_src": str(work_src), "workdir": WORKDIR,
+        "uid": uid, "disk_mb": int(limits["disk_mb"]), "shm_mb": max(64, int(limits["disk_mb"]) // 4),
+        "binds_ro": readonly_paths(read_only + ([Path("/sys")] if gpu is not None else [])),
+        "devices": devices(gpu),
+        "files": {**etc_files(uid), JOB_PATH: json.dumps(inner_job)},
+        "copy_in": [[f, f"{HOME}/.config/matplotlib/{Path(f).name}"] for f in font_cache],
+        "argv": [sys.executable, "-m", "grader.sandbox.runner", JOB_PATH],
+        "env": sandbox_env(env, gpu, threads), "limits": limits, "wall_seconds": float(limits["wall_seconds"]),
+        "lifeline_fd": lifeline_fd, "output_caps": output_caps,
+    }
+
+
+def command(spec_path: Path) -> list[str]:
+    return [*UNSHARE, sys.executable, "-m", "grader.sandbox.supervisor", str(spec_path)]
+
+
+def supervisor_env() -> dict[str, str]:
+    """The supervisor runs as root on the host side of the mounts: it gets a scrubbed environment too."""
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONPATH": str(Path(_package_dir()).parent)}

@@ -1,0 +1,119 @@
+"""One status per run, with a message a student understands.
+
+Inputs, from most to least trusted: how the run ended (``Ending``: from the namespace supervisor
+or the host's own wait), then the runner's execution record and the probes' observations (both
+written where student code runs, so they can only ever lower the student's own status, never
+raise a grade). The first rule that matches wins; the order below is the precedence.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+# Words in an error message that tell which resource ran out.
+MEMORY_ERROR = re.compile(r"^MemoryError|can't allocate memory|Cannot allocate memory|std::bad_alloc", re.M)
+GPU_OOM = re.compile(r"OutOfMemoryError|CUDA out of memory|CUDA error: out of memory")
+GPU_FAULT = re.compile(r"CUDA error|device-side assert|illegal memory access|CUBLAS_STATUS|cuDNN error")
+OUTPUT_ERROR = re.compile(r"File too large|No space left on device|Disk quota exceeded")
+
+
+@dataclass
+class Ending:
+    """How the runner's process ended, as its supervisor saw it."""
+
+    exit_code: int | None = None
+    signal: int | None = None
+    timed_out: bool = False
+    setup_error: str | None = None
+    too_big: str | None = None
+    cpu_seconds: float = 0.0
+
+
+def signal_name(number: int) -> str:
+    return signal.Signals(number).name if number in signal.valid_signals() else f"signal {number}"
+
+
+def classify(ending: Ending, execution: Any, records: list[Any], limits: dict[str, Any]) -> tuple[str, str]:
+    """The run's status and message. ``execution`` is the runner's record (or None) and
+    ``records`` the probe records; both were already validated against their schemas."""
+    ex = execution
+    if ending.setup_error:
+        return "sandbox-error", "the sandbox could not be set up: " + _last_line(ending.setup_error)
+    if ending.too_big:
+        return "rejected", ending.too_big
+    if ex is not None and ex.problem:
+        return "rejected", ex.problem
+    if ending.timed_out:
+        return "timeout-wall", (f"the run took longer than the {float(limits['wall_seconds']):g}s limit and was "
+                                "stopped" + (f"; {len(records)} check(s) had been observed" if records else ""))
+    if ex is not None and ex.runner_error:
+        return "sandbox-error", "the grader's runner failed: " + _last_line(ex.runner_error)
+    died = _death(ending, ex)
+    if died is not None:
+        return died
+    errors = _errors(ex, records)
+    if ex is not None and ex.output_limited:
+        return "output-limit", (f"the code printed more than the {limits['output_mb']} MB allowed; the cell was "
+                                "stopped and the rest was graded")
+    for status, pattern, message in (
+            ("memory", MEMORY_ERROR, f"the code ran out of memory (limit {limits['memory_mb']} MB per process)"),
+            ("gpu-oom", GPU_OOM, "the GPU ran out of memory"),
+            ("gpu-fault", GPU_FAULT, "the GPU reported a fault (a CUDA error or a device-side assert)"),
+            ("output-limit", OUTPUT_ERROR, f"the code wrote more than the {limits['disk_mb']} MB allowed")):
+        hit = next((e for e in errors if pattern.search(e)), None)
+        if hit is not None:
+            return status, f"{message}: {hit[:200]}"
+    if not records:
+        detail = (ex.probe_failure or "") if ex else ""
+        return "no-result", "the run ended without any observation" + (f": {detail.strip()[-300:]}" if detail else "")
+    if ex is not None and any(c.status == "timeout" for c in ex.cells):
+        slow = [c.index + 1 for c in ex.cells if c.status == "timeout"]
+        return "cell-timeout", (f"cell(s) {', '.join(map(str, slow))} ran longer than "
+                                f"{float(limits['cell_seconds']):g}s and were interrupted; the rest was graded")
+    return "ok", "ran to completion"
+
+
+def _death(ending: Ending, ex: Any) -> tuple[str, str] | None:
+    """The runner killed by a signal, a kernel killed by one, or a kernel that just exited."""
+    kernel_died = ex is not None and ex.kernel_died
+    if ending.signal is not None:
+        sig, who = ending.signal, "the run"
+    elif kernel_died and ex.kernel_signal is not None:
+        sig, who = ex.kernel_signal, f"the notebook's kernel ({_cell(ex)})"
+    elif kernel_died:
+        return "kernel-died", (f"the notebook's kernel stopped in {_cell(ex)}: the code ended it "
+                               "(os._exit, exit() of the kernel...) before the checks could run")
+    elif ending.exit_code not in (0, None):
+        return "crash", f"the run exited with code {ending.exit_code} before it finished"
+    else:
+        return None
+    name = signal_name(sig)
+    if sig == signal.SIGXCPU:
+        return "timeout-cpu", f"{who} used more CPU time than allowed and was stopped ({name})"
+    if sig == signal.SIGXFSZ:
+        return "output-limit", f"{who} wrote a file larger than allowed and was stopped ({name})"
+    if sig == signal.SIGKILL:
+        return "crash", f"{who} was killed ({name}): the submission killed it, or the machine ran out of memory"
+    return "crash", f"{who} crashed ({name})"
+
+
+def _cell(ex: Any) -> str:
+    return f"cell {ex.died_in_cell + 1}" if isinstance(ex.died_in_cell, int) else "the checks"
+
+
+def _errors(ex: Any, records: list[Any]) -> list[str]:
+    """Every error text the run produced: failing cells, failing imports, checks that raised."""
+    found = []
+    if ex is not None:
+        found += [c.error for c in ex.cells if c.error]
+        found += [m.error for m in ex.modules if m.error]
+    found += [f"{r.error.type}: {r.error.message}" for r in records if r.status == "raised" and r.error]
+    return found
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1][:300] if lines else "(no detail)"
