@@ -142,7 +142,21 @@ def _unwrap(folder: Path) -> Path:
     return folder
 
 
+# Imported by the grader inside the student's process: a file of that name next to the student's
+# code would replace the real package (for the checks as well as for the student).
+PROTECTED_MODULES = frozenset({"grader", "torch", "torchvision", "numpy", "IPython", "ipykernel", "jupyter_client",
+                               "zmq", "traitlets", "tornado", "nbformat", "nbclient", "pydantic", "matplotlib",
+                               "matplotlib_inline"})
+
+
 def find_entry(folder: Path, module_order: list[str]) -> Entry:
+    shadowing = sorted(p.name for p in folder.iterdir()
+                       if (p.suffix == ".py" and p.stem in PROTECTED_MODULES)
+                       or (p.is_dir() and p.name in PROTECTED_MODULES and (p / "__init__.py").exists()))
+    if shadowing:
+        raise Rejected(f"the submission ships {', '.join(shadowing)}, which would hide the real "
+                       f"{', '.join(sorted({Path(n).stem for n in shadowing}))} that the grader and your code need; "
+                       "rename it and submit again")
     notebooks = sorted(p for p in folder.glob("*.ipynb"))
     if len(notebooks) > 1:
         raise Rejected(f"several notebooks ({', '.join(p.name for p in notebooks)}); submit exactly one")

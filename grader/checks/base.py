@@ -136,15 +136,21 @@ class ProbeContext:
             raise StudentRaised(during, exc) from None
 
     def seed_everything(self) -> None:
-        """Same seeds before every check, so a probe sees the same numbers on every run."""
+        """Same seeds before every check, so a probe sees the same numbers on every run.
+
+        The generators are seeded through the objects themselves, not through ``torch.manual_seed``
+        and friends: student code may have replaced those module functions (with a no-op, say)."""
         import random
 
         import numpy as np
         import torch
 
-        random.seed(self.seed)
-        np.random.seed(self.seed)
-        torch.manual_seed(self.seed)
+        random._inst.seed(self.seed)  # type: ignore[attr-defined]
+        np.random.mtrand._rand.seed(self.seed)
+        torch._C.default_generator.manual_seed(self.seed)
+        if torch.cuda.is_initialized():
+            for index in range(torch.cuda.device_count()):
+                torch.cuda.default_generators[index].manual_seed(self.seed)
 
 
 class CheckKind:

@@ -112,6 +112,7 @@ def spec(*, inner_job: dict[str, Any], work_src: Path, root: Path, out_host: Pat
     return {
         "root": str(root), "out_host": str(out_host), "work_src": str(work_src), "workdir": WORKDIR,
         "uid": uid, "disk_mb": int(limits["disk_mb"]), "shm_mb": max(64, int(limits["disk_mb"]) // 4),
+        "out_mb": sum(output_caps.values()) // 2**20 + 16,
         "binds_ro": readonly_paths(read_only + ([Path("/sys")] if gpu is not None else [])),
         "devices": devices(gpu),
         "files": {**etc_files(uid), JOB_PATH: json.dumps(inner_job)},

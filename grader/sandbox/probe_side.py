@@ -82,4 +82,5 @@ def _write_atomically(out_dir: Path, records: list[dict[str, Any]], writer: obse
     tmp.mkdir(exist_ok=True)
     observations.write(tmp, records, writer)
     for name in (observations.ARRAYS_NAME, observations.JSON_NAME):  # json last: it marks completeness
-        (tmp / name).replace(out_dir / name)
+        if (tmp / name).exists():  # student code may have replaced the writer; the host judges what is there
+            (tmp / name).replace(out_dir / name)

@@ -76,7 +76,11 @@ def run_modules(job: dict[str, Any], execution: dict[str, Any], save: Any) -> No
     save(execution)
     from grader.sandbox import probe_side
 
-    probe_side.run(job, namespaces)
+    try:
+        probe_side.run(job, namespaces)
+    except Exception:  # noqa: BLE001 - after student code ran in this process, it may be the cause
+        execution["probe_failure"] = traceback.format_exc()[-2000:]
+        save(execution)
 
 
 def _become_subreaper() -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # Words in an error message that tell which resource ran out.
-MEMORY_ERROR = re.compile(r"^MemoryError|can't allocate memory|Cannot allocate memory|std::bad_alloc", re.M)
+MEMORY_ERROR = re.compile(r"^MemoryError|failed to map segment|can't allocate memory|Cannot allocate memory|std::bad_alloc", re.M)
 GPU_OOM = re.compile(r"OutOfMemoryError|CUDA out of memory|CUDA error: out of memory")
 GPU_FAULT = re.compile(r"CUDA error|device-side assert|illegal memory access|CUBLAS_STATUS|cuDNN error")
 OUTPUT_ERROR = re.compile(r"File too large|No space left on device|Disk quota exceeded")
@@ -51,13 +51,13 @@ def classify(ending: Ending, execution: Any, records: list[Any], limits: dict[st
                                 "stopped" + (f"; {len(records)} check(s) had been observed" if records else ""))
     if ex is not None and ex.runner_error:
         return "sandbox-error", "the grader's runner failed: " + _last_line(ex.runner_error)
+    if ex is not None and ex.output_limited:
+        return "output-limit", (f"a cell printed more than the {limits['output_mb']} MB allowed and was stopped"
+                                + ("; the kernel did not survive it" if ex.kernel_died else "; the rest was graded"))
     died = _death(ending, ex)
     if died is not None:
         return died
     errors = _errors(ex, records)
-    if ex is not None and ex.output_limited:
-        return "output-limit", (f"the code printed more than the {limits['output_mb']} MB allowed; the cell was "
-                                "stopped and the rest was graded")
     for status, pattern, message in (
             ("memory", MEMORY_ERROR, f"the code ran out of memory (limit {limits['memory_mb']} MB per process)"),
             ("gpu-oom", GPU_OOM, "the GPU ran out of memory"),

@@ -112,6 +112,9 @@ def build_root(spec: dict[str, Any]) -> Path:
         if exc.errno == 28:  # ENOSPC
             raise _TooBig(f"the submission does not fit in the sandbox's {spec['disk_mb']} MB") from None
         raise
+    # The runner's outputs get a tmpfs of their own: code that fills the disk cannot starve them.
+    (root / "sandbox" / "out").mkdir()
+    mounts.tmpfs(str(root / "sandbox" / "out"), int(spec["out_mb"]))
     for place in (home, root / "sandbox" / "out"):
         place.mkdir(parents=True, exist_ok=True)
         _chown_tree(place, uid, gid)

@@ -1,0 +1,4 @@
+"""Spins on the CPU at import, forever."""
+answer = 42
+while True:
+    pass

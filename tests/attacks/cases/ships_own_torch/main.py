@@ -1,0 +1,3 @@
+import torch
+
+answer = 42

@@ -1,0 +1,5 @@
+"""Never finishes, without using any CPU."""
+import time
+
+answer = 42
+time.sleep(10**6)

