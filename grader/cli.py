@@ -7,6 +7,8 @@ Exit codes: 0 graded (or all visible checks passed, for ``check``), 1 grader err
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("rubric", help="rubric file, or a bundled assignment id (see `grader list`)")
     grade.add_argument("submissions", nargs="+", type=Path,
                        help="batch folders (one entry per student) or single .ipynb/.py/.zip files")
-    grade.add_argument("--out", type=Path, required=True, help="folder for the reports")
+    grade.add_argument("--out", type=Path, required=True,
+                       help="folder for the reports and the journal; run again with the same --out to resume")
     _run_options(grade)
-    grade.add_argument("--quiet", action="store_true", help="print only the summary line")
+    _batch_options(grade)
 
     check = sub.add_parser("check", help="self-check one submission: visible checks only")
     check.add_argument("submission", type=Path, help="your notebook, module or folder")
@@ -48,11 +51,41 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-synthetic", action="store_true", help="fail instead of grading on synthetic data")
     p.add_argument("--wall-seconds", type=float, help="override the rubric's limit for a whole run")
     p.add_argument("--cell-seconds", type=float, help="override the rubric's limit for one cell")
+    p.add_argument("--cpu-seconds", type=float, help="override the rubric's CPU-time limit of any one process")
+    p.add_argument("--memory-mb", type=_positive_int, help="override the rubric's memory limit of any one process")
+    p.add_argument("--disk-mb", type=_positive_int, help="override how much the run may write")
+    p.add_argument("--isolation", choices=["auto", "namespace", "process", "none"], default="auto",
+                   help="sandbox level (default auto: namespace where available, else process; none: debugging)")
     p.add_argument("--keep-work", action="store_true", help="keep each run's working folder (debugging)")
+
+
+def _batch_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="submissions graded at once (default: one per CPU core; with --gpus, GPUs x --per-gpu)")
+    p.add_argument("--gpus", metavar="LIST", help="CUDA devices to share out, e.g. 0,1, or `all` (default: CPU only)")
+    p.add_argument("--per-gpu", type=_positive_int, default=1, metavar="K",
+                   help="submissions sharing one GPU (default: 1)")
+    p.add_argument("--force", action="store_true", help="regrade everything, even results kept from an earlier run")
+    p.add_argument("--quiet", action="store_true", help="no progress, only the summary line (for CI)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # CI cancelling a job sends SIGTERM: stop as cleanly as on Ctrl-C
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     from grader.errors import GraderError
 
     try:
@@ -84,18 +117,23 @@ def _load_rubric(ref: str) -> Any:
     return rubric.load(path if path.suffix in (".yaml", ".yml") or path.exists() else rubric.find(ref))
 
 
+LIMIT_OPTIONS = ("wall_seconds", "cell_seconds", "cpu_seconds", "memory_mb", "disk_mb")
+
+
 def _settings(args: argparse.Namespace) -> Any:
     from grader.pipeline import Settings
 
-    overrides = {k: v for k, v in (("wall_seconds", args.wall_seconds), ("cell_seconds", args.cell_seconds)) if v}
+    overrides = {name: getattr(args, name) for name in LIMIT_OPTIONS if getattr(args, name)}
     return Settings(data_root=args.data_root, allow_synthetic=not args.no_synthetic,
-                    limit_overrides=overrides, keep_work=args.keep_work)
+                    limit_overrides=overrides, keep_work=args.keep_work, isolation=args.isolation)
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
     from grader import pipeline, report, submission
     from grader.errors import GraderError
-    from grader.report.html import format_points
+    from grader.executors.slots import parse_gpus, plan_slots
+    from grader.journal import JOURNAL_NAME, Journal
+    from grader.progress import Progress, choose_mode
 
     rubric = _load_rubric(args.rubric)
     for path in args.submissions:
@@ -105,21 +143,34 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if not subs:
         raise GraderError("no submissions found", where=", ".join(map(str, args.submissions)),
                           hint="a batch folder holds one .ipynb, .py, .zip or folder per student")
-    prep = pipeline.prepare(rubric, _settings(args))
-    if prep.data.origin == "synthetic" and not args.quiet:
-        print(f"data: synthetic {rubric.model.data.dataset} in {prep.data.path} (no real data in the data root)")
-
-    def show(result: Any) -> None:
+    if args.per_gpu != 1 and not args.gpus:
+        raise GraderError("--per-gpu needs --gpus", where="--per-gpu", hint="add --gpus all, or drop --per-gpu")
+    slots = plan_slots(args.workers, parse_gpus(args.gpus) if args.gpus else [], args.per_gpu)
+    # Open the journal before the slow preparation: a locked or unreadable one is reported at once.
+    settings = _settings(args)
+    # Runs side by side share the cores: each gets its part for its math threads.
+    settings.limit_overrides["threads"] = max(1, (os.cpu_count() or 1) // min(len(slots), len(subs)))
+    with Journal.open(args.out / JOURNAL_NAME) as journal:
+        prep = pipeline.prepare(rubric, settings)
         if not args.quiet:
-            score = f"{format_points(result.score)}/{format_points(result.max_score)}"
-            print(f"  {result.student:<32} {result.status:<14} {score:>11}  ({result.seconds:.1f}s)")
-
-    if not args.quiet:
-        print(f"grading {len(subs)} submission(s) against {rubric.model.assignment}")
-    results = pipeline.grade_batch(subs, prep, on_result=show)
+            if prep.data.origin == "synthetic":
+                print(f"data: synthetic {rubric.model.data.dataset} in {prep.data.path} (no real data in the data root)")
+            gpus = sorted({s.gpu for s in slots if s.gpu})
+            print(f"grading {len(subs)} submission(s) against {rubric.model.assignment}, "
+                  f"{min(len(slots), len(subs))} at once"
+                  + (f" on GPU {','.join(gpus)}" if gpus else ""))
+        progress = Progress(len(subs), mode=choose_mode(sys.stderr, args.quiet))
+        try:
+            results = pipeline.grade_batch(subs, prep, progress, journal=journal, force=args.force, slots=slots)
+        except KeyboardInterrupt:
+            progress.close()
+            print(f"interrupted: {progress.done} of {len(subs)} result(s) are kept in {journal.path}; run the same "
+                  f"command again{' without --force' if args.force else ''} to grade the rest", file=sys.stderr)
+            return 130  # 128 + SIGINT, as a shell reports it
+        progress.close()
     index = report.write_batch(results, rubric, args.out)
     broken = [r for r in results if r.status == "sandbox-error" or any(c.outcome == "grader-error" for c in r.checks)]
-    print(f"graded {len(results)}: summary page {index.resolve()}")
+    print(f"{progress.summary()}; summary page {index.resolve()}")
     if broken:
         print(f"grader errors in {len(broken)} submission(s): {', '.join(r.student for r in broken)}", file=sys.stderr)
         return EXIT_GRADER_ERROR

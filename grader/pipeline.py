@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 from grader import __version__, data, references, sandbox, submission
 from grader.checks.base import Observation
+from grader.executors.local import LocalExecutor
+from grader.journal import MAX_INFRA_RETRIES, JobKey, Journal, is_infrastructure_failure, key_for
 from grader.judging import has_invalid_observation, judge_all
 from grader.results import CheckResult, SubmissionResult
 from grader.rubric import LoadedRubric
@@ -40,12 +43,13 @@ class Prepared:
     expected: dict[str, Observation]
     data: data.DataRoot
     settings: Settings
+    isolation: sandbox.Isolation = "process"
 
 
 def prepare(rubric: LoadedRubric, settings: Settings) -> Prepared:
     return Prepared(rubric=rubric, expected=references.expectations(rubric),
                     data=data.resolve(rubric.model.data.dataset, settings.data_root, settings.allow_synthetic),
-                    settings=settings)
+                    settings=settings, isolation=sandbox.choose_isolation(settings.isolation))
 
 
 def grade_one(sub: submission.Submission, prep: Prepared, slot: sandbox.Slot | None = None) -> SubmissionResult:
@@ -78,12 +82,13 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
         if prep.data.path is not None:
             link = entry.root / rubric.data.dirname
             if not link.exists():
-                link.symlink_to(prep.data.path, target_is_directory=True)
+                link.symlink_to(prep.data.path.resolve(), target_is_directory=True)
         limits = rubric.limits.model_dump() | prep.settings.limit_overrides
         plan = {"seed": rubric.seed, "targets": {k: t.model_dump(mode="json") for k, t in rubric.targets.items()},
                 "checks": [c.model_dump(mode="json") for c in rubric.checks]}
         run = sandbox.run(sandbox.Job(entry=entry, plan=plan, limits=limits, out_dir=base / "out",
-                                      slot=slot))
+                                      slot=slot, isolation=prep.isolation,
+                                      read_only=[prep.data.path.resolve()] if prep.data.path else []))
         results = judge_all(rubric.checks, run.records, run.arrays, prep.expected, run.status, run.message)
         status = "invalid-output" if run.status == "ok" and has_invalid_observation(results) else run.status
         ex = run.execution
@@ -96,23 +101,113 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
             shutil.rmtree(base, ignore_errors=True)
 
 
-def grade_batch(subs: list[submission.Submission], prep: Prepared,
-                on_result: Callable[[SubmissionResult], None] | None = None) -> list[SubmissionResult]:
-    """Grade submissions one after another; one bad submission never stops the batch."""
-    results = []
-    for sub in subs:
-        result = grade_one(sub, prep)
-        results.append(result)
-        if on_result:
-            on_result(result)
-    return results
+class BatchEvents(Protocol):
+    """What a batch reports while it runs (``progress.Progress`` shows it), all in one thread."""
+
+    def reused(self, results: list[SubmissionResult]) -> None: ...
+    def started(self, sub: submission.Submission) -> None: ...
+    def finished(self, result: SubmissionResult) -> None: ...
+
+
+class _Unwatched:
+    """The listener of a batch nobody watches."""
+
+    def reused(self, results: list[SubmissionResult]) -> None:
+        pass
+
+    def started(self, sub: submission.Submission) -> None:
+        pass
+
+    def finished(self, result: SubmissionResult) -> None:
+        pass
+
+
+GradeFunction = Callable[[submission.Submission, Prepared, sandbox.Slot], SubmissionResult]
+
+
+def grade_batch(subs: list[submission.Submission], prep: Prepared, events: BatchEvents | None = None, *,
+                journal: Journal | None = None, force: bool = False, slots: list[sandbox.Slot] | None = None,
+                grade: GradeFunction = grade_one) -> list[SubmissionResult]:
+    """Grade a batch in parallel slots, journaled; results come back in the order of ``subs``.
+
+    Results the journal already holds for the same file, content, rubric and grader are reused
+    unless ``force``; everything else is graded in ``slots`` (default: one at a time), and each
+    result is in the journal before the next event. One bad submission never stops the batch;
+    Ctrl-C does (KeyboardInterrupt is raised once the running children are ended), and the journal
+    then holds every result finished so far.
+    """
+    own_journal = journal is None
+    journal = journal or Journal.in_memory()
+    events = events or _Unwatched()
+    try:
+        results, todo = _kept_and_todo(subs, prep, journal, force)
+        events.reused([r for r in results if r is not None])
+        journal.add((key, subs[positions[0]]) for key, positions in todo.items())
+        executor: LocalExecutor[JobKey, SubmissionResult | None] = LocalExecutor(slots or [sandbox.Slot()])
+
+        def work(key: JobKey, slot: sandbox.Slot) -> SubmissionResult | None:
+            return _grade_journaled(subs[todo[key][0]], key, prep, slot, journal, grade, executor.stopping)
+
+        def started(key: JobKey, slot: sandbox.Slot) -> None:
+            for position in todo[key]:
+                events.started(subs[position])
+
+        def finished(key: JobKey, result: SubmissionResult | None) -> None:
+            assert result is not None  # None only comes back after a stop, when no one listens any more
+            for position in todo[key]:
+                results[position] = _as_submitted(result, subs[position])
+                events.finished(results[position])  # type: ignore[arg-type]
+
+        executor.run(list(todo), work, on_done=finished, on_start=started)
+        return results  # type: ignore[return-value]
+    finally:
+        if own_journal:
+            journal.close()
+
+
+def _kept_and_todo(subs: list[submission.Submission], prep: Prepared, journal: Journal, force: bool
+                   ) -> tuple[list[SubmissionResult | None], dict[JobKey, list[int]]]:
+    """Results the journal holds (by position; None where missing), and the jobs left to grade with
+    the positions each one stands for: identical files given twice (same name and content) are
+    one job, graded once and reported twice."""
+    results: list[SubmissionResult | None] = [None] * len(subs)
+    todo: dict[JobKey, list[int]] = {}
+    for position, sub in enumerate(subs):
+        key = key_for(sub, prep.rubric.text_hash)
+        kept = None if force else journal.finished(key)
+        if kept is not None:
+            results[position] = _as_submitted(kept, sub)
+        else:
+            todo.setdefault(key, []).append(position)
+    return results, todo
+
+
+def _grade_journaled(sub: submission.Submission, key: JobKey, prep: Prepared, slot: sandbox.Slot, journal: Journal,
+                     grade: GradeFunction, stopping: threading.Event) -> SubmissionResult | None:
+    """Grade one job, retrying infrastructure failures a bounded number of times, and store the
+    result. Returns None, and puts the job back to ``pending``, when the batch was stopped meanwhile."""
+    for _attempt in range(1 + MAX_INFRA_RETRIES):
+        journal.start(key)
+        result = grade(sub, prep, slot)
+        if stopping.is_set():  # its child may have been killed under it: the result says nothing
+            journal.release(key)
+            return None
+        if not is_infrastructure_failure(result):
+            break
+    journal.finish(key, result)
+    return result
+
+
+def _as_submitted(result: SubmissionResult, sub: submission.Submission) -> SubmissionResult:
+    """A result graded for an identical file, made to name this one (the batch folder may have moved)."""
+    return result.model_copy(update={"student": sub.student, "source": str(sub.source)})
 
 
 def _unrun(sub: submission.Submission, prep: Prepared, status: str, message: str, start: float) -> SubmissionResult:
     results = [CheckResult(id=c.id, kind=c.kind, title=c.title, visibility=c.visibility, outcome="skipped",
                            points=0.0, max_points=c.points, message=f"not graded: {message}")
                for c in prep.rubric.model.checks]
-    return _assemble(sub, prep, results, status, message, start, isolation="none")
+    return _assemble(sub, prep, results, status, message, start, isolation=prep.isolation)
 
 
 def _assemble(sub: submission.Submission, prep: Prepared, results: list[CheckResult], status: str, message: str,

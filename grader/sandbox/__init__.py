@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,39 @@ class RunResult:
     stderr: str = ""
 
 
+_running: set[subprocess.Popen] = set()
+_running_lock = threading.Lock()
+
+
+def stop_all() -> int:
+    """End every run in progress (a batch stopped by Ctrl-C): the namespace level's supervisors
+    take their whole namespace down, the process level's runners their process groups. Returns
+    how many runs were ended; each ``run`` still returns, with the status of a stopped run."""
+    with _running_lock:
+        procs = list(_running)
+    for proc in procs:
+        _end(proc)
+    return len(procs)
+
+
+def _end(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # each run leads its own session and process group
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _started(proc: subprocess.Popen) -> subprocess.Popen:
+    with _running_lock:
+        _running.add(proc)
+    return proc
+
+
+def _finished(proc: subprocess.Popen) -> None:
+    with _running_lock:
+        _running.discard(proc)
+
+
 def choose_isolation(requested: str) -> Isolation:
     """The level to use: ``auto`` is the strongest this machine offers; an explicit level that is
     unavailable is an error that says why."""
@@ -169,7 +203,7 @@ def _run_namespace(job: Job) -> Ending:
     spec = namespace.spec(
         inner_job=_runner_job(job, namespace.WORKDIR, namespace.OUT_DIR, namespace.JOB_PATH), work_src=job.entry.root,
         root=root, out_host=job.out_dir, limits=job.limits, slot_index=job.slot.index, gpu=job.slot.gpu,
-        read_only=job.read_only, env=job.env, threads=run_limits.threads_allowed(), lifeline_fd=lifeline_read,
+        read_only=job.read_only, env=job.env, threads=run_limits.threads(job.limits), lifeline_fd=lifeline_read,
         output_caps={"observations.json": observations.MAX_JSON_BYTES, "arrays.npz": observations.MAX_ARRAYS_BYTES,
                      "execution.json": observations.MAX_JSON_BYTES},
         font_cache=_font_cache())
@@ -177,20 +211,18 @@ def _run_namespace(job: Job) -> Ending:
     spec_path.write_text(json.dumps(spec))
     try:
         with open(base / "supervisor.log", "wb") as log:
-            proc = subprocess.Popen(namespace.command(spec_path), env=namespace.supervisor_env(), cwd="/",
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(lifeline_read,),
-                                    start_new_session=True)
+            proc = _started(subprocess.Popen(
+                namespace.command(spec_path), env=namespace.supervisor_env(), cwd="/", stdin=subprocess.DEVNULL,
+                stdout=log, stderr=log, pass_fds=(lifeline_read,), start_new_session=True))
             os.close(lifeline_read)
             try:
                 proc.wait(timeout=float(job.limits["wall_seconds"]) + SETUP_MARGIN_SECONDS)
             except subprocess.TimeoutExpired:
-                proc.kill()  # unshare's --kill-child takes the namespace down with it
-                proc.wait()
                 return Ending(setup_error="the sandbox supervisor did not end in time")
-            except BaseException:
-                proc.kill()
+            finally:
+                _end(proc)  # unshare's --kill-child takes the namespace down with it
                 proc.wait()
-                raise
+                _finished(proc)
     finally:
         os.close(lifeline_write)
     try:
@@ -205,13 +237,23 @@ def _run_namespace(job: Job) -> Ending:
 def _run_process(job: Job) -> Ending:
     """A child process in its own session; the runner lowers its own rlimits before any student code."""
     job_path = job.out_dir / "job.json"
-    job_path.write_text(json.dumps(_runner_job(job, str(job.entry.root), str(job.out_dir), str(job_path))))
+    lifeline_read, lifeline_write = os.pipe()
+    inner = _runner_job(job, str(job.entry.root), str(job.out_dir), str(job_path)) | {"lifeline_fd": lifeline_read}
+    job_path.write_text(json.dumps(inner))
     wall = float(job.limits["wall_seconds"])
-    with open(job.out_dir / "stdout.txt", "wb") as out, open(job.out_dir / "stderr.txt", "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "grader.sandbox.runner", str(job_path)],
-                                cwd=job.entry.root, env=child_env(job), stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=err, start_new_session=True)
-        timed_out = _wait(proc, wall)
+    try:
+        with open(job.out_dir / "stdout.txt", "wb") as out, open(job.out_dir / "stderr.txt", "wb") as err:
+            proc = _started(subprocess.Popen(
+                [sys.executable, "-m", "grader.sandbox.runner", str(job_path)], cwd=job.entry.root,
+                env=child_env(job), stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+                pass_fds=(lifeline_read,)))
+            os.close(lifeline_read)
+            try:
+                timed_out = _wait(proc, wall)
+            finally:
+                _finished(proc)
+    finally:
+        os.close(lifeline_write)
     code = proc.returncode
     return Ending(exit_code=code if code >= 0 else None, signal=-code if code < 0 and not timed_out else None,
                   timed_out=timed_out)
@@ -280,7 +322,7 @@ def child_env(job: Job) -> dict[str, str]:
         "HOME": str(home),
         "JUPYTER_PLATFORM_DIRS": "1",
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-        "OMP_NUM_THREADS": str(run_limits.threads_allowed()),
+        "OMP_NUM_THREADS": str(run_limits.threads(job.limits)),
         "CUDA_VISIBLE_DEVICES": job.slot.gpu if job.slot.gpu is not None else "",
     }
     # matplotlib's font cache takes seconds to build: keep one across runs instead of one per HOME.

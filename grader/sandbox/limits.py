@@ -16,15 +16,16 @@ MB = 2**20
 CPU_GRACE_SECONDS = 5  # between the soft limit (SIGXCPU, classified) and the hard one (SIGKILL)
 
 
-def threads_allowed() -> int:
-    """Threads a run may use for math (``OMP_NUM_THREADS``): ``GRADER_THREADS`` or every core."""
-    return int(os.environ.get("GRADER_THREADS") or max(1, os.cpu_count() or 1))
+def threads(limits: dict[str, Any]) -> int:
+    """Threads a run may use for math (``OMP_NUM_THREADS``): ``GRADER_THREADS``, else the batch's
+    share of the cores (``threads`` in the limits, set from ``--workers``), else every core."""
+    return int(os.environ.get("GRADER_THREADS") or limits.get("threads") or max(1, os.cpu_count() or 1))
 
 
 def cpu_seconds(limits: dict[str, Any]) -> int:
     """The CPU-time limit of any one process: the rubric's, else wall time on every allowed thread."""
     explicit = limits.get("cpu_seconds")
-    return int(explicit if explicit else float(limits["wall_seconds"]) * threads_allowed()) + 1
+    return int(explicit if explicit else float(limits["wall_seconds"]) * threads(limits)) + 1
 
 
 def rlimits(limits: dict[str, Any], per_user_processes: bool) -> dict[int, tuple[int, int]]:

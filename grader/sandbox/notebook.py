@@ -133,6 +133,11 @@ def execute(job: dict[str, Any], execution: dict[str, Any], save: Any) -> None:
         resources={"metadata": {"path": entry["root"]}}, startup_timeout=120)
     client.timed_out, client.flooded, client._printed = set(), set(), {}
     client.output_cap = int(limits["output_mb"]) * 2**20
+    # Kernel and client talk over Unix sockets in a private folder, not over TCP on localhost,
+    # where any local process could connect to them.
+    client.create_kernel_manager()
+    client.km.transport = "ipc"
+    client.km.ip = str(_private_dir("kernel") / "socket")
     cells = execution["cells"]
     with client.setup_kernel():
         kernel_process = getattr(client.km.provisioner, "process", None)
@@ -182,3 +187,9 @@ def _killed_by(process: Any) -> int | None:
     except (subprocess.TimeoutExpired, OSError):
         return None
     return -code if code is not None and code < 0 else None
+
+
+def _private_dir(name: str) -> Path:
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix=f"grader-{name}-"))

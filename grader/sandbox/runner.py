@@ -32,6 +32,8 @@ def main(argv: list[str]) -> int:
 
         limits.apply(job["limits"], per_user_processes=False)
     _become_subreaper()
+    if job.get("lifeline_fd") is not None:
+        _watch_lifeline(int(job["lifeline_fd"]))
     execution: dict[str, Any] = {"form": job["entry"]["form"], "cells": [], "modules": [],
                                  "removed_commands": [], "kernel_died": False}
 
@@ -81,6 +83,27 @@ def run_modules(job: dict[str, Any], execution: dict[str, Any], save: Any) -> No
     except Exception:  # noqa: BLE001 - after student code ran in this process, it may be the cause
         execution["probe_failure"] = traceback.format_exc()[-2000:]
         save(execution)
+
+
+def _watch_lifeline(fd: int) -> None:
+    """When the grader dies (even by SIGKILL) its end of the pipe closes: end everything we started.
+
+    The namespace level has a trusted supervisor for this; at the ``process`` level this thread in
+    the runner is the best there is (student code in the same process could stop it)."""
+    import threading
+
+    os.set_inheritable(fd, False)
+
+    def watch() -> None:
+        try:
+            while os.read(fd, 1):
+                pass
+        except OSError:
+            pass
+        kill_descendants()
+        os._exit(RUNNER_FAILED)
+
+    threading.Thread(target=watch, name="grader-lifeline", daemon=True).start()
 
 
 def _become_subreaper() -> None:

@@ -55,12 +55,17 @@ def main(argv: list[str]) -> int:
         report["setup_error"] = traceback.format_exc()[-3000:]
         return _finish(out, report)
     logs = _open_logs(root)
+    failed_read, failed_write = os.pipe()  # close-on-exec: stays empty when the runner starts
     child = os.fork()
     if child == 0:
-        _become_student(spec, root, logs)  # never returns
-    for fd in logs:
+        os.close(failed_read)
+        _become_student(spec, root, logs, failed_write)  # never returns
+    for fd in (*logs, failed_write):
         os.close(fd)
     _supervise(child, spec, report)
+    why = os.read(failed_read, 4000)
+    if why:
+        report["setup_error"] = "starting the runner failed: " + why.decode(errors="replace")
     _kill_everything()
     _copy_outputs(root, out, spec["output_caps"])
     return _finish(out, report)
@@ -154,13 +159,18 @@ def _open_logs(root: Path) -> tuple[int, int]:
     return (os.open(root / "sandbox/log/stdout", flags, 0o600), os.open(root / "sandbox/log/stderr", flags, 0o600))
 
 
-def _become_student(spec: dict[str, Any], root: Path, logs: tuple[int, int]) -> None:
-    """In the forked child: enter the tree, lower limits, drop privileges, run the runner."""
+def _become_student(spec: dict[str, Any], root: Path, logs: tuple[int, int], failed: int) -> None:
+    """In the forked child: enter the tree, lower limits, drop privileges, run the runner.
+    Anything that goes wrong before ``execve`` is written to ``failed``: the grader's fault, not
+    the student's, and the supervisor reports it as such."""
     try:
         os.dup2(os.open("/dev/null", os.O_RDONLY), 0)
         os.dup2(logs[0], 1)
         os.dup2(logs[1], 2)
-        os.closerange(3, 65536)  # the lifeline and anything else the supervisor holds stays here
+        if failed != 3:
+            os.dup2(failed, 3, inheritable=False)
+            failed = 3
+        os.closerange(4, 65536)  # the lifeline and anything else the supervisor holds stays here
         os.chroot(root)
         os.chdir(spec["workdir"])
         run_limits.apply(spec["limits"], per_user_processes=True)
@@ -172,7 +182,7 @@ def _become_student(spec: dict[str, Any], root: Path, logs: tuple[int, int]) -> 
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         os.execve(spec["argv"][0], spec["argv"], spec["env"])
     except BaseException:  # noqa: BLE001 - the child must never run on as root
-        os.write(2, ("sandbox setup failed in the child: " + traceback.format_exc()[-2000:]).encode())
+        os.write(failed, traceback.format_exc()[-3000:].encode())
     finally:
         os._exit(127)
 
