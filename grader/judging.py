@@ -77,8 +77,10 @@ def judge_one(spec: CheckSpec, record: observations.ProbeRecord | None, arrays: 
                        traceback=traceback.format_exc(), record=record)
     fraction = min(1.0, max(0.0, verdict.fraction))
     outcome = "passed" if fraction == 1.0 else "failed"
-    return _result(spec, outcome, points_for(spec.points, fraction, spec.partial_credit), verdict.message,
-                   table=verdict.table, record=record)
+    result = _result(spec, outcome, points_for(spec.points, fraction, spec.partial_credit), verdict.message,
+                     table=verdict.table, record=record)
+    result.review = verdict.review
+    return result
 
 
 def _result(spec: CheckSpec, outcome: str, points: float, message: str, *, table: list[dict[str, Any]] | None = None,

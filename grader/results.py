@@ -22,6 +22,7 @@ class CheckResult(BaseModel):
     found_as: str | None = None
     traceback: str | None = None
     seconds: float = 0.0
+    review: str | None = None  # why a person should look at it (a forbidden call...); hidden from students
 
 
 class SubmissionResult(BaseModel):
@@ -51,8 +52,13 @@ class SubmissionResult(BaseModel):
     def summary_row(self) -> dict[str, Any]:
         """The entry of ``summary.json``."""
         return {"student": self.student, "status": self.status, "score": self.score, "max_score": self.max_score,
+                "review": self.review_note(),
                 "checks": [{"id": c.id, "outcome": c.outcome, "points": c.points, "max_points": c.max_points,
-                            "message": c.message} for c in self.checks]}
+                            "message": c.message, "review": c.review} for c in self.checks]}
+
+    def review_note(self) -> str:
+        """Why a person should look at this submission ("" when nothing asks for it)."""
+        return "; ".join(f"{c.id}: {c.review}" for c in self.checks if c.review)
 
     def for_students(self) -> "SubmissionResult":
         """The same result with hidden checks removed and totals restricted to visible ones."""

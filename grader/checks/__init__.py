@@ -34,3 +34,5 @@ def get(name: str) -> type[CheckKind]:
 
 # Each import registers one kind; the order is the order `grader schema` lists them in.
 from grader.checks import defined, shape, param_count, answer, notebook, dataset, training  # noqa: E402,F401
+from grader.checks import architecture  # noqa: E402,F401
+from grader.checks import op_equivalence  # noqa: E402,F401

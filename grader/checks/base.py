@@ -59,11 +59,13 @@ class Verdict:
         fraction: share of the check that passed, in [0, 1]; 1 means passed.
         message: one line a student understands: what differed and by how much.
         table: optional rows (dicts with the same keys) shown under the message in reports.
+        review: why a person should look at this result (e.g. a forbidden call), else None.
     """
 
     fraction: float
     message: str
     table: list[dict[str, Any]] = field(default_factory=list)
+    review: str | None = None
 
     @classmethod
     def passed(cls, message: str, table: list[dict[str, Any]] | None = None) -> "Verdict":

@@ -23,12 +23,12 @@ def gradebook_csv(results: list[SubmissionResult], rubric: LoadedRubric) -> str:
     ids = [c.id for c in rubric.model.checks]
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["student", "status", "score", "max_score", "percent", *ids, "content_hash"])
+    writer.writerow(["student", "status", "score", "max_score", "percent", *ids, "review", "content_hash"])
     for r in results:
         points = {c.id: c.points for c in r.checks}
         percent = round(100 * r.score / r.max_score, 1) if r.max_score else 100.0
         writer.writerow([_cell(r.student), r.status, r.score, r.max_score, percent,
-                         *[points.get(i, "") for i in ids], r.content_hash])
+                         *[points.get(i, "") for i in ids], _cell(r.review_note()), r.content_hash])
     return buf.getvalue()
 
 

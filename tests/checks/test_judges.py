@@ -8,17 +8,14 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
 from grader import checks
 from grader.checks.answer import AnswerObservation, observe_value
 from grader.checks.base import ProbeContext, StudentRaised, Unresolved, Verdict
-from grader.checks.dataset import DatasetInfo, DatasetObservation
 from grader.checks.defined import DefinedObservation
 from grader.checks.notebook import FailedCell, NotebookObservation
 from grader.checks.param_count import ParamCountObservation
 from grader.checks.shape import Forward, ShapeObservation
-from grader.checks.training import Element, TrainingObservation
 from grader.targets import TargetSpec
 
 
@@ -43,7 +40,8 @@ def probe(kind: str, the_spec: Any, ctx: ProbeContext) -> Any:
 
 
 def test_registry_has_every_kind():
-    assert list(checks.REGISTRY) == ["defined", "shape", "param_count", "answer", "notebook", "dataset", "training"]
+    assert list(checks.REGISTRY) == ["defined", "shape", "param_count", "answer", "notebook", "dataset", "training",
+                                     "architecture", "op_equivalence"]
 
 
 def test_registering_a_kind_twice_is_a_bug():
@@ -555,223 +553,4 @@ def test_notebook_probe_reads_the_execution_record():
                                 FailedCell(index=3, status="timeout", error="")]
 
 
-# ================================================================ dataset
-
-
-ITEMS = dict(target="datasets", call=[None], items={"returns": 2, "item_types": ["PIL.Image.Image", "int"]})
-
-
-def info(types: list[str], length: int = 60_000) -> DatasetInfo:
-    return DatasetInfo(type="torchvision.datasets.mnist.MNIST", length=length, item_types=[types] * 3)
-
-
-def test_dataset_items_pass():
-    obs = DatasetObservation(returned_type="tuple", datasets=[info(["PIL.Image.Image", "int"])] * 2)
-    v = judge("dataset", spec("dataset", **ITEMS), obs)
-    assert v.fraction == 1.0
-    assert v.message == "all 5 requirements met"
-    assert [r["requirement"] for r in v.table] == [
-        "returns 2 data sets", "data set 1 has at least 1 items", "data set 1 items are (PIL.Image.Image, int)",
-        "data set 2 has at least 1 items", "data set 2 items are (PIL.Image.Image, int)"]
-
-
-def test_dataset_items_of_the_wrong_type_fail_with_what_was_found():
-    obs = DatasetObservation(returned_type="tuple",
-                             datasets=[info(["torch.Tensor", "int"]), info(["PIL.Image.Image", "int"])])
-    v = judge("dataset", spec("dataset", partial_credit=True, **ITEMS), obs)
-    assert v.fraction == pytest.approx(4 / 5)
-    assert v.message == "data set 1 items are (PIL.Image.Image, int): got (torch.Tensor, int)"
-
-
-def test_dataset_returning_one_data_set_instead_of_two():
-    obs = DatasetObservation(returned_type="torchvision.datasets.mnist.MNIST", datasets=[info(["PIL.Image.Image", "int"])])
-    v = judge("dataset", spec("dataset", **ITEMS), obs)
-    assert v.message == "returns 2 data sets: got 1 (torchvision.datasets.mnist.MNIST)"
-
-
-def test_dataset_spec_needs_exactly_one_form():
-    with pytest.raises(ValueError, match="give exactly one of `items` or `loader`"):
-        spec("dataset", target="x")
-
-
-LOADER = dict(target="train_loader",
-              loader={"batch_size": 64, "input_range": [0, 1], "target_range": [0, 9], "shuffled": True})
-
-
-def loader_obs(**overrides: Any) -> DatasetObservation:
-    fields = dict(returned_type="torch.utils.data.dataloader.DataLoader", batch_structure=["list[2]"],
-                  batch_sizes=[64, 64, 32], input_types=["torch.Tensor"], target_types=["torch.Tensor"],
-                  input_min=0.0, input_max=1.0, target_min=0.0, target_max=9.0, fingerprints=[10.0, 12.5])
-    return DatasetObservation(**(fields | overrides))
-
-
-def test_dataset_loader_passes():
-    v = judge("dataset", spec("dataset", **LOADER), loader_obs())
-    assert v.fraction == 1.0
-    assert v.message == "all 6 requirements met"
-    assert [r["requirement"] for r in v.table] == [
-        "batches of 64 (the last may be smaller)", "inputs are torch.Tensor", "targets are torch.Tensor",
-        "inputs in [0, 1]", "targets are integers in [0, 9]", "shuffled every pass"]
-
-
-def test_dataset_loader_with_wrong_batch_size():
-    v = judge("dataset", spec("dataset", **LOADER), loader_obs(batch_sizes=[32, 32, 16]))
-    assert v.fraction == pytest.approx(5 / 6)
-    assert v.message == "batches of 64 (the last may be smaller): got 3 batches, sizes [32] found"
-
-
-def test_dataset_loader_with_inputs_out_of_range():
-    v = judge("dataset", spec("dataset", **LOADER), loader_obs(input_min=-0.42, input_max=2.8))
-    assert v.message == "inputs in [0, 1]: got [-0.42, 2.8]"
-
-
-def test_dataset_loader_with_non_integer_targets():
-    v = judge("dataset", spec("dataset", **LOADER), loader_obs(targets_integral=False))
-    assert v.message == "targets are integers in [0, 9]: got [0.0, 9.0], not integers"
-
-
-def test_dataset_loader_not_shuffled_when_it_should_be():
-    v = judge("dataset", spec("dataset", **LOADER), loader_obs(fingerprints=[10.0, 10.0]))
-    assert v.message == "shuffled every pass: got same order on every pass"
-
-
-def test_dataset_loader_shuffled_when_it_should_not_be():
-    the_spec = spec("dataset", target="test_loader", loader={"shuffled": False})
-    v = judge("dataset", the_spec, loader_obs())
-    assert v.message == "not shuffled: got order changes between passes"
-
-
-def test_dataset_loader_that_does_not_yield_pairs():
-    v = judge("dataset", spec("dataset", **LOADER), loader_obs(batch_structure=["dict"]))
-    assert (v.fraction, v.message) == (0.0, "batches are (inputs, targets) pairs: got dict")
-
-
-def tiny_loader(shuffle: bool) -> DataLoader:
-    g = torch.Generator().manual_seed(1)
-    data = TensorDataset(torch.rand(10, 1, 2, 2, generator=g), torch.arange(10) % 10)
-    return DataLoader(data, batch_size=4, shuffle=shuffle)
-
-
-@pytest.mark.parametrize("shuffle", [True, False])
-def test_dataset_probe_of_a_tiny_loader(shuffle):
-    the_spec = spec("dataset", target="loader", loader={"batch_size": 4, "input_range": [0, 1],
-                                                         "target_range": [0, 9], "shuffled": shuffle})
-    obs = probe("dataset", the_spec, context(loader=tiny_loader(shuffle)))
-    assert obs.batch_sizes == [4, 4, 2]
-    assert obs.batch_structure == ["list[2]"]
-    assert (obs.target_min, obs.target_max) == (0.0, 9.0)
-    assert len(obs.fingerprints) == 2
-    v = judge("dataset", the_spec, obs)
-    assert v.fraction == 1.0, v.message
-
-
-def test_dataset_probe_of_items():
-    def datasets(transform):
-        return [(torch.zeros(2), 1)] * 5, [(torch.zeros(2), 0)] * 3
-
-    the_spec = spec("dataset", target="datasets", call=[None], items={"returns": 2, "item_types": ["torch.Tensor", "int"]})
-    obs = probe("dataset", the_spec, context(datasets=datasets))
-    assert [d.length for d in obs.datasets] == [5, 3]
-    assert obs.datasets[0].item_types == [["torch.Tensor", "int"]] * 3
-    assert judge("dataset", the_spec, obs).fraction == 1.0
-
-
-def test_dataset_probe_of_a_loader_raising_mid_iteration():
-    def broken():
-        yield torch.zeros(2, 1), torch.zeros(2)
-        raise IndexError("list index out of range")
-
-    with pytest.raises(StudentRaised) as info:
-        probe("dataset", spec("dataset", target="loader", loader={}), context(loader=broken()))
-    assert info.value.during == "iterating the data loader"
-
-
-# ================================================================ training
-
-
-TRAINING = dict(target="train", network={"input": [1, 28, 28], "classes": 10}, epochs=2,
-                args=["$network", "$epochs", 0.01], returns=["per-epoch", "per-epoch"])
-
-
-def element(values: list[float] | None = None, type_: str = "list") -> Element:
-    if values is None:
-        return Element(type=type_, length=None, numeric=False, finite=False, head=[])
-    finite = all(math.isfinite(v) for v in values)
-    return Element(type=type_, length=len(values), numeric=True, finite=finite, head=values)
-
-
-def training_obs(elements: list[Element], changed: bool = True, return_type: str = "tuple") -> TrainingObservation:
-    return TrainingObservation(return_type=return_type, elements=elements, weights_changed=changed, seconds=0.25)
-
-
-def test_training_passes():
-    v = judge("training", spec("training", **TRAINING), training_obs([element([0.5, 0.4]), element([0.8, 0.9])]))
-    assert v.fraction == 1.0
-    assert v.message == "returns 2 per-epoch value lists and trains (0.2s for 2 epoch(s))"
-
-
-def test_training_wrong_number_of_epochs_recorded():
-    v = judge("training", spec("training", partial_credit=True, **TRAINING),
-              training_obs([element([0.5, 0.4, 0.3]), element([0.8, 0.9])]))
-    assert v.fraction == pytest.approx(3 / 4)
-    assert v.message == "value 1: one number per epoch (2): got list of 3"
-
-
-def test_training_nan_losses():
-    v = judge("training", spec("training", **TRAINING), training_obs([element([0.5, math.nan]), element([0.8, 0.9])]))
-    assert v.message == "value 1: one number per epoch (2): got list of 2, contains nan/inf"
-
-
-def test_training_non_numeric_values():
-    bad = Element(type="list", length=2, numeric=False, finite=False, head=[])
-    v = judge("training", spec("training", **TRAINING), training_obs([element([0.5, 0.4]), bad]))
-    assert v.message == "value 2: one number per epoch (2): got list of 2, not all numbers"
-
-
-def test_training_without_weight_updates():
-    v = judge("training", spec("training", **TRAINING),
-              training_obs([element([0.5, 0.4]), element([0.8, 0.9])], changed=False))
-    assert v.fraction == pytest.approx(3 / 4)
-    assert v.message == "updates the network's weights: got weights unchanged"
-
-
-def test_training_returning_none():
-    v = judge("training", spec("training", **TRAINING),
-              training_obs([element(None, "NoneType")], changed=False, return_type="NoneType"))
-    assert v.fraction == 0.0
-    assert v.message == ("returns 2 value(s): got 1 (NoneType); value 1: one number per epoch (2): got NoneType; "
-                         "updates the network's weights: got weights unchanged")
-
-
-def test_training_model_element_must_be_a_model():
-    the_spec = spec("training", **(TRAINING | {"returns": ["per-epoch", "model"]}))
-    v = judge("training", the_spec, training_obs([element([0.5, 0.4]), element(None, "NoneType")]))
-    assert v.fraction < 1.0, v.message
-
-
-def test_training_probe_with_a_real_tiny_training_function():
-    def train(network, epochs, lr):  # plain SGD by hand: torch.optim's first step costs seconds of imports
-        x, y = torch.rand(8, 1, 28, 28), torch.arange(8) % 10
-        losses, accs = [], []
-        for _ in range(epochs):
-            network.zero_grad()
-            loss = torch.nn.functional.cross_entropy(network(x), y)
-            loss.backward()
-            with torch.no_grad():
-                for p in network.parameters():
-                    p -= lr * p.grad
-            losses.append(loss.item())
-            accs.append(torch.tensor(0.1))
-        return losses, accs
-
-    the_spec = spec("training", **TRAINING)
-    obs = probe("training", the_spec, context(train=train))
-    assert obs.return_type == "tuple" and obs.weights_changed
-    assert [(e.type, e.length, e.numeric, e.finite) for e in obs.elements] == [("list", 2, True, True)] * 2
-    assert obs.elements[1].head == pytest.approx([0.1, 0.1])
-    assert judge("training", the_spec, obs).fraction == 1.0
-
-
-def test_training_probe_of_a_function_that_does_not_train():
-    obs = probe("training", spec("training", **TRAINING), context(train=lambda net, epochs, lr: ([1.0] * epochs, [0.0] * epochs)))
-    assert not obs.weights_changed
+# The dataset and training kinds are tested in test_dataset.py and test_training.py.

@@ -1,0 +1,435 @@
+"""``op_equivalence``: a hand-written op against its torch counterpart, forward and backward.
+
+Every configuration of a sweep (constructor arguments, input shape, dtype) runs twice:
+
+* in the sandbox (``probe``), on the student's op: build it, copy the counterpart's parameters
+  into it (``weight``, ``bias``: drawn from generators seeded by the spec), run a seeded input
+  forward and a seeded upstream gradient backward, and return the output and the gradients;
+* on the host (``judge``), on the torch counterpart, rebuilt from the same seeds in the trusted
+  process.
+
+So the expectation is torch itself, computed where student code never ran. Nothing the sandbox
+says about torch is believed (a student's process may have patched ``torch.nn.Conv2d``), and no
+reference is needed: the reference's own hand-written op would only be a second opinion. Values
+are compared in float64, element by element, ``|got - expected| <= atol + rtol * |expected|``;
+the output's dtype itself is not required to match. A failing configuration gets mismatch rows:
+which tensor, how many elements, the largest differences, the worst element.
+
+The probe also returns the op's source and the names of the torch functions and aten operators
+that ran inside the student's forward and backward; the judge matches both against forbidden
+lists (``forbidden.py`` explains how and why on the host). A hit fails the check and flags it
+for human review, whatever the numbers say.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from grader.checks import register
+from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, StudentRaised, Verdict
+from grader.checks.common import format_shape, is_plain_tensor, type_name
+from grader.checks.forbidden import (Hit, OpRecorder, SourcePiece, collect_sources, default_names, default_ops,
+                                     flag, matches, scan)
+from grader.observations import Array
+
+ArgValue = int | float | bool | list[int]
+
+
+class OpConfig(BaseModel):
+    """One point of the sweep."""
+
+    model_config = ConfigDict(extra="forbid")
+    args: dict[str, ArgValue] = Field(
+        default_factory=dict, description="constructor arguments, named as the counterpart names them, "
+                                          "in the order the student's constructor takes them")
+    input: list[int] = Field(min_length=1, description="input shape")
+    dtype: Literal["float32", "float64"] = "float32"
+
+
+def _sweep(names: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[OpConfig]:
+    """Rows of ``(*argument values, input shape, dtype)``."""
+    return [OpConfig(args=dict(zip(names, row[:-2])), input=row[-2], dtype=row[-1]) for row in rows]
+
+
+# Small enough (about 3,400 multiply-adds for Conv2d) that a conv written as scalar Python loops
+# runs the sweep, forward and backward under the dispatch record, in a few seconds on one CPU core.
+DEFAULT_SWEEPS: dict[str, list[OpConfig]] = {
+    "Conv2d": _sweep(("in_channels", "out_channels", "kernel_size", "stride"), [
+        (1, 1, 3, 1, [1, 1, 5, 5], "float32"),    # batch of 1, one channel
+        (3, 2, 3, 1, [2, 3, 5, 5], "float32"),    # several channels in and out
+        (2, 3, 2, 2, [2, 2, 7, 9], "float32"),    # stride 2 on an odd, non-square input
+        (2, 2, 3, 3, [1, 2, 10, 8], "float64"),   # stride 3 with rows and columns left over
+        (1, 2, 1, 1, [2, 1, 4, 6], "float32"),    # 1x1 kernel
+        (2, 2, 5, 1, [1, 2, 7, 6], "float64"),    # kernel 5
+        (2, 2, 3, 2, [3, 2, 7, 5], "float32"),    # batch of 3, stride 2
+        (2, 3, 4, 1, [2, 2, 4, 4], "float64"),    # kernel as large as the input: 1x1 output
+    ]),
+    "MaxPool2d": _sweep(("kernel_size", "stride"), [
+        (2, 2, [1, 1, 4, 4], "float32"),
+        (2, 2, [2, 3, 7, 9], "float32"),          # odd sizes: the last row and column are dropped
+        (3, 3, [2, 2, 9, 7], "float64"),
+        (3, 1, [1, 2, 6, 5], "float32"),          # overlapping windows: gradients add up
+        (2, 1, [2, 1, 5, 5], "float64"),
+        (3, 2, [2, 2, 8, 11], "float32"),
+    ]),
+    "ReLU": _sweep((), [([1, 1, 4, 4], "float32"), ([2, 3, 5, 7], "float64"), ([3, 2, 1, 6], "float32")]),
+}
+
+
+class OpEquivalenceSpec(CheckSpec):
+    kind: Literal["op_equivalence"]
+    target: str = Field(description="the student's op: a class (or factory) that builds an nn.Module")
+    counterpart: str = Field(pattern=r"^(torch\.)?nn(\.[A-Za-z_][A-Za-z0-9_]*)+$",
+                             description="the torch module it re-implements, e.g. torch.nn.Conv2d")
+    args_as: Literal["positional", "keywords"] = Field(
+        "positional", description="how the student's constructor gets a config's args (the counterpart always "
+                                  "gets keywords)")
+    configs: list[OpConfig] | None = Field(None, description="the sweep; default: the counterpart's built-in sweep")
+    extra_configs: list[OpConfig] = Field([], description="configurations added to the sweep")
+    atol: float = Field(1e-5, ge=0)
+    rtol: float = Field(1e-5, ge=0)
+    backward: bool = Field(True, description="also compare gradients after a backward pass")
+    gradients: list[str] | None = Field(
+        None, description="`input` and parameter names (weight, bias); default: the input and every parameter")
+    forbidden_names: list[str] | None = Field(
+        None, description="names the op's source must not use (globs); default: the counterpart's and evasions")
+    forbidden_ops: list[str] | None = Field(
+        None, description="`aten.<op>` / `torch.<function>` globs the op must not run; default: the counterpart's")
+    seed: int = Field(0, description="seeds the parameters, inputs and upstream gradients of every config")
+
+    @field_validator("counterpart")
+    @classmethod
+    def _full_name(cls, value: str) -> str:
+        return value if value.startswith("torch.") else f"torch.{value}"
+
+    @model_validator(mode="after")
+    def _has_a_sweep(self) -> "OpEquivalenceSpec":
+        if self.configs is None and self.short_name not in DEFAULT_SWEEPS:
+            raise ValueError(f"there is no default sweep for {self.counterpart}; list `configs`")
+        return self
+
+    @property
+    def short_name(self) -> str:
+        return self.counterpart.rsplit(".", 1)[-1]
+
+    def sweep(self) -> list[OpConfig]:
+        return [*(self.configs if self.configs is not None else DEFAULT_SWEEPS[self.short_name]), *self.extra_configs]
+
+    def names(self) -> list[str]:
+        return self.forbidden_names if self.forbidden_names is not None else default_names(self.counterpart)
+
+    def ops(self) -> list[str]:
+        return self.forbidden_ops if self.forbidden_ops is not None else default_ops(self.counterpart)
+
+
+class CaseRun(BaseModel):
+    """What the student's op did on one configuration."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
+    error: str | None = None
+    problems: list[str] = []
+    output_type: str = ""
+    output: Array | None = None
+    gradients: dict[str, Array] = {}
+
+
+class OpObservation(Observation):
+    runs: list[CaseRun]
+    forward_ops: list[str]
+    backward_ops: list[str]
+    sources: list[SourcePiece]
+    source_problems: list[str]
+
+
+# ---------------------------------------------------------------- shared by probe and judge
+
+
+def describe(spec: OpEquivalenceSpec, config: OpConfig) -> str:
+    """``Conv2d(in_channels=2, ..., stride=2) on [2, 2, 7, 9] float32``."""
+    args = ", ".join(f"{k}={v}" for k, v in config.args.items())
+    return f"{spec.short_name}({args}) on {format_shape(config.input)} {config.dtype}"
+
+
+def _rng(spec: OpEquivalenceSpec, index: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([spec.seed, index, stream])
+
+
+def build_counterpart(spec: OpEquivalenceSpec, index: int, config: OpConfig) -> Any:
+    """The torch module with parameters drawn from the config's seed (uniform, scaled by fan-in)."""
+    import torch
+
+    module: Any = torch
+    for part in spec.counterpart.split(".")[1:]:
+        module = getattr(module, part)
+    built = module(**config.args).to(getattr(torch, config.dtype))
+    rng = _rng(spec, index, 0)
+    with torch.no_grad():
+        for _, param in built.named_parameters():
+            fan_in = max(1, param.numel() // param.shape[0]) if param.ndim else 1
+            values = rng.uniform(-1.0, 1.0, size=tuple(param.shape)) / math.sqrt(fan_in)
+            param.copy_(torch.from_numpy(values))
+    return built
+
+
+def seeded_tensor(spec: OpEquivalenceSpec, index: int, stream: int, shape: list[int], dtype: Any) -> Any:
+    import torch
+
+    return torch.from_numpy(_rng(spec, index, stream).standard_normal(size=tuple(shape))).to(dtype)
+
+
+def as_array(tensor: Any) -> np.ndarray:
+    """A float64 copy, read through torch's own methods (never the object's)."""
+    import torch
+
+    detached = torch.Tensor.detach(tensor)
+    return np.array(torch.Tensor.numpy(torch.Tensor.to(torch.Tensor.cpu(detached), torch.float64)), copy=True)
+
+
+def counterpart_results(spec: OpEquivalenceSpec, index: int, config: OpConfig) -> dict[str, np.ndarray]:
+    """The expectation: torch's output and gradients on the config, by name (``output``,
+    ``input``, ``weight`` ...). Runs on the host."""
+    import torch
+
+    module = build_counterpart(spec, index, config)
+    dtype = getattr(torch, config.dtype)
+    x = seeded_tensor(spec, index, 1, config.input, dtype).requires_grad_(True)
+    with torch.enable_grad():
+        out = module(x)
+        results = {"output": as_array(out)}
+        if spec.backward:
+            torch.autograd.backward(out, seeded_tensor(spec, index, 2, list(out.shape), dtype))
+            results["input"] = as_array(x.grad)
+            results.update((name, as_array(p.grad)) for name, p in module.named_parameters())
+    return results
+
+
+def gradient_names(spec: OpEquivalenceSpec, parameter_names: list[str]) -> list[str]:
+    return spec.gradients if spec.gradients is not None else ["input", *parameter_names]
+
+
+# ---------------------------------------------------------------- probe side
+
+
+def _copy_parameter(module: Any, name: str, value: Any, owner: str, counterpart: str) -> str | None:
+    """Copy ``value`` into ``module.<name>`` in place (any shape with as many elements); or say why not."""
+    import torch
+
+    target = getattr(module, name, None)
+    if target is None:
+        return f"{owner} has no `{name}` to copy {counterpart}'s {name} into"
+    if type(target) not in (torch.Tensor, torch.nn.Parameter):
+        return f"{owner}.{name} is a {type_name(target)}, not a tensor"
+    if torch.Tensor.numel(target) != value.numel():
+        return (f"{owner}.{name} has shape {format_shape(list(target.shape))}, "
+                f"{counterpart}'s has {format_shape(list(value.shape))}")
+    with torch.no_grad():
+        torch.Tensor.copy_(target, value.detach().reshape(target.shape))
+    target.grad = None
+    return None
+
+
+def _run_student(spec: OpEquivalenceSpec, index: int, config: OpConfig, op: Any, name: str,
+                 ctx: ProbeContext, recorder: OpRecorder) -> tuple[CaseRun, Any]:
+    """One config on the student's op. Building and forward errors propagate (``StudentRaised``);
+    a backward error is recorded in the run. Returns the run and the module built."""
+    import torch
+
+    dtype = getattr(torch, config.dtype)
+    counterpart = build_counterpart(spec, index, config)
+    call = f"{name}({', '.join(f'{k}={v}' for k, v in config.args.items())})"
+    with ctx.student_code(f"building {call}"):
+        module = op(*config.args.values()) if spec.args_as == "positional" else op(**config.args)
+        if isinstance(module, torch.nn.Module):
+            torch.nn.Module.to(module, dtype)
+    problems = []
+    parameter_names = [n for n, _ in counterpart.named_parameters()]
+    for pname, value in counterpart.named_parameters():
+        with ctx.student_code(f"copying {spec.counterpart}'s {pname} into {name}.{pname}"):
+            problem = _copy_parameter(module, pname, value, name, spec.counterpart)
+        problems += [problem] if problem else []
+    x = seeded_tensor(spec, index, 1, config.input, dtype).requires_grad_(True)
+    with ctx.student_code(f"running {call} on an input of shape {format_shape(config.input)}"), \
+            torch.enable_grad(), recorder.watching("forward"):
+        out = module(x)
+    if not is_plain_tensor(out):
+        return CaseRun(problems=problems, output_type=type_name(out)), module
+    run = CaseRun(problems=problems, output_type=type_name(out), output=as_array(out))
+    if not spec.backward:
+        return run, module
+    if not out.requires_grad:
+        run.error = "the output does not require grad: autograd cannot differentiate the op (detached?)"
+        return run, module
+    upstream = seeded_tensor(spec, index, 2, list(out.shape), out.dtype)
+    try:
+        with ctx.student_code(f"running backward through {call}"), recorder.watching("backward"):
+            torch.autograd.backward(out, upstream)
+    except StudentRaised as exc:
+        run.error = _short_error(exc)
+        return run, module
+    for gname in gradient_names(spec, parameter_names):
+        with ctx.student_code(f"reading the gradient of {name}.{gname}"):
+            grad = x.grad if gname == "input" else getattr(getattr(module, gname, None), "grad", None)
+        if grad is not None and is_plain_tensor(grad):
+            run.gradients[gname] = as_array(grad)
+    return run, module
+
+
+def _short_error(exc: StudentRaised) -> str:
+    try:
+        text = str(exc.exc)[:300]
+    except BaseException:  # noqa: BLE001 - a student's exception may refuse to print
+        text = "<message cannot be shown>"
+    return f"{type(exc.exc).__name__}: {text} (while {exc.during})"
+
+
+# ---------------------------------------------------------------- judge side
+
+
+@dataclass
+class Difference:
+    """How two arrays of one shape differ, given a tolerance."""
+
+    mismatched: int
+    total: int
+    max_abs: float
+    max_rel: float
+    worst: tuple[int, ...]
+    got: float
+    expected: float
+
+    @classmethod
+    def of(cls, got: np.ndarray, want: np.ndarray, atol: float, rtol: float) -> "Difference":
+        diff = np.abs(got - want)
+        allowed = atol + rtol * np.abs(want)
+        excess = np.where(np.isnan(diff), np.inf, diff - allowed)
+        rel = np.where(np.abs(want) > 0, diff / np.where(want == 0, 1, np.abs(want)), np.where(diff > 0, np.inf, 0))
+        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(excess)), want.shape)) if want.size else ()
+        return cls(int(np.sum(excess > 0)), int(want.size), float(np.max(diff, initial=0)),
+                   float(np.max(rel, initial=0)), worst,
+                   float(got[worst]) if want.size else 0.0, float(want[worst]) if want.size else 0.0)
+
+    def describe(self) -> str:
+        return (f"{self.mismatched} of {self.total} elements differ, max abs diff {self.max_abs:.3g} "
+                f"at {list(self.worst)} (got {self.got:.6g}, expected {self.expected:.6g})")
+
+
+def _row(config: str, compared: str, detail: str, ok: bool, d: Difference | None = None) -> dict[str, Any]:
+    return {"config": config, "compared": compared, "detail": detail,
+            "max_abs_diff": f"{d.max_abs:.3g}" if d else "", "max_rel_diff": f"{d.max_rel:.3g}" if d else "",
+            "worst": f"{list(d.worst)}: got {d.got:.6g}, expected {d.expected:.6g}" if d and not ok else "", "ok": ok}
+
+
+@dataclass
+class Comparison:
+    """One config judged: its table rows, whether it matched, and its largest absolute difference."""
+
+    rows: list[dict[str, Any]]
+    ok: bool
+    max_abs: float = math.nan
+
+
+def _compare_run(spec: OpEquivalenceSpec, index: int, config: OpConfig, run: CaseRun) -> Comparison:
+    """One ``ok`` row if the config matches, else one row per thing that differs."""
+    label = describe(spec, config)
+    rows = [_row(label, "setup", p, False) for p in run.problems]
+    if run.output is None:
+        what = run.error or f"the op returned a {run.output_type}, expected a torch.Tensor"
+        return Comparison([_row(label, "output", what, False), *rows], ok=False)
+    want = counterpart_results(spec, index, config)
+    names = gradient_names(spec, [n for n in want if n not in ("output", "input")]) if spec.backward else []
+    differences: list[Difference] = []
+    for name in ["output", *names]:
+        compared = name if name == "output" else f"grad {name}"
+        got, expected = (run.output if name == "output" else run.gradients.get(name)), want.get(name)
+        if expected is None:
+            rows.append(_row(label, compared, f"{spec.counterpart} has no parameter {name!r} (rubric error)", False))
+        elif got is None:
+            rows.append(_row(label, compared, run.error or f"no gradient reached {name} after backward", False))
+        elif got.shape != expected.shape and (name == "output" or got.size != expected.size):
+            rows.append(_row(label, compared, f"shape {format_shape(list(got.shape))}, "
+                                              f"expected {format_shape(list(expected.shape))}", False))
+        else:
+            d = Difference.of(got.reshape(expected.shape), expected, spec.atol, spec.rtol)
+            differences.append(d)
+            if d.mismatched:
+                rows.append(_row(label, compared, d.describe(), False, d))
+    if rows:
+        return Comparison(rows, ok=False)
+    largest = max(differences, key=lambda d: d.max_abs)
+    compared = ", ".join(["output", *(f"grad {n}" for n in names)])
+    detail = f"all {sum(d.total for d in differences)} values within tolerance"
+    return Comparison([_row(label, compared, detail, True, largest)], ok=True, max_abs=largest.max_abs)
+
+
+def forbidden_hits(spec: OpEquivalenceSpec, obs: OpObservation) -> tuple[list[Hit], list[str]]:
+    """Forbidden things in the op's source and among the ops it ran; and reasons to review anyway."""
+    hits, unreadable = scan(obs.sources, spec.names())
+    for phase, names in (("forward", obs.forward_ops), ("backward", obs.backward_ops)):
+        hits += [Hit(n, "", f"called during {phase}") for n in names if matches(n, spec.ops())]
+    doubts = list(obs.source_problems) + [f"the source of {n} is not valid Python" for n in unreadable]
+    if not obs.sources:
+        doubts.append("no source of the op could be read, so it was not scanned")
+    return hits, doubts
+
+
+@register("op_equivalence")
+class OpEquivalence(CheckKind):
+    Spec = OpEquivalenceSpec
+    Observation = OpObservation
+
+    @staticmethod
+    def probe(spec: OpEquivalenceSpec, ctx: ProbeContext) -> OpObservation:
+        op = ctx.resolve(spec.target)
+        name = ctx.found[spec.target].found_as or spec.target
+        recorder = OpRecorder()
+        runs, built, failures = [], [], []
+        for index, config in enumerate(spec.sweep()):
+            try:
+                run, module = _run_student(spec, index, config, op, name, ctx, recorder)
+                runs.append(run)
+                built.append(type(module))
+            except StudentRaised as exc:
+                runs.append(CaseRun(error=_short_error(exc)))
+                failures.append(exc)
+        if failures and len(failures) == len(runs):
+            raise failures[0]  # the op never ran: errored, with the traceback
+        try:
+            sources, problems = collect_sources(op, also=dict.fromkeys(built))
+        except Exception as exc:  # noqa: BLE001 - student objects can misbehave under inspection
+            sources, problems = [], [f"the source could not be collected ({type(exc).__name__})"]
+        return OpObservation(runs=runs, forward_ops=recorder.names("forward"), backward_ops=recorder.names("backward"),
+                             sources=sources, source_problems=problems)
+
+    @staticmethod
+    def judge(spec: OpEquivalenceSpec, obs: OpObservation, expected: None) -> Verdict:
+        configs = spec.sweep()
+        if len(obs.runs) != len(configs):
+            return Verdict.failed(f"the probe returned {len(obs.runs)} runs for {len(configs)} configs")
+        results = [_compare_run(spec, i, c, run) for i, (c, run) in enumerate(zip(configs, obs.runs))]
+        passed = sum(r.ok for r in results)
+        table = [row for r in results for row in r.rows]
+        hits, doubts = forbidden_hits(spec, obs)
+        if hits:
+            shown = "; ".join(f"{h.found} {h.how}" + (f" ({h.where})" if h.where else "") for h in hits[:5])
+            more = f" and {len(hits) - 5} more" if len(hits) > 5 else ""
+            return flag(Verdict.failed(f"uses torch's own implementation: {shown}{more}; flagged for review "
+                                       f"(its numbers matched in {passed} of {len(configs)} configs)",
+                                       [{"found": h.found, "how": h.how, "where": h.where} for h in hits]),
+                        "forbidden implementation")
+        direction = "forward and backward" if spec.backward else "forward"
+        if passed == len(configs):
+            largest = max(r.max_abs for r in results)
+            verdict = Verdict.passed(f"matches {spec.counterpart} in all {len(configs)} configs, {direction} "
+                                     f"(max abs diff {largest:.3g})", table)
+        else:
+            first = next(r.rows[0] for r in results if not r.ok)
+            verdict = Verdict(passed / len(configs),
+                              f"{len(configs) - passed} of {len(configs)} configs differ from {spec.counterpart} "
+                              f"(atol {spec.atol:g}, rtol {spec.rtol:g}); first: {first['config']}: "
+                              f"{first['compared']}: {first['detail']}", table)
+        return flag(verdict, "; ".join(doubts)) if doubts else verdict
