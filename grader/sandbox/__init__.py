@@ -324,6 +324,7 @@ def child_env(job: Job) -> dict[str, str]:
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "OMP_NUM_THREADS": str(run_limits.threads(job.limits)),
         "CUDA_VISIBLE_DEVICES": job.slot.gpu if job.slot.gpu is not None else "",
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",  # the numbering nvidia-smi and --gpus use
     }
     # matplotlib's font cache takes seconds to build: keep one across runs instead of one per HOME.
     env["MPLCONFIGDIR"] = os.environ.get("MPLCONFIGDIR") or str(_shared_dir("matplotlib"))

@@ -91,6 +91,7 @@ def sandbox_env(job_env: dict[str, str], gpu: str | None, threads: int) -> dict[
         "JUPYTER_PLATFORM_DIRS": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "MPLCONFIGDIR": f"{HOME}/.config/matplotlib", "OMP_NUM_THREADS": str(threads),
         "CUDA_VISIBLE_DEVICES": gpu if gpu is not None else "",
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",  # the numbering nvidia-smi and --gpus use
     }
     env.update(job_env)
     return env
