@@ -152,6 +152,10 @@ def cmd_grade(args: argparse.Namespace) -> int:
     settings.limit_overrides["threads"] = max(1, (os.cpu_count() or 1) // min(len(slots), len(subs)))
     with Journal.open(args.out / JOURNAL_NAME) as journal:
         prep = pipeline.prepare(rubric, settings)
+        if prep.isolation != "namespace":
+            print(f"warning: isolation {prep.isolation}: student code runs as your user and can read and change "
+                  "your files; grade other people's code with --isolation namespace (see docs/security.md)",
+                  file=sys.stderr)
         if not args.quiet:
             if prep.data.origin == "synthetic":
                 print(f"data: synthetic {rubric.model.data.dataset} in {prep.data.path} (no real data in the data root)")
