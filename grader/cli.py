@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_GRADER_ERROR, EXIT_USAGE, EXIT_CHECK_FAILED = 0, 1, 2, 3
+PROFILES = ("auto", "quick", "full")  # grader.profiles.CHOICES, kept here so --help imports nothing
+PROFILE_HELP = ("training budget of accuracy checks: full (the handout's), quick (a subset, fewer epochs) or auto "
+                "(default: quick on synthetic data, full on real data)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(check)
 
     validate = sub.add_parser("validate", help="check rubrics and compute their expectations from the reference")
-    validate.add_argument("rubrics", nargs="+", help="rubric files or assignment ids")
+    validate.add_argument("rubrics", nargs="*", help="rubric files or assignment ids")
+    validate.add_argument("--all", action="store_true",
+                          help="every bundled rubric, with its examples graded and compared (implies --examples)")
+    validate.add_argument("--examples", action="store_true",
+                          help="also grade submissions/<id>/ and compare with its expected.yaml")
+    validate.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1, metavar="N",
+                          help="examples graded at once (default: one per CPU core)")
+    validate.add_argument("--profile", choices=PROFILES, default="auto",
+                          help="also list the accuracy calibrations on file for this profile (default: every profile)")
+
+    calibrate = sub.add_parser("calibrate", help="train the reference over several seeds to calibrate accuracy checks")
+    calibrate.add_argument("rubric", help="rubric file, or a bundled assignment id")
+    calibrate.add_argument("--seeds", type=_positive_int, default=5, metavar="N",
+                           help="training runs of the reference (default: 5; at least 2)")
+    calibrate.add_argument("--profile", choices=PROFILES, default="auto", help=PROFILE_HELP)
+    calibrate.add_argument("--data-root", type=Path, help="data sets in torchvision layout (default: $GRADER_DATA)")
+    calibrate.add_argument("--no-synthetic", action="store_true", help="fail instead of calibrating on synthetic data")
+    calibrate.add_argument("--cpu", action="store_true",
+                           help="train on the CPU even where a GPU is visible (for grading without --gpus)")
 
     sub.add_parser("schema", help="print the rubric JSON Schema")
     sub.add_parser("list", help="list the assignments with their rubrics")
@@ -57,6 +78,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--isolation", choices=["auto", "namespace", "process", "none"], default="auto",
                    help="sandbox level (default auto: namespace where available, else process; none: debugging)")
     p.add_argument("--keep-work", action="store_true", help="keep each run's working folder (debugging)")
+    p.add_argument("--profile", choices=PROFILES, default="auto", help=PROFILE_HELP)
 
 
 def _batch_options(p: argparse.ArgumentParser) -> None:
@@ -125,7 +147,8 @@ def _settings(args: argparse.Namespace) -> Any:
 
     overrides = {name: getattr(args, name) for name in LIMIT_OPTIONS if getattr(args, name)}
     return Settings(data_root=args.data_root, allow_synthetic=not args.no_synthetic,
-                    limit_overrides=overrides, keep_work=args.keep_work, isolation=args.isolation)
+                    limit_overrides=overrides, keep_work=args.keep_work, isolation=args.isolation,
+                    profile=args.profile)
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
@@ -199,12 +222,75 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from grader import references
+    from grader.errors import GraderError
 
-    for ref in args.rubrics:
+    if not args.rubrics and not args.all:
+        raise GraderError("nothing to validate", where="grader validate", hint="name rubrics or pass --all")
+    refs = [str(p) for p in _bundled_rubrics()] if args.all else args.rubrics
+    failed = False
+    for ref in refs:
         rubric = _load_rubric(ref)
         expected = references.expectations(rubric)
         print(f"{rubric.path}: ok ({len(rubric.model.checks)} checks, {rubric.model.max_points:g} points, "
               f"{len(expected)} expectation(s) from {rubric.reference_dir.name})")
+        for line in _calibration_lines(rubric, args.profile):
+            print(f"  {line}")
+        if args.all or args.examples:
+            failed |= not _validate_examples(rubric, args.workers)
+    return EXIT_GRADER_ERROR if failed else EXIT_OK
+
+
+def _validate_examples(rubric: Any, workers: int) -> bool:
+    """Grade the rubric's example folder and print every difference from its manifest."""
+    from grader import pipeline, submission, validation
+    from grader.executors.slots import plan_slots
+
+    folder = validation.examples_folder(rubric)
+    if not (folder / validation.MANIFEST).is_file():
+        print(f"  examples: none ({folder / validation.MANIFEST} does not exist)")
+        return True
+    subs = submission.discover([folder])
+    prep = pipeline.prepare(rubric, pipeline.Settings())
+    results = pipeline.grade_batch(subs, prep, slots=plan_slots(workers, [], 1))
+    problems = validation.example_problems(validation.load_manifest(folder), {Path(r.source).name: r for r in results})
+    print(f"  examples: {len(results)} graded, " + ("all as expected" if not problems else f"{len(problems)} difference(s)"))
+    for line in problems:
+        print(f"    {line}")
+    return not problems
+
+
+def _bundled_rubrics() -> list[Path]:
+    from grader.paths import rubric_dirs
+
+    return sorted({p for d in rubric_dirs() if d.is_dir() for p in d.glob("*.yaml") if p.name.count(".") == 1})
+
+
+def _calibration_lines(rubric: Any, profile: str) -> list[str]:
+    """What calibrations are on file for the rubric's calibrated accuracy checks."""
+    from grader import calibration
+    from grader.checks.accuracy import AccuracySpec
+
+    wanted = [c.id for c in rubric.model.checks if isinstance(c, AccuracySpec) and c.threshold == "calibrated"]
+    if not wanted:
+        return []
+    runs = [r for r in calibration.read(rubric).runs if profile in ("auto", r.profile)]
+    lines = [f"calibrated: {r.profile} on {r.device} ({r.data} data, {len(r.seeds)} seeds, {r.date[:10]}): "
+             + ", ".join(f"{cid} {s.mean:.3f} ± {s.std:.3f}" for cid, s in r.checks.items()) for r in runs]
+    return lines or [f"no calibration{'' if profile == 'auto' else f' for profile {profile}'} of "
+                     f"{', '.join(wanted)}: run `{calibration.command(rubric, 'quick' if profile == 'auto' else profile)}`"]
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from grader import calibration
+
+    rubric = _load_rubric(args.rubric)
+    path = calibration.calibrate(rubric, args.seeds, args.profile, args.data_root, not args.no_synthetic,
+                                 progress=lambda line: print(line, flush=True), device="cpu" if args.cpu else None)
+    written = calibration.read(rubric).runs[-1]
+    print(f"wrote {path}: profile {written.profile} on {written.device} ({written.data} data, "
+          f"{len(written.seeds)} seeds)")
+    for check_id, stats in written.checks.items():
+        print(f"  {check_id}: mean {stats.mean:.4f}, std {stats.std:.4f} on {stats.test_images} test images")
     return EXIT_OK
 
 
@@ -222,7 +308,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from grader.errors import GraderError
     from grader.paths import rubric_dirs
 
-    paths = sorted({p for d in rubric_dirs() if d.is_dir() for p in d.glob("*.yaml")})
+    paths = _bundled_rubrics()
     if not paths:
         print("no rubrics found (looked in: " + ", ".join(map(str, rubric_dirs())) + ")")
         return EXIT_OK
@@ -235,4 +321,5 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"grade": cmd_grade, "check": cmd_check, "validate": cmd_validate, "schema": cmd_schema, "list": cmd_list}
+COMMANDS = {"grade": cmd_grade, "check": cmd_check, "validate": cmd_validate, "calibrate": cmd_calibrate,
+            "schema": cmd_schema, "list": cmd_list}

@@ -11,7 +11,7 @@ import traceback
 from typing import Any
 
 from grader import checks, observations
-from grader.checks.base import CheckSpec, Observation
+from grader.checks.base import CheckSkipped, CheckSpec, Observation
 from grader.results import CheckResult
 from grader.scoring import points_for
 
@@ -72,6 +72,8 @@ def judge_one(spec: CheckSpec, record: observations.ProbeRecord | None, arrays: 
         return _result(spec, "errored", 0.0, f"{INVALID_OBSERVATION} (tampered output?): {exc}", record=record)
     try:
         verdict = kind.judge(spec, obs, expected)
+    except CheckSkipped as exc:
+        return _result(spec, "skipped", 0.0, f"skipped: {exc.render()}", record=record)
     except Exception as exc:  # noqa: BLE001 - a judge bug must not sink the batch
         return _result(spec, "grader-error", 0.0, f"the judge failed: {type(exc).__name__}: {exc}",
                        traceback=traceback.format_exc(), record=record)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from grader import __version__, data, references, sandbox, submission
+from grader import __version__, data, profiles, references, sandbox, submission
 from grader.checks.base import Observation
+from grader.errors import GraderError
 from grader.executors.local import LocalExecutor
 from grader.journal import MAX_INFRA_RETRIES, JobKey, Journal, is_infrastructure_failure, key_for
 from grader.judging import has_invalid_observation, judge_all
@@ -33,6 +34,7 @@ class Settings:
     limit_overrides: dict[str, float] = field(default_factory=dict)
     keep_work: bool = False
     isolation: str = "auto"
+    profile: str = "auto"  # quick | full | auto (quick on synthetic data, full on real data); see grader.profiles
 
 
 @dataclass
@@ -46,7 +48,16 @@ class Prepared:
     isolation: sandbox.Isolation = "process"
 
 
+def _check_provided(rubric: LoadedRubric) -> None:
+    missing = [p for p in rubric.model.submission.provided if not (rubric.reference_dir / p).exists()]
+    if missing:
+        raise GraderError(f"provided file(s) missing from the reference: {', '.join(missing)}",
+                          where=f"{rubric.path.name}: submission.provided",
+                          hint=f"put them under {rubric.reference_dir} or fix the list")
+
+
 def prepare(rubric: LoadedRubric, settings: Settings) -> Prepared:
+    _check_provided(rubric)
     return Prepared(rubric=rubric, expected=references.expectations(rubric),
                     data=data.resolve(rubric.model.data.dataset, settings.data_root, settings.allow_synthetic),
                     settings=settings, isolation=sandbox.choose_isolation(settings.isolation))
@@ -79,17 +90,17 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
         if entry.form not in rubric.submission.forms:
             return _unrun(sub, prep, "rejected", f"submitted as a {entry.form}; this assignment accepts "
                           f"{' or '.join(rubric.submission.forms)}", start)
-        if prep.data.path is not None:
-            link = entry.root / rubric.data.dirname
-            if not link.exists():
-                link.symlink_to(prep.data.path.resolve(), target_is_directory=True)
+        _copy_provided(prep.rubric, entry.root)
+        read_only = _link_data(prep, entry.root)
         limits = rubric.limits.model_dump() | prep.settings.limit_overrides
+        planned = profiles.plan(prep.rubric, prep.data, prep.settings.profile)
         plan = {"seed": rubric.seed, "targets": {k: t.model_dump(mode="json") for k, t in rubric.targets.items()},
-                "checks": [c.model_dump(mode="json") for c in rubric.checks]}
+                "checks": planned.checks, "profile": planned.profile}
         run = sandbox.run(sandbox.Job(entry=entry, plan=plan, limits=limits, out_dir=base / "out",
                                       slot=slot, isolation=prep.isolation,
-                                      read_only=[prep.data.path.resolve()] if prep.data.path else []))
-        results = judge_all(rubric.checks, run.records, run.arrays, prep.expected, run.status, run.message)
+                                      read_only=read_only))
+        results = judge_all(rubric.checks, run.records, run.arrays, prep.expected | planned.expected, run.status,
+                            run.message)
         status = "invalid-output" if run.status == "ok" and has_invalid_observation(results) else run.status
         ex = run.execution
         return _assemble(sub, prep, results, status, run.message, start, isolation=run.isolation,
@@ -123,6 +134,32 @@ class _Unwatched:
 
 
 GradeFunction = Callable[[submission.Submission, Prepared, sandbox.Slot], SubmissionResult]
+
+
+def _copy_provided(rubric: LoadedRubric, root: Path) -> None:
+    """The course's own files (readers, helpers) go next to the student's code, replacing any
+    copy the student handed in: graded code runs against the course's versions."""
+    for relative in rubric.model.submission.provided:
+        source = rubric.reference_dir / relative
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
+
+
+def _link_data(prep: Prepared, root: Path) -> list[Path]:
+    """Expose the data set at the rubric's ``data.dirname``; return the folders to show read-only."""
+    if prep.data.path is None:
+        return []
+    source = prep.data.mount_source(prep.rubric.model.data.layout).resolve()
+    link = root / prep.rubric.model.data.dirname
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.exists() and not link.is_symlink():
+        link.symlink_to(source, target_is_directory=True)
+    return sorted({prep.data.path.resolve(), source})
 
 
 def grade_batch(subs: list[submission.Submission], prep: Prepared, events: BatchEvents | None = None, *,

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from grader import checks
 from grader.checks.base import CheckSpec
 from grader.errors import GraderError, RubricError
+from grader.profiles import Profile
 from grader.targets import TargetSpec
 
 CheckUnion = Annotated[Union[tuple(kind.Spec for kind in checks.REGISTRY.values())],  # type: ignore[misc]
@@ -46,12 +47,33 @@ class SubmissionSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     forms: list[Literal["notebook", "module"]] = Field(["notebook", "module"], description="accepted forms")
     modules: list[str] = Field([], description="for module folders: modules to import, in order (default: every .py)")
+    provided: list[str] = Field(
+        [], description="files or folders the course provides, relative to the reference: copied next to the "
+                        "student's code before it runs, replacing any copy the student handed in")
 
 
 class DataSpec(BaseModel):
+    """The data set the student code loads and where, relative to its working directory, it looks."""
+
     model_config = ConfigDict(extra="forbid")
-    dataset: Literal["none", "mnist"] = Field("none", description="data set the student code loads")
-    dirname: str = Field("data", description="folder, relative to the run's working directory, where it is found")
+    # the names of grader.data.catalog (tests/data checks the two agree)
+    dataset: Literal["none", "mnist", "fashion-mnist", "cifar10"] = Field(
+        "none", description="data set the student code loads")
+    dirname: str = Field("data", min_length=1,
+                         description="folder, relative to the run's working directory, where it is found "
+                                     "(e.g. data, data/cifar10, data/fashion)")
+    layout: Literal["torchvision", "files"] = Field(
+        "torchvision", description="torchvision: dirname is torchvision's root (holding MNIST/raw, FashionMNIST/raw "
+                                   "or cifar-10-batches-py); files: dirname holds the files themselves (the .gz "
+                                   "IDX files a course's own reader opens, or the CIFAR-10 batches)")
+
+    @field_validator("dirname")
+    @classmethod
+    def _inside_the_run(cls, value: str) -> str:
+        # the data is linked there: a path leaving the run's folder would place it elsewhere
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ValueError("must be a relative path inside the run's folder (no leading / and no ..)")
+        return value
 
 
 class Rubric(BaseModel):
@@ -65,6 +87,8 @@ class Rubric(BaseModel):
     submission: SubmissionSpec = SubmissionSpec()
     limits: Limits = Limits()
     seed: int = Field(0, description="seed set before every check")
+    profiles: dict[Literal["quick", "full"], Profile] = Field(
+        {}, description="training budgets of accuracy checks per profile (see grader.profiles for the defaults)")
     targets: dict[str, TargetSpec] = Field(description="student objects the checks are about, by key")
     checks: list[CheckUnion] = Field(min_length=1)  # type: ignore[valid-type]
 

@@ -36,3 +36,4 @@ def get(name: str) -> type[CheckKind]:
 from grader.checks import defined, shape, param_count, answer, notebook, dataset, training  # noqa: E402,F401
 from grader.checks import architecture  # noqa: E402,F401
 from grader.checks import op_equivalence  # noqa: E402,F401
+from grader.checks import accuracy  # noqa: E402,F401

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from grader.errors import GraderError
 from grader.targets import Namespace, Resolution, TargetSpec, resolve
 
 MAX_TRACEBACK_CHARS = 4000
@@ -83,6 +84,11 @@ class Verdict:
         if not unmet:
             return cls.passed(passed or f"all {len(rows)} requirements met", rows)
         return cls(1 - len(unmet) / len(rows), "; ".join(f"{r['requirement']}: got {r['got']}" for r in unmet), rows)
+
+
+class CheckSkipped(GraderError):
+    """A judge cannot decide for a reason outside the student's work (no calibration for this
+    profile, pretrained weights not on this machine): the check is ``skipped`` with what to do."""
 
 
 class StudentRaised(Exception):

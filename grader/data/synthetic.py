@@ -1,80 +1,114 @@
-"""Learnable synthetic stand-ins for real data sets, written in the real on-disk formats.
+"""Learnable synthetic stand-ins for the real data sets, written in the real on-disk formats.
 
-MNIST-like digits: each class has a fixed prototype of thick strokes; each sample is its
-prototype shifted by up to two pixels, with random contrast and noise. A linear classifier
-learns it well, a CNN better: enough to exercise loaders, training loops and accuracy checks.
-Files are IDX (big-endian magic, dimensions, uint8 data), as in the original distribution.
+``ensure(dataset, root)`` writes, under ``root`` in torchvision's layout, what the real data set
+would have there: the four IDX files and their ``.gz`` twins for MNIST and Fashion-MNIST, the
+seven pickled batches for CIFAR-10. Student code calling ``torchvision.datasets.MNIST(root, ...)``
+or ``FashionMNIST`` reads them unchanged. (torchvision's ``CIFAR10`` checks each batch against
+the real MD5 and so refuses them; ``cifar_checksums`` explains what the harness does instead.)
+
+A ``SYNTHETIC`` marker (JSON: data set, generator version, seed, sizes and each file's MD5) says
+the data is synthetic; every result graded on it says ``data: synthetic``. A set is written once,
+in a temporary folder renamed into place, so concurrent graders never see half a set.
 """
 
 from __future__ import annotations
 
-import gzip
+import json
 import os
-import struct
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-SIZES = {"train": 1200, "t10k": 300}
-SEED = 20221
+from grader.data import catalog, cifar_format, idx_format, synthetic_patterns
+from grader.data.integrity import hash_file
+from grader.errors import GraderError
+
+MARKER = "SYNTHETIC"
 
 
-def prototypes(rng: np.random.Generator, classes: int = 10) -> np.ndarray:
-    """One 28x28 stroke image per class."""
-    protos = np.zeros((classes, 28, 28), dtype=np.float64)
-    yy, xx = np.mgrid[0:28, 0:28]
-    for c in range(classes):
-        for _ in range(3):
-            (x0, y0), (x1, y1) = rng.uniform(6, 22, size=(2, 2))
-            t = np.linspace(0, 1, 40)
-            for px, py in zip(x0 + t * (x1 - x0), y0 + t * (y1 - y0)):
-                protos[c] = np.maximum(protos[c], np.exp(-((xx - px) ** 2 + (yy - py) ** 2) / 2.0))
-    return protos
+@dataclass(frozen=True)
+class Recipe:
+    """How one synthetic set is made. Bump ``version`` whenever the content would change."""
+
+    generate: Callable[[np.random.Generator, dict[str, int]], synthetic_patterns.Splits]
+    sizes: dict[str, int]
+    seed: int
+    version: int
 
 
-def samples(protos: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    labels = rng.integers(0, len(protos), size=n).astype(np.uint8)
-    images = np.empty((n, 28, 28), dtype=np.uint8)
-    for i, label in enumerate(labels):
-        dy, dx = rng.integers(-2, 3, size=2)
-        img = np.roll(protos[label], (dy, dx), axis=(0, 1)) * rng.uniform(0.7, 1.0)
-        img = img + rng.normal(0, 0.08, size=img.shape)
-        images[i] = np.clip(img * 255, 0, 255).astype(np.uint8)
-    return images, labels
+RECIPES: dict[str, Recipe] = {
+    # 1,200 / 300 with seed 20221: the expected grades of the fc-vs-cnn examples depend on it.
+    "mnist": Recipe(synthetic_patterns.digits, {"train": 1200, "t10k": 300}, seed=20221, version=1),
+    "fashion-mnist": Recipe(synthetic_patterns.garments, {"train": 2000, "t10k": 500}, seed=20222, version=1),
+    "cifar10": Recipe(synthetic_patterns.scenes, {"train": 2000, "test": 500}, seed=20223, version=1),
+}
 
 
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """IDX: two zero bytes, type code 0x08 (uint8), the number of dimensions, then big-endian sizes."""
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    data = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
-    path.write_bytes(data)
-    with gzip.open(path.with_name(path.name + ".gz"), "wb") as f:
-        f.write(data)
-
-
-def ensure_mnist(root: Path) -> Path:
-    """Write synthetic MNIST under ``root/MNIST/raw`` unless it is already there."""
-    raw = root / "MNIST" / "raw"
-    marker = root / "MNIST" / "SYNTHETIC"
-    if marker.exists():
+def ensure(dataset: str, root: Path) -> Path:
+    """Write the synthetic ``dataset`` under ``root`` unless the current version is there; return ``root``."""
+    spec, recipe = catalog.get(dataset), RECIPES[dataset]
+    if _is_current(read_marker(root, spec), dataset, recipe):
         return root
-    tmp = root / f".tmp-{os.getpid()}"
-    (tmp / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(SEED)
-    protos = prototypes(rng)
-    for split, n in SIZES.items():
-        images, labels = samples(protos, n, rng)
-        write_idx(tmp / "MNIST" / "raw" / f"{split}-images-idx3-ubyte", images)
-        write_idx(tmp / "MNIST" / "raw" / f"{split}-labels-idx1-ubyte", labels)
-    (tmp / "MNIST" / "SYNTHETIC").write_text(
-        f"synthetic MNIST written by grader: {SIZES['train']} train, {SIZES['t10k']} test images (seed {SEED})\n")
     root.mkdir(parents=True, exist_ok=True)
+    staging = root / f".tmp-{dataset}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
     try:
-        (tmp / "MNIST").rename(root / "MNIST")
-    except OSError:  # another worker finished first
-        pass
-    import shutil
-
-    shutil.rmtree(tmp, ignore_errors=True)
-    assert raw.is_dir()
+        _write(spec, recipe, staging)
+        _publish(staging / spec.synthetic_folder, root / spec.synthetic_folder, dataset, recipe, spec)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return root
+
+
+def read_marker(root: Path, spec: catalog.DatasetSpec) -> dict | None:
+    """The marker of a synthetic set under ``root``, or ``None`` when the set there is not synthetic."""
+    path = root / spec.synthetic_folder / MARKER
+    if not path.is_file():
+        return None
+    try:
+        marker = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return {}  # the marker of an older grader (plain text): synthetic, of an unknown version
+    return marker if isinstance(marker, dict) else {}
+
+
+def _is_current(marker: dict | None, dataset: str, recipe: Recipe) -> bool:
+    return bool(marker) and marker.get("dataset") == dataset and marker.get("generator") == recipe.version
+
+
+def _write(spec: catalog.DatasetSpec, recipe: Recipe, staging: Path) -> None:
+    splits = recipe.generate(np.random.default_rng(recipe.seed), recipe.sizes)
+    folder = staging / spec.folder
+    folder.mkdir(parents=True)
+    if spec.is_idx:
+        for split, (images, labels) in splits.items():
+            idx_format.write(folder / f"{split}-images-idx3-ubyte", images)
+            idx_format.write(folder / f"{split}-labels-idx1-ubyte", labels)
+    else:
+        cifar_format.write(folder, splits["train"], splits["test"])
+    marker = {"dataset": spec.name, "generator": recipe.version, "seed": recipe.seed, "sizes": recipe.sizes,
+              "note": f"synthetic {spec.title} written by the grader; not the real data set",
+              "files": {p.name: hash_file(p) for p in sorted(folder.iterdir())}}
+    (staging / spec.synthetic_folder / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
+
+
+def _publish(built: Path, target: Path, dataset: str, recipe: Recipe, spec: catalog.DatasetSpec) -> None:
+    """Rename ``built`` into place; an outdated synthetic set there is moved aside first."""
+    marker = read_marker(target.parent, spec)
+    if target.exists() and marker is None:
+        raise GraderError("a folder without a synthetic marker is where synthetic data goes; it is left alone",
+                          where=str(target),
+                          hint="synthetic data is written to the grader's own cache; move that folder elsewhere")
+    if target.exists() and not _is_current(marker, dataset, recipe):
+        outdated = target.with_name(f".outdated-{target.name}-{os.getpid()}")
+        target.rename(outdated)
+        shutil.rmtree(outdated, ignore_errors=True)
+    try:
+        built.rename(target)
+    except OSError:
+        # Another grader published the same set first: theirs is identical, keep it.
+        if not _is_current(read_marker(target.parent, spec), dataset, recipe):
+            raise

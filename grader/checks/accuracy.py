@@ -1,0 +1,384 @@
+"""``accuracy``: train the student's network, predict the test images, and let the host score.
+
+The probe trains either with the student's own training function (``trainer: student``, called
+like a ``training`` check with ``$network`` / ``$epochs`` placeholders, its data replaced by the
+harness's loaders) or with the harness's loop in ``grader.train`` (``trainer: harness``, so the
+model is graded, not the loop). Either way it returns only the predicted class of every test
+image, as an integer array. The host never trusts anything else: it reads the true labels itself
+from the data root (``AccuracyTruth``, built by ``grader.profiles.plan``), computes the accuracy,
+per-class accuracy and confusion matrix, and compares with the threshold.
+
+Thresholds are absolute (``min_accuracy``, one number or one per profile) or calibrated from the
+reference over several seeds (``threshold: calibrated``, see ``grader.calibration``). A missing
+calibration falls back to ``min_accuracy`` when given, else the check cannot be judged and says
+which ``grader calibrate`` command fixes that.
+
+Data comes from the profile (``grader.profiles``): ``full`` is the handout's budget, ``quick``
+takes a fixed random subset of the training and test images and fewer epochs. Subsets are the
+same on every run: they depend only on the rubric's seed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from grader.calibration import CheckStats, Threshold, calibrated_threshold
+from grader.checks import register
+from grader.checks.base import CheckKind, CheckSkipped, CheckSpec, Observation, ProbeContext, Verdict
+from grader.checks.common import Args, call_target, describe_call, type_name
+from grader.errors import GraderError
+from grader.observations import Array
+
+PLACEHOLDERS = {"$network", "$epochs", "$train_data", "$test_data", "$device"}
+
+
+class Normalize(BaseModel):
+    """The handout's input normalisation, applied after scaling pixels to [0, 1]: (x - mean) / std."""
+
+    model_config = ConfigDict(extra="forbid")
+    mean: list[float] = Field(min_length=1, description="one value per channel")
+    std: list[float] = Field(min_length=1, description="one value per channel")
+
+
+class PlannedData(BaseModel):
+    """Filled in by the harness when it plans a run (``grader.profiles``); never written in a rubric."""
+
+    model_config = ConfigDict(extra="forbid")
+    profile: str
+    dataset: str
+    root: str = Field(description="the resolved data root, in torchvision's layout, readable inside the sandbox")
+    subset_seed: int
+    device: str | None = Field(None, description="where to train; None: CUDA when visible, else the CPU")
+
+
+class AccuracySpec(CheckSpec):
+    kind: Literal["accuracy"]
+    target: str = Field(description="a class or function that builds the network")
+    args: Args = Field(default_factory=list, description="arguments that build it: a list or a mapping")
+    trainer: Literal["student", "harness"] = Field(
+        description="student: the student's training function trains the network; harness: grader.train does")
+    train_fn: str | None = Field(None, description="(student) the training function's target")
+    train_args: list[Any] = Field([], description="(student) positional arguments; `$network`, `$epochs`, "
+                                                  "`$train_data`, `$test_data`, `$device` are replaced")
+    train_kwargs: dict[str, Any] = Field({}, description="(student) keyword arguments, same placeholders")
+    data_globals: dict[str, Literal["train", "test"]] = Field(
+        {}, description="(student) globals of the function's module replaced by the harness's loaders during the "
+                        "call, e.g. {train_loader: train, test_loader: test}")
+    epochs: int = Field(ge=1, description="the handout's number of epochs (the quick profile may lower it)")
+    batch_size: int = Field(64, ge=1, description="batch size of the harness's loaders and loop")
+    lr: float = Field(0.01, gt=0, description="(harness) peak learning rate of the harness's loop")
+    hyperparameters: dict[str, Any] = Field(
+        {}, description="(harness) further settings of grader.train (momentum, weight_decay, ...)")
+    train_subset: int | None = Field(None, ge=1, description="training images used (default: all)")
+    test_subset: int | None = Field(None, ge=1, description="test images scored (default: all)")
+    normalize: Normalize | None = Field(None, description="the handout's normalisation of inputs")
+    threshold: Literal["absolute", "calibrated"] = Field(
+        "absolute", description="absolute: min_accuracy; calibrated: from `grader calibrate` runs of the reference")
+    min_accuracy: float | dict[Literal["quick", "full"], float] | None = Field(
+        None, description="the accuracy needed (or one per profile); with `calibrated`, used when no calibration "
+                          "is found")
+    floor: float = Field(0.02, ge=0, le=1, description="(calibrated) the smallest margin below the reference's mean")
+    run: SkipJsonSchema[PlannedData | None] = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "AccuracySpec":
+        passed = [*self.train_args, *self.train_kwargs.values()]
+        unknown = sorted({a for a in passed if isinstance(a, str) and a.startswith("$")} - PLACEHOLDERS)
+        if unknown:
+            raise ValueError(f"unknown placeholder {', '.join(unknown)}; known: {', '.join(sorted(PLACEHOLDERS))}")
+        if self.trainer == "student":
+            if self.train_fn is None:
+                raise ValueError("trainer: student needs `train_fn`, the training function's target")
+            if "$network" not in passed:
+                raise ValueError("trainer: student needs `$network` in train_args or train_kwargs")
+            if "$train_data" not in passed and "train" not in self.data_globals.values():
+                raise ValueError("trainer: student needs a way in for the training data: `$train_data` in the "
+                                 "arguments, or a global mapped to `train` in data_globals")
+        elif self.train_fn or self.train_args or self.train_kwargs or self.data_globals:
+            raise ValueError("train_fn, train_args, train_kwargs and data_globals are for trainer: student")
+        reserved = sorted({"epochs", "batch_size", "lr", "seed"} & set(self.hyperparameters))
+        if reserved:
+            raise ValueError(f"set {', '.join(reserved)} as the check's own field(s), not in hyperparameters "
+                             "(the seed is the rubric's)")
+        if self.threshold == "absolute" and self.min_accuracy is None:
+            raise ValueError("threshold: absolute needs `min_accuracy`")
+        return self
+
+    def target_refs(self) -> list[str]:
+        return [self.target] + ([self.train_fn] if self.train_fn else [])
+
+    def min_accuracy_for(self, profile: str) -> float | None:
+        if isinstance(self.min_accuracy, dict):
+            return self.min_accuracy.get(profile)  # type: ignore[call-overload]
+        return self.min_accuracy
+
+
+class AccuracyObservation(Observation):
+    """What the sandbox reports: a predicted class per test image, and how training went."""
+
+    predictions: Array
+    train_images: int
+    epochs: int
+    device: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class AccuracyTruth:
+    """What the host knows for judging one accuracy check, none of it from the sandbox.
+
+    ``calibrations`` holds the current calibration of the active profile and data origin per
+    device kind; ``stale`` says, per device kind, why a calibration on file no longer applies.
+    """
+
+    labels: np.ndarray
+    classes: int
+    profile: str
+    data: str
+    calibrations: dict[str, CheckStats] = field(default_factory=dict)
+    stale: dict[str, str] = field(default_factory=dict)
+    calibrate_command: str = "grader calibrate"
+
+
+class NotCalibrated(CheckSkipped):
+    """A calibrated check has no usable calibration for the run's profile, device and data."""
+
+
+# ---------------------------------------------------------------- shared by both sides
+
+
+def subset(count: int, size: int | None, seed: int, stream: int) -> np.ndarray:
+    """Indices of a fixed random subset of ``size`` out of ``count`` items, in increasing order.
+
+    The same on every machine for the same arguments (numpy's PCG64 from a seed sequence);
+    ``stream`` keeps the training and test subsets independent."""
+    if size is None or size >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng([seed, stream]).choice(count, size, replace=False))
+
+
+TRAIN_STREAM, TEST_STREAM = 0, 1
+
+
+@lru_cache(maxsize=4)
+def _split(dataset: str, root: str, train: bool) -> tuple[Any, Any]:
+    from grader.data import tensors
+
+    return tensors.load(dataset, Path(root), train)
+
+
+def host_labels(dataset: str, root: Path, size: int | None, seed: int) -> tuple[np.ndarray, int]:
+    """The host's true labels of the scored test images, and the number of classes of the data set."""
+    _, labels = _split(dataset, str(root), False)
+    every = labels.numpy()
+    return every[subset(len(every), size, seed, TEST_STREAM)], int(every.max()) + 1
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Accuracy, per-class accuracy and the confusion matrix (rows: true class, columns: predicted)."""
+
+    accuracy: float
+    confusion: np.ndarray
+    out_of_range: int
+
+    @property
+    def per_class(self) -> np.ndarray:
+        images = self.confusion.sum(axis=1)
+        return np.divide(np.diag(self.confusion), images, out=np.zeros(len(images)), where=images > 0)
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per true class: images, accuracy, and how its images were classified."""
+        rows = []
+        for c, (row, accuracy) in enumerate(zip(self.confusion, self.per_class)):
+            rows.append({"class": c, "images": int(row.sum()), "accuracy": round(float(accuracy), 4),
+                         **{f"as {p}": int(n) for p, n in enumerate(row)}})
+        return rows
+
+
+def score(predictions: np.ndarray, labels: np.ndarray, classes: int) -> Scored:
+    """Score predictions against labels; a prediction outside 0..classes-1 is wrong, not an error."""
+    valid = (predictions >= 0) & (predictions < classes)
+    cells = labels[valid].astype(np.int64) * classes + predictions[valid].astype(np.int64)
+    confusion = np.bincount(cells, minlength=classes * classes).reshape(classes, classes)
+    correct = int(np.trace(confusion))
+    return Scored(correct / len(labels) if len(labels) else 0.0, confusion, int((~valid).sum()))
+
+
+# ---------------------------------------------------------------- the kind
+
+
+@register("accuracy")
+class Accuracy(CheckKind):
+    Spec = AccuracySpec
+    Observation = AccuracyObservation
+
+    @staticmethod
+    def probe(spec: AccuracySpec, ctx: ProbeContext) -> AccuracyObservation:
+        import torch
+
+        if spec.run is None:
+            raise RuntimeError("the accuracy probe ran without planned data (grader.profiles.plan adds it)")
+        train_x, train_y = _images(spec, train=True)
+        test_x, test_y = _images(spec, train=False)
+        start = time.monotonic()
+        with _deterministic():
+            model = call_target(ctx, spec.target, spec.args)
+            name = describe_call(ctx.found[spec.target].found_as or spec.target, spec.args)
+            with ctx.student_code(f"checking what {name} returned"):
+                if not isinstance(model, torch.nn.Module):
+                    raise TypeError(f"{name} returned a {type_name(model)}, not a torch.nn.Module")
+            if spec.trainer == "harness":
+                model = _train_with_harness(spec, ctx, model, name, train_x, train_y)
+            else:
+                _train_with_student_loop(spec, ctx, model, (train_x, train_y), (test_x, test_y))
+            from grader.train import predict
+
+            with ctx.student_code(f"predicting {len(test_x)} test images with the trained {name}"):
+                predictions = predict(model, _inputs(spec, test_x, as_float=spec.trainer == "student"),
+                                      batch_size=max(spec.batch_size, 256))
+                device = device_kind(next(model.parameters(), torch.empty(0)).device)
+        return AccuracyObservation(predictions=predictions.numpy().astype(np.int64), train_images=len(train_y),
+                                   epochs=spec.epochs, device=device, seconds=round(time.monotonic() - start, 3))
+
+    @staticmethod
+    def judge(spec: AccuracySpec, obs: AccuracyObservation, truth: AccuracyTruth | None) -> Verdict:
+        if truth is None:
+            raise GraderError(f"no test labels on the host for accuracy check {spec.id!r}", where="grader.pipeline",
+                              hint="the plan's host truths (grader.profiles.plan(...).expected) must reach judge_all")
+        predictions, n = obs.predictions, len(truth.labels)
+        if predictions.ndim != 1 or len(predictions) != n or predictions.dtype.kind not in "iu":
+            return Verdict.failed(f"expected one integer class per test image ({n}), got an array of "
+                                  f"{predictions.dtype} with shape {list(predictions.shape)}")
+        scored = score(predictions, truth.labels, truth.classes)
+        threshold = _threshold(spec, truth, obs.device)
+        weakest = int(np.argmin(scored.per_class))
+        on = f"on {n} test images" + (" (synthetic data)" if truth.data == "synthetic" else "")
+        detail = f"weakest class {weakest}: {scored.per_class[weakest]:.3f}"
+        if scored.out_of_range:
+            detail += f"; {scored.out_of_range} prediction(s) outside 0..{truth.classes - 1}"
+        message = f"accuracy {scored.accuracy:.3f} {on}, needed {threshold.needed:.3f} ({threshold.why}); {detail}"
+        verdict = Verdict.passed if scored.accuracy >= threshold.needed else Verdict.failed
+        return verdict(message, scored.table())
+
+
+def _threshold(spec: AccuracySpec, truth: AccuracyTruth, device: str) -> Threshold:
+    absolute = spec.min_accuracy_for(truth.profile)
+    if spec.threshold == "absolute":
+        if absolute is None:
+            raise GraderError(f"check {spec.id!r} has no min_accuracy for profile {truth.profile}",
+                              where=f"check {spec.id!r}", hint="give min_accuracy for every profile, or one number")
+        return Threshold(absolute, f"the rubric's minimum for profile {truth.profile}")
+    stats = truth.calibrations.get(device)
+    if stats is not None:
+        return calibrated_threshold(stats.mean, stats.std, len(truth.labels), spec.floor)
+    why = truth.stale.get(device) or f"no calibration for profile {truth.profile} on {device} ({truth.data} data)"
+    if absolute is not None:
+        return Threshold(absolute, f"the rubric's minimum: {why}")
+    raise NotCalibrated(why, where=f"check {spec.id!r}", hint=f"run `{truth.calibrate_command}`")
+
+
+# ---------------------------------------------------------------- probe helpers
+
+
+def device_kind(device: Any) -> str:
+    """``cpu``, or ``cuda:<device name>``: calibrations are kept per kind of device."""
+    import torch
+
+    return f"cuda:{torch.cuda.get_device_name(device)}" if device.type == "cuda" else device.type
+
+
+def _images(spec: AccuracySpec, train: bool) -> tuple[Any, Any]:
+    """The profile's subset of one split: uint8 images ``[N, C, H, W]`` and int64 labels."""
+    assert spec.run is not None
+    images, labels = _split(spec.run.dataset, spec.run.root, train)
+    size, stream = (spec.train_subset, TRAIN_STREAM) if train else (spec.test_subset, TEST_STREAM)
+    import torch
+
+    index = torch.from_numpy(subset(len(labels), size, spec.run.subset_seed, stream))
+    return images[index], labels[index]
+
+
+def _inputs(spec: AccuracySpec, images: Any, as_float: bool) -> Any:
+    """Images as the model sees them: uint8 for the harness's loop (it scales them on the device),
+    else float in [0, 1], normalised as the handout says."""
+    if spec.normalize is None and not as_float:
+        return images
+    x = images.float().div_(255)
+    if spec.normalize is not None:
+        import torch
+
+        mean = torch.tensor(spec.normalize.mean).view(1, -1, 1, 1)
+        std = torch.tensor(spec.normalize.std).view(1, -1, 1, 1)
+        x = (x - mean) / std
+    return x
+
+
+def _train_with_harness(spec: AccuracySpec, ctx: ProbeContext, model: Any, name: str, x: Any, y: Any) -> Any:
+    from grader import train as harness
+
+    unknown = sorted(set(spec.hyperparameters) - set(harness.HYPERPARAMETERS))
+    if unknown:
+        raise GraderError(f"unknown hyper-parameter(s) {', '.join(unknown)}", where=f"check {spec.id!r}",
+                          hint=f"known: {', '.join(harness.HYPERPARAMETERS)}")
+    settings = {**spec.hyperparameters, "epochs": spec.epochs, "batch_size": spec.batch_size, "lr": spec.lr,
+                "seed": ctx.seed}
+    with ctx.student_code(f"training {name} for {spec.epochs} epoch(s) with the harness's loop"):
+        return harness.train(model, _inputs(spec, x, as_float=False), y, settings, device=spec.run.device).model
+
+
+def _train_with_student_loop(spec: AccuracySpec, ctx: ProbeContext, model: Any, train: tuple[Any, Any],
+                             test: tuple[Any, Any]) -> None:
+    """Call the student's function on the harness's loaders (shuffled training images, test images
+    in order, both as the handout prepares them); it trains ``model`` in place."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from grader.checks.contracts_training_data import in_globals
+
+    (x, y), (test_x, test_y) = train, test
+    loaders = {
+        "train": DataLoader(TensorDataset(_inputs(spec, x, True), y), batch_size=spec.batch_size, shuffle=True,
+                            generator=torch.Generator().manual_seed(ctx.seed)),
+        "test": DataLoader(TensorDataset(_inputs(spec, test_x, True), test_y), batch_size=spec.batch_size)}
+    values = {"$network": model, "$epochs": spec.epochs, "$train_data": loaders["train"], "$test_data": loaders["test"],
+              "$device": torch.device(spec.run.device or ("cuda" if torch.cuda.is_available() else "cpu"))}
+
+    def given(value: Any) -> Any:
+        return values[value] if isinstance(value, str) and value in PLACEHOLDERS else value
+
+    fn = ctx.resolve(spec.train_fn)  # type: ignore[arg-type]
+    name = ctx.found[spec.train_fn].found_as or spec.train_fn  # type: ignore[index]
+    args, kwargs = [given(a) for a in spec.train_args], {k: given(v) for k, v in spec.train_kwargs.items()}
+    with in_globals(fn, {g: loaders[split] for g, split in spec.data_globals.items()}):
+        with ctx.student_code(f"training with {name} for {spec.epochs} epoch(s) on {len(y)} images"):
+            fn(*args, **kwargs)
+
+
+@contextmanager
+def _deterministic() -> Iterator[None]:
+    """Deterministic kernels while the check trains (a warning, not an error, where torch has none),
+    then the previous settings back."""
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs
+    cudnn = torch.backends.cudnn
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             cudnn.deterministic, cudnn.benchmark)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        cudnn.deterministic, cudnn.benchmark = saved[2], saved[3]

@@ -1,0 +1,197 @@
+"""Tiny harness-made data for the ``training`` check, and the recorder that watches the loop.
+
+Probe side only. The harness, not the student, decides what the training function trains on:
+
+* ``TinyBatches`` serve a few dozen samples of an easy classification problem. They work like a
+  ``DataLoader`` (``for x, y in data``, ``len(data)``, ``len(data.dataset)``) and like custom-ops'
+  batching class (``data[i]``, ``data.shuffle()``), so most students' loops accept them.
+* ``LoopRecorder`` is a forward pre-hook on the harness's network. A call on training data with
+  gradients on is a *training step*; calls on validation data make up a *validation pass*, which
+  ends at the next training step (calls on training data without gradients, e.g. a training
+  accuracy, are neither). The recorder counts the model's mode and the gradient switch in each,
+  and at the start of every validation pass stores the network's parameters: the parameters that
+  pass evaluates. Which data a call is on is the data last served.
+* From the middle of the run the training batches carry *misleading* labels (every class shifted
+  by one), so the validation loss rises in the last epochs. The lowest-validation epoch is then
+  never the last one, and a function that returns its final weights instead of a copy of the best
+  ones (a live ``state_dict()`` reference) returns another epoch's parameters, which shows.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Any, Iterator, Literal
+
+import numpy as np
+
+Split = Literal["train", "validation"]
+
+
+class LoopRecorder:
+    """Counts what every forward call of the network saw; snapshots each validation pass."""
+
+    def __init__(self, misleading_after_passes: int) -> None:
+        self.serving: Split = "train"
+        self.misleading_after_passes = misleading_after_passes
+        self.in_validation = False
+        self.validation_passes = 0
+        self.validation_forwards = self.validation_in_train_mode = self.validation_with_grad = 0
+        self.train_steps = self.train_steps_in_eval_mode = 0
+        self.snapshots: list[np.ndarray] = []
+
+    @property
+    def misleading(self) -> bool:
+        """Whether training batches served now carry shifted labels."""
+        return self.validation_passes >= self.misleading_after_passes
+
+    def before_forward(self, module: Any, inputs: Any) -> None:
+        import torch
+
+        gradients = torch.is_grad_enabled()
+        if self.serving == "validation":
+            if not self.in_validation:
+                self.in_validation = True
+                self.validation_passes += 1
+                self.snapshots.append(flat_state(module))
+            self.validation_forwards += 1
+            self.validation_in_train_mode += bool(module.training)
+            self.validation_with_grad += gradients
+        elif gradients:  # training data without gradients is an evaluation, not a training step
+            self.in_validation = False
+            self.train_steps += 1
+            self.train_steps_in_eval_mode += not module.training
+
+
+class TinyBatches:
+    """Harness-made batches: a DataLoader look-alike that also indexes batches and shuffles."""
+
+    def __init__(self, split: Split, samples: Any, labels: Any, batch_size: int, recorder: LoopRecorder,
+                 misleading_labels: Any = None, seed: int = 0) -> None:
+        import torch
+
+        self.split, self.samples, self.labels, self.batch_size = split, samples, labels, batch_size
+        self.recorder, self.misleading_labels = recorder, misleading_labels
+        self.dataset = torch.utils.data.TensorDataset(samples, labels)
+        self.order = torch.arange(len(samples))
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.samples) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        self.recorder.serving = self.split
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        misleading = self.misleading_labels is not None and self.recorder.misleading
+        return self.samples[rows], (self.misleading_labels if misleading else self.labels)[rows]
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return (self[i] for i in range(len(self)))
+
+    def shuffle(self) -> None:
+        import torch
+
+        self.order = torch.randperm(len(self.samples), generator=self.generator)
+
+
+def make_split(input_shape: list[int], classes: int, count: int, seed: int, part: int) -> tuple[Any, Any]:
+    """``count`` samples of an easy problem: each class lights about 32 random pixels of its own at
+    0.9 over faint noise, so inputs lie in [0, 1]. Every ``part`` (0: training, 1: validation) has
+    the same classes and other samples. Returns (samples, class indices)."""
+    import torch
+
+    size = math.prod(input_shape)
+    prototypes_rng = torch.Generator().manual_seed(seed)
+    density = min(0.5, 32 / size)
+    prototypes = (torch.rand(classes, size, generator=prototypes_rng) < density).float() * 0.9
+    rng = torch.Generator().manual_seed(seed * 2 + 1 + part)
+    targets = (torch.arange(count) % classes)[torch.randperm(count, generator=rng)]
+    samples = prototypes[targets] + 0.1 * torch.rand(count, size, generator=rng)
+    return samples.reshape(count, *input_shape), targets
+
+
+def encode(targets: Any, classes: int, form: Literal["index", "one-hot"]) -> Any:
+    import torch
+
+    return torch.nn.functional.one_hot(targets, classes).float() if form == "one-hot" else targets
+
+
+def flat_state(module: Any) -> np.ndarray:
+    """The module's ``state_dict`` values, flattened in key order, as float32."""
+    import torch
+
+    state = torch.nn.Module.state_dict(module)
+    return np.concatenate([_values(v) for v in state.values()]) if state else np.zeros(0, np.float32)
+
+
+def flat_returned(value: Any, like: Any) -> tuple[np.ndarray | None, str]:
+    """A returned best model (a module, a state dict or a list of tensors) flattened like
+    ``flat_state(like)``, or ``None`` and why it cannot be read that way."""
+    import torch
+
+    from grader.checks.common import type_name
+
+    keys_shapes = [(k, tuple(v.shape)) for k, v in torch.nn.Module.state_dict(like).items()]
+    if isinstance(value, torch.nn.Module):
+        tensors = dict(torch.nn.Module.state_dict(value))
+    elif isinstance(value, dict):
+        tensors = value
+    elif type(value) in (list, tuple):
+        if len(value) != len(keys_shapes):
+            return None, f"a {type_name(value)} of {len(value)} values; the network has {len(keys_shapes)} tensors"
+        tensors = dict(zip((k for k, _ in keys_shapes), value))
+    else:
+        return None, f"a {type_name(value)}, not a model, state dict or list of tensors"
+    parts = []
+    for key, shape in keys_shapes:
+        tensor = tensors.get(key)
+        if not isinstance(tensor, torch.Tensor):
+            return None, f"no tensor {key!r} (keys: {', '.join(map(str, list(tensors)[:6]))})"
+        if tuple(tensor.shape) != shape:
+            return None, f"{key!r} has shape {list(tensor.shape)}, the network's has {list(shape)}"
+        parts.append(_values(tensor))
+    return np.concatenate(parts), ""
+
+
+def recomputed_losses(like: Any, snapshots: list[np.ndarray], samples: Any, targets: Any) -> list[float]:
+    """The mean cross-entropy per validation sample of each snapshot, computed by the harness."""
+    import copy
+
+    import torch
+
+    network = copy.deepcopy(like)
+    losses = []
+    for flat in snapshots:
+        state, offset = {}, 0
+        for key, value in torch.nn.Module.state_dict(network).items():
+            state[key] = torch.from_numpy(flat[offset:offset + value.numel()].copy()).reshape(value.shape)
+            offset += value.numel()
+        network.load_state_dict(state)
+        with torch.no_grad():
+            losses.append(float(torch.nn.functional.cross_entropy(network.eval()(samples), targets)))
+    return losses
+
+
+@contextmanager
+def in_globals(fn: Any, replacements: dict[str, Any]) -> Iterator[list[str]]:
+    """Put the harness's data in place of the function's globals of these names while it runs (only
+    names the student defined), and the student's objects back afterwards. Yields the names."""
+    namespace = getattr(fn, "__globals__", None)
+    names = [n for n in replacements if isinstance(namespace, dict) and n in namespace]
+    saved = {n: namespace[n] for n in names}  # type: ignore[index]
+    try:
+        for name in names:
+            namespace[name] = replacements[name]  # type: ignore[index]
+        yield names
+    finally:
+        for name, value in saved.items():
+            namespace[name] = value  # type: ignore[index]
+
+
+def _values(tensor: Any) -> np.ndarray:
+    import torch
+
+    plain = torch.Tensor.detach(tensor).cpu().float().reshape(-1)
+    return np.array(plain.numpy(), dtype=np.float32, copy=True)

@@ -1,0 +1,199 @@
+"""The training-loop contracts of the ``training`` check: what the probe records while the
+student's function trains on harness-made data, and the requirement rows the host derives.
+
+Probe side: ``call_session`` gives the call its arguments (``$network``, ``$train_data``, ...),
+hooks a ``LoopRecorder`` into the network and puts the harness's data in place of the student's
+globals for the duration of the call; ``LoopSession.record`` then turns what was seen into a
+``LoopRecord``: counts per phase, the parameters each validation pass evaluated, the validation
+loss the harness recomputes for each, and the returned best model flattened the same way.
+
+Host side: ``loop_requirements`` compares those numbers, never trusting a verdict from the sandbox.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from grader.checks.contracts_training_data import (LoopRecorder, TinyBatches, encode, flat_returned, in_globals,
+                                                   make_split, recomputed_losses)
+from grader.observations import Array
+
+if TYPE_CHECKING:
+    from grader.checks.training import Element, TrainingSpec
+
+PLACEHOLDERS = {"$network", "$epochs", "$train_data", "$validation_data", "$optimizer", "$loss", "$device"}
+SAME_PARAMETERS_ATOL = 1e-6  # a copy is exact; consecutive epochs differ by far more
+LOSS_RTOL, LOSS_ATOL = 1e-4, 1e-6  # float32 sums in another order stay far inside this
+
+
+class LoopRecord(BaseModel):
+    """What the harness saw of the loop through its network's forward calls.
+
+    ``parameters_by_pass`` has one row per validation pass: the network's parameters when the pass
+    began (what it evaluated). ``returned_parameters`` is the returned best model in the same
+    layout, or ``None`` with ``returned_parameters_problem`` saying why it could not be read."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
+    data_in_globals: list[str]
+    train_steps: int
+    train_steps_in_eval_mode: int
+    validation_passes: int
+    validation_forwards: int
+    validation_forwards_in_train_mode: int
+    validation_forwards_with_grad: int
+    parameters_by_pass: Array
+    recomputed_validation_losses: list[float]
+    returned_parameters: Array | None = None
+    returned_parameters_problem: str = ""
+
+
+# ---------------------------------------------------------------- probe side
+
+
+class LoopSession:
+    """One call of the student's function: its arguments and, with harness data, the recorder."""
+
+    def __init__(self, spec: "TrainingSpec", network: Any, fresh_network: Any, seed: int) -> None:
+        self.spec, self.network, self.fresh_network = spec, network, fresh_network
+        self.data_in_globals: list[str] = []
+        # The last epochs (the 3rd and 4th of 4, the 3rd of 3, the 2nd of 2) train on misleading labels.
+        self.recorder = LoopRecorder(misleading_after_passes=(spec.epochs + 1) // 2)
+        self.data: dict[str, TinyBatches] = {}
+        if spec.data is not None:
+            d, shape, classes = spec.data, spec.network.input, spec.network.classes
+            train_x, train_y = make_split(shape, classes, d.train_samples, seed, part=0)
+            self.validation_x, self.validation_y = make_split(shape, classes, d.validation_samples, seed, part=1)
+            self.data["train"] = TinyBatches("train", train_x, encode(train_y, classes, d.labels), d.batch_size,
+                                             self.recorder, encode((train_y + 1) % classes, classes, d.labels), seed)
+            self.data["validation"] = TinyBatches("validation", self.validation_x,
+                                                  encode(self.validation_y, classes, d.labels), d.batch_size,
+                                                  self.recorder, seed=seed)
+
+    def argument(self, value: Any) -> Any:
+        """A rubric argument with its placeholder replaced."""
+        import torch
+
+        if not (isinstance(value, str) and value in PLACEHOLDERS):
+            return value
+        made = {"$network": lambda: self.network, "$epochs": lambda: self.spec.epochs,
+                "$train_data": lambda: self.data["train"], "$validation_data": lambda: self.data["validation"],
+                "$optimizer": lambda: torch.optim.SGD(self.network.parameters(), lr=self.spec.lr),
+                "$loss": torch.nn.CrossEntropyLoss, "$device": lambda: torch.device("cpu")}
+        return made[value]()
+
+    def record(self, best: Any) -> LoopRecord:
+        r = self.recorder
+        size = sum(p.numel() for p in self.fresh_network.state_dict().values())
+        returned, problem = flat_returned(best, self.fresh_network) if best is not None else (None, "")
+        return LoopRecord(
+            data_in_globals=self.data_in_globals, train_steps=r.train_steps,
+            train_steps_in_eval_mode=r.train_steps_in_eval_mode, validation_passes=r.validation_passes,
+            validation_forwards=r.validation_forwards, validation_forwards_in_train_mode=r.validation_in_train_mode,
+            validation_forwards_with_grad=r.validation_with_grad,
+            parameters_by_pass=np.stack(r.snapshots) if r.snapshots else np.zeros((0, size), np.float32),
+            recomputed_validation_losses=recomputed_losses(self.fresh_network, r.snapshots, self.validation_x,
+                                                           self.validation_y),
+            returned_parameters=returned, returned_parameters_problem=problem)
+
+
+@contextmanager
+def call_session(spec: "TrainingSpec", fn: Any, network: Any, fresh_network: Any, seed: int) -> Iterator[LoopSession]:
+    """Arguments for the call; with ``spec.data``, the recorder hooked in and the globals replaced."""
+    session = LoopSession(spec, network, fresh_network, seed)
+    if spec.data is None:
+        yield session
+        return
+    replacements = {name: session.data["train"] for name in spec.data.train_globals}
+    replacements |= {name: session.data["validation"] for name in spec.data.validation_globals}
+    handle = network.register_forward_pre_hook(session.recorder.before_forward)
+    try:
+        with in_globals(fn, replacements) as replaced:
+            session.data_in_globals = replaced
+            yield session
+    finally:
+        handle.remove()
+
+
+# ---------------------------------------------------------------- host side
+
+
+def loop_requirements(spec: "TrainingSpec", elements: list["Element"], loop: LoopRecord | None) -> list[dict[str, Any]]:
+    if loop is None:
+        return [{"requirement": "the training loop was observed", "got": "nothing recorded", "ok": False}]
+    rows = [_passes_row(spec, loop)]
+    own_losses = next((e.values for role, e in zip(spec.returns, elements)
+                       if role == "validation-losses" and e.numeric), None)
+    if "best-model" in spec.returns:
+        rows.append(_best_model_row(loop, own_losses))
+    if spec.train_eval_modes:
+        rows.append(_count_row("training steps run in train mode", loop.train_steps, loop.train_steps_in_eval_mode,
+                               "training steps", "in eval mode (model.train() missing after validation?)"))
+        rows.append(_count_row("validation runs in eval mode", loop.validation_forwards,
+                               loop.validation_forwards_in_train_mode, "validation forwards",
+                               "in train mode (model.eval() missing?)"))
+    if spec.validation_without_grad:
+        rows.append(_count_row("validation runs without gradients", loop.validation_forwards,
+                               loop.validation_forwards_with_grad, "validation forwards",
+                               "with gradients on (torch.no_grad() missing?)"))
+    if spec.validation_loss_is_sample_mean:
+        rows.append(_sample_mean_row(own_losses or [], loop.recomputed_validation_losses))
+    return rows
+
+
+def _passes_row(spec: "TrainingSpec", loop: LoopRecord) -> dict[str, Any]:
+    requirement = f"validates once per epoch on the given validation data ({spec.epochs} passes)"
+    got = f"{loop.validation_passes} passes"
+    names = spec.data.validation_globals if spec.data else []
+    if loop.validation_passes == 0 and names and not set(names) & set(loop.data_in_globals) \
+            and not spec.uses("$validation_data"):
+        got += f": the function's module defines none of the globals {', '.join(names)} the harness replaces"
+    elif loop.validation_passes == 0:
+        got += ": no call of the network on the validation data (model.forward() called directly, or other data read?)"
+    return {"requirement": requirement, "got": got, "ok": loop.validation_passes == spec.epochs}
+
+
+def _best_model_row(loop: LoopRecord, own_losses: list[float] | None) -> dict[str, Any]:
+    passes, recomputed, returned = loop.validation_passes, loop.recomputed_validation_losses, loop.returned_parameters
+    if passes == 0 or returned is None:
+        return {"requirement": "returns the parameters of the epoch with the lowest validation loss", "ok": False,
+                "got": loop.returned_parameters_problem or "no validation pass to compare with"}
+    if loop.parameters_by_pass.shape != (passes, returned.size) or len(recomputed) != passes:
+        return {"requirement": "returns the parameters of the epoch with the lowest validation loss", "ok": False,
+                "got": "a record whose sizes do not agree (tampered output?)"}
+    best = {int(np.argmin(recomputed)) + 1}
+    if own_losses is not None and len(own_losses) == passes:
+        best.add(int(np.argmin(own_losses)) + 1)
+    epochs = " or ".join(str(e) for e in sorted(best))
+    requirement = (f"returns the parameters of epoch {epochs} of {passes}, the one with the lowest validation loss"
+                   + (" (recomputed, or by the returned losses)" if len(best) > 1 else ""))
+    differences = np.abs(loop.parameters_by_pass.astype(np.float64) - returned).max(axis=1, initial=0.0)
+    matches = [e + 1 for e, d in enumerate(differences) if d <= SAME_PARAMETERS_ATOL]
+    if matches:
+        got = " and ".join(f"epoch {m}'s" for m in matches) + (" (the last)" if passes in matches else "")
+    else:
+        closest = int(np.argmin(differences))
+        got = f"the parameters of no epoch (closest: epoch {closest + 1}'s, off by up to {differences[closest]:.3g})"
+    return {"requirement": requirement, "got": got, "ok": bool(best & set(matches))}
+
+
+def _count_row(requirement: str, total: int, wrong: int, what: str, how: str) -> dict[str, Any]:
+    if total == 0:
+        return {"requirement": requirement, "got": f"no {what} seen", "ok": False}
+    return {"requirement": requirement, "ok": wrong == 0,
+            "got": f"{wrong} of {total} {what} {how}" if wrong else f"all {total} {what}"}
+
+
+def _sample_mean_row(own: list[float], recomputed: list[float]) -> dict[str, Any]:
+    requirement = "validation losses are the mean cross-entropy per validation sample"
+    if len(own) != len(recomputed) or not own:
+        return {"requirement": requirement, "got": f"{len(own)} losses for {len(recomputed)} validation passes",
+                "ok": False}
+    gaps = [abs(o - r) - (LOSS_ATOL + LOSS_RTOL * abs(r)) for o, r in zip(own, recomputed)]
+    worst = int(np.argmax(gaps))
+    o, r = own[worst], recomputed[worst]
+    got = f"epoch {worst + 1}: {o:.6g}, recomputed {r:.6g}" + (f" (off by {abs(o - r) / abs(r):.2%})" if r else "")
+    return {"requirement": requirement, "got": got, "ok": max(gaps) <= 0}

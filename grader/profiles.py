@@ -1,0 +1,145 @@
+"""Profiles: how much data and how many epochs the accuracy checks train with.
+
+* ``full``: the handout's budget: all training and test images, each check's own ``epochs``.
+* ``quick``: a fixed random subset of the images and fewer epochs, for students' CPU self-checks,
+  tests and demos. By default 2,000 training images, 500 test images and at most 2 epochs.
+
+A rubric may set either profile's budget under ``profiles:``; what it writes is the whole budget
+(a field left out means all images / the check's epochs). A profile only ever lowers a check's
+own ``train_subset``, ``test_subset`` and ``epochs``. Each profile has its own calibration.
+
+``--profile auto`` (the default of every command) picks ``quick`` on synthetic data and ``full``
+on real data: synthetic sets are small stand-ins where only a short, cheap run makes sense, and
+grading the real thing should follow the handout unless someone asks for less.
+
+``plan`` prepares one run: the checks as the sandbox receives them (profile applied, accuracy
+checks told where the data is) and, for each accuracy check, what the host knows to judge it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from grader.errors import GraderError
+
+if TYPE_CHECKING:
+    from grader.checks.accuracy import AccuracySpec, AccuracyTruth
+    from grader.data import DataRoot
+    from grader.rubric import LoadedRubric, Rubric
+
+ProfileName = Literal["quick", "full"]
+CHOICES = ("auto", "quick", "full")
+
+
+class Profile(BaseModel):
+    """A training budget for accuracy checks (and any check that reads the plan's ``profile``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    train_subset: int | None = Field(None, ge=1, description="training images at most (default: all)")
+    test_subset: int | None = Field(None, ge=1, description="test images at most (default: all)")
+    epochs: int | None = Field(None, ge=1, description="epochs at most (default: each check's own)")
+
+
+DEFAULTS: dict[str, Profile] = {"full": Profile(), "quick": Profile(train_subset=2000, test_subset=500, epochs=2)}
+
+
+def choose(requested: str, origin: str) -> str:
+    """The profile to use: ``requested``, or for ``auto`` quick on synthetic data, full on real data."""
+    if requested not in CHOICES:
+        raise GraderError(f"unknown profile {requested!r}", where="--profile", hint=f"one of {', '.join(CHOICES)}")
+    if requested != "auto":
+        return requested
+    return "quick" if origin == "synthetic" else "full"
+
+
+def budget(rubric: "Rubric", name: str) -> Profile:
+    """Profile ``name`` as the rubric sets it, else the default."""
+    return rubric.profiles.get(name, DEFAULTS[name])  # type: ignore[call-overload]
+
+
+def _lowest(own: int | None, cap: int | None) -> int | None:
+    return cap if own is None else own if cap is None else min(own, cap)
+
+
+def planned_spec(rubric: "LoadedRubric", spec: "AccuracySpec", name: str, data: "DataRoot",
+                 device: str | None = None) -> "AccuracySpec":
+    """``spec`` with the profile's budget applied and the data it reads (inside the sandbox too);
+    ``device`` pins where it trains (default: CUDA when visible, else the CPU)."""
+    from grader.checks.accuracy import PlannedData
+
+    if data.path is None:
+        raise GraderError(f"accuracy check {spec.id!r} needs a data set, and the rubric names none",
+                          where=f"{rubric.path.name}: data.dataset", hint="set data.dataset (mnist, fashion-mnist, cifar10)")
+    profile = budget(rubric.model, name)
+    return spec.model_copy(update={
+        "train_subset": _lowest(spec.train_subset, profile.train_subset),
+        "test_subset": _lowest(spec.test_subset, profile.test_subset),
+        "epochs": _lowest(spec.epochs, profile.epochs),
+        "run": PlannedData(profile=name, dataset=rubric.model.data.dataset, root=str(data.path.resolve()),
+                           subset_seed=rubric.model.seed, device=device)})
+
+
+def truth_for(rubric: "LoadedRubric", planned: "AccuracySpec", name: str, data: "DataRoot") -> "AccuracyTruth":
+    """The host's labels of the scored test images and the calibrations that apply to them."""
+    from grader import calibration
+    from grader.checks.accuracy import AccuracyTruth, host_labels
+
+    labels, classes = host_labels(rubric.model.data.dataset, data.path, planned.test_subset,  # type: ignore[arg-type]
+                                  rubric.model.seed)
+    current, stale = {}, {}
+    if planned.threshold == "calibrated":
+        wanted = calibration.fingerprint(rubric, planned, reference_hash(rubric))
+        for run in calibration.read(rubric).runs:
+            stats = run.checks.get(planned.id)
+            if run.profile != name or run.data != data.origin or stats is None:
+                continue
+            if stats.fingerprint == wanted and stats.test_images == len(labels):
+                current[run.device] = stats
+            else:
+                stale[run.device] = (f"the calibration of profile {name} on {run.device} ({run.date[:10]}) is out of "
+                                     "date: the check, its targets, the data set or the reference changed since")
+    return AccuracyTruth(labels=labels, classes=classes, profile=name, data=data.origin, calibrations=current,
+                         stale=stale, calibrate_command=calibration.command(rubric, name))
+
+
+@lru_cache(maxsize=16)
+def _hash_of_folder(folder: str) -> str:
+    from pathlib import Path
+
+    from grader.submission import content_hash
+
+    return content_hash(Path(folder))[:16]
+
+
+def reference_hash(rubric: "LoadedRubric") -> str:
+    """The reference's content hash (computed once per process)."""
+    return _hash_of_folder(str(rubric.reference_dir))
+
+
+@dataclass
+class Plan:
+    """One run's plan: the profile, the checks as the sandbox gets them, the host's truths by check id."""
+
+    profile: dict[str, Any]
+    checks: list[dict[str, Any]]
+    expected: dict[str, "AccuracyTruth"]
+
+
+def plan(rubric: "LoadedRubric", data: "DataRoot", requested: str = "auto") -> Plan:
+    """Apply the chosen profile: accuracy checks get its budget and the data; the rest go as they are."""
+    from grader.checks.accuracy import AccuracySpec
+
+    name = choose(requested, data.origin)
+    checks, expected = [], {}
+    for spec in rubric.model.checks:
+        if isinstance(spec, AccuracySpec):
+            planned = planned_spec(rubric, spec, name, data)
+            expected[spec.id] = truth_for(rubric, planned, name, data)
+            checks.append(planned.model_dump(mode="json") | {"run": planned.run.model_dump()})  # type: ignore[union-attr]
+        else:
+            checks.append(spec.model_dump(mode="json"))
+    return Plan(profile={"name": name, **budget(rubric.model, name).model_dump()}, checks=checks, expected=expected)

@@ -1,0 +1,48 @@
+"""Proving a rubric with its examples: each grades exactly as ``submissions/<id>/expected.yaml`` says.
+
+The manifest gives every example's status and every check's points; its ``full_marks`` example is
+the reference written as a student would hand it in, so "the reference scores full marks" is
+checked on the same path as every submission. ``example_problems`` names each difference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from grader.results import SubmissionResult
+from grader.rubric import LoadedRubric
+
+MANIFEST = "expected.yaml"
+POINTS_TOLERANCE = 1e-3  # partial points are rounded to 4 decimals (2/3 of 2 points is 0.6667)
+
+
+def examples_folder(rubric: LoadedRubric) -> Path:
+    """``submissions/<assignment>/`` next to the rubric's folder."""
+    return rubric.path.parent.parent / "submissions" / rubric.model.assignment
+
+
+def load_manifest(folder: Path) -> dict[str, Any]:
+    return yaml.safe_load((folder / MANIFEST).read_text()) or {}
+
+
+def example_problems(manifest: dict[str, Any], graded: dict[str, SubmissionResult]) -> list[str]:
+    """Every way the graded examples (by file name) differ from the manifest; empty when none."""
+    problems = [f"{name}: listed in {MANIFEST} but not graded" for name in sorted(set(manifest) - set(graded))]
+    problems += [f"{name}: graded but not listed in {MANIFEST}" for name in sorted(set(graded) - set(manifest))]
+    for name in sorted(set(manifest) & set(graded)):
+        want, result = manifest[name], graded[name]
+        if result.status != want["status"]:
+            problems.append(f"{name}: status {result.status!r}, expected {want['status']!r} ({result.message})")
+        got = {c.id: c for c in result.checks}
+        if set(got) != set(want["checks"]):
+            problems.append(f"{name}: checks {sorted(got)} differ from the manifest's {sorted(want['checks'])}")
+            continue
+        for check_id, points in want["checks"].items():
+            check = got[check_id]
+            if abs(check.points - points) > POINTS_TOLERANCE:
+                problems.append(f"{name}: {check_id}: {check.points:g} points, expected {points:g} "
+                                f"({check.outcome}: {check.message})")
+    return problems

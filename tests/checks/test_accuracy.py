@@ -1,0 +1,303 @@
+"""The ``accuracy`` check: judges on hand-made predictions (just above and just below each kind of
+threshold, the per-class table and confusion matrix), and probes run in this process on a linear
+network and synthetic MNIST, trained by the harness's loop and by a student's loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from grader import checks, data, profiles, rubric
+from grader.calibration import CheckStats
+from grader.checks.accuracy import (AccuracyObservation, AccuracyTruth, NotCalibrated, PlannedData, host_labels, score,
+                                    subset)
+from grader.checks.base import ProbeContext, StudentRaised
+from grader.targets import TargetSpec
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "accuracy"
+HARNESS = {"target": "make_net", "args": [784, 10], "trainer": "harness", "epochs": 2, "lr": 0.1}
+STUDENT = {"target": "make_net", "args": [784, 10], "trainer": "student", "train_fn": "train_fn", "epochs": 2,
+           "train_args": ["$network", "$epochs", 0.1], "data_globals": {"train_loader": "train", "test_loader": "test"}}
+
+
+def spec(**fields: Any):
+    entry = {"id": "acc", "kind": "accuracy", "points": 2, **(HARNESS | {"min_accuracy": 0.9}), **fields}
+    return checks.get("accuracy").Spec.model_validate(entry)
+
+
+def observation(predictions: list[int] | np.ndarray, device: str = "cpu") -> AccuracyObservation:
+    return AccuracyObservation(predictions=np.asarray(predictions, dtype=np.int64), train_images=600, epochs=2,
+                               device=device, seconds=0.5)
+
+
+def truth(labels: list[int] | np.ndarray, classes: int = 3, **fields: Any) -> AccuracyTruth:
+    return AccuracyTruth(labels=np.asarray(labels, dtype=np.int64), classes=classes, profile="quick", data="real",
+                         **fields)
+
+
+def judge(the_spec: Any, obs: AccuracyObservation, the_truth: AccuracyTruth | None):
+    return checks.get("accuracy").judge(the_spec, obs, the_truth)
+
+
+def predictions_with(correct: int, labels: np.ndarray, classes: int) -> np.ndarray:
+    """The labels with all but the first ``correct`` moved to the next class."""
+    wrong = (labels + 1) % classes
+    return np.concatenate([labels[:correct], wrong[correct:]])
+
+
+# ---------------------------------------------------------------- the spec
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"trainer": "student"}, "needs `train_fn`"),
+    ({**STUDENT, "train_args": ["$epochs"]}, "needs `$network`"),
+    ({**STUDENT, "data_globals": {}}, "a way in for the training data"),
+    ({**STUDENT, "train_args": ["$network", "$data"]}, "unknown placeholder $data"),
+    ({"train_fn": "train_fn"}, "are for trainer: student"),
+    ({"hyperparameters": {"epochs": 3}}, "not in hyperparameters"),
+    ({"min_accuracy": None}, "threshold: absolute needs `min_accuracy`"),
+])
+def test_spec_rejects_inconsistent_fields(fields, message):
+    with pytest.raises(ValidationError, match=message.replace("$", r"\$")):
+        spec(**fields)
+
+
+def test_spec_names_both_targets_and_keeps_the_planned_data_out_of_dumps():
+    the_spec = spec(**STUDENT, run=PlannedData(profile="quick", dataset="mnist", root="/data", subset_seed=0))
+    assert the_spec.target_refs() == ["make_net", "train_fn"]
+    assert "run" not in the_spec.model_dump()
+
+
+# ---------------------------------------------------------------- judging: absolute thresholds
+
+
+def test_accuracy_just_above_the_minimum_passes():
+    labels = np.arange(100) % 3
+    verdict = judge(spec(min_accuracy=0.9), observation(predictions_with(90, labels, 3)), truth(labels))
+    assert verdict.fraction == 1.0
+    assert verdict.message.startswith("accuracy 0.900 on 100 test images, needed 0.900 (the rubric's minimum")
+
+
+def test_accuracy_just_below_the_minimum_fails():
+    labels = np.arange(100) % 3
+    verdict = judge(spec(min_accuracy=0.9), observation(predictions_with(89, labels, 3)), truth(labels))
+    assert verdict.fraction == 0.0
+    assert "accuracy 0.890 on 100 test images, needed 0.900" in verdict.message
+
+
+def test_minimum_per_profile_uses_the_active_profile():
+    labels = np.arange(100) % 3
+    lenient = spec(min_accuracy={"quick": 0.5, "full": 0.95})
+    assert judge(lenient, observation(predictions_with(60, labels, 3)), truth(labels)).fraction == 1.0
+    full = AccuracyTruth(labels=labels, classes=3, profile="full", data="real")
+    assert judge(lenient, observation(predictions_with(60, labels, 3)), full).fraction == 0.0
+
+
+def test_per_class_table_and_confusion_matrix():
+    labels = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 2])
+    predicted = np.array([0, 0, 1, 2, 1, 1, 2, 2, 0, 2])
+    verdict = judge(spec(min_accuracy=0.5), observation(predicted), truth(labels))
+    assert verdict.table == [
+        {"class": 0, "images": 4, "accuracy": 0.5, "as 0": 2, "as 1": 1, "as 2": 1},
+        {"class": 1, "images": 2, "accuracy": 1.0, "as 0": 0, "as 1": 2, "as 2": 0},
+        {"class": 2, "images": 4, "accuracy": 0.75, "as 0": 1, "as 1": 0, "as 2": 3},
+    ]
+    assert "accuracy 0.700 on 10 test images" in verdict.message and "weakest class 0: 0.500" in verdict.message
+
+
+def test_predictions_outside_the_classes_count_as_wrong():
+    scored = score(np.array([0, 7, -1, 1]), np.array([0, 1, 1, 1]), classes=2)
+    assert scored.accuracy == 0.5 and scored.out_of_range == 2
+    assert scored.confusion.tolist() == [[1, 0], [0, 1]]
+    verdict = judge(spec(min_accuracy=0.4), observation([0, 7, -1, 1]), truth([0, 1, 1, 1], classes=2))
+    assert "2 prediction(s) outside 0..1" in verdict.message
+
+
+@pytest.mark.parametrize("predictions, got", [
+    (np.zeros(9, dtype=np.int64), "shape [9]"),
+    (np.zeros((10, 1), dtype=np.int64), "shape [10, 1]"),
+    (np.zeros(10, dtype=np.float32), "float32"),
+])
+def test_predictions_of_the_wrong_length_or_type_fail(predictions, got):
+    obs = AccuracyObservation(predictions=predictions, train_images=1, epochs=1, device="cpu", seconds=0.0)
+    verdict = judge(spec(), obs, truth(np.zeros(10)))
+    assert verdict.fraction == 0.0
+    assert "one integer class per test image (10)" in verdict.message and got in verdict.message
+
+
+def test_judging_without_the_host_labels_is_a_grader_problem():
+    with pytest.raises(Exception, match="no test labels on the host"):
+        judge(spec(), observation([0]), None)
+
+
+# ---------------------------------------------------------------- judging: calibrated thresholds
+
+
+def stats(mean: float, std: float, n: int = 400) -> CheckStats:
+    return CheckStats(mean=mean, std=std, accuracies=[mean], test_images=n, fingerprint="f")
+
+
+@pytest.mark.parametrize("std, n, floor, term, margin", [
+    (0.02, 400, 0.02, "3σ", 0.06),            # a spread-out reference: 3 x 0.02
+    (0.001, 100, 0.02, "2 SE", 0.06),         # few test images: 2 x sqrt(0.9 x 0.1 / 100) = 0.06
+    (0.001, 10_000, 0.05, "floor", 0.05),     # a stable reference on many images: the rubric's floor
+])
+def test_calibrated_rule_each_term_can_win(std, n, floor, term, margin):
+    labels = np.arange(n) % 2
+    the_truth = truth(labels, classes=2, calibrations={"cpu": stats(0.9, std, n)})
+    the_spec = spec(threshold="calibrated", min_accuracy=None, floor=floor)
+    needed = 0.9 - margin
+    just_above = int(np.ceil(needed * n + 1e-9))
+    passed = judge(the_spec, observation(predictions_with(just_above, labels, 2)), the_truth)
+    assert passed.fraction == 1.0
+    assert f"needed {needed:.3f} (calibrated: mean 0.900, {term} {margin:.3f})" in passed.message
+    failed = judge(the_spec, observation(predictions_with(just_above - 2, labels, 2)), the_truth)
+    assert failed.fraction == 0.0
+
+
+def test_calibration_is_chosen_by_the_device_that_trained():
+    labels = np.arange(100) % 2
+    the_truth = truth(labels, classes=2, calibrations={"cpu": stats(0.9, 0.01, 100), "cuda:H100": stats(0.99, 0.001, 100)})
+    the_spec = spec(threshold="calibrated", min_accuracy=None)
+    predictions = predictions_with(90, labels, 2)
+    assert judge(the_spec, observation(predictions, device="cpu"), the_truth).fraction == 1.0
+    assert judge(the_spec, observation(predictions, device="cuda:H100"), the_truth).fraction == 0.0
+
+
+def test_missing_calibration_says_which_command_to_run():
+    the_truth = truth([0, 1], classes=2, calibrate_command="grader calibrate r.yaml --seeds 5 --profile quick")
+    with pytest.raises(NotCalibrated) as caught:
+        judge(spec(threshold="calibrated", min_accuracy=None), observation([0, 1]), the_truth)
+    assert "no calibration for profile quick on cpu (real data)" in str(caught.value)
+    assert "run `grader calibrate r.yaml --seeds 5 --profile quick`" in str(caught.value)
+
+
+def test_missing_calibration_falls_back_to_min_accuracy():
+    the_truth = truth([0, 1, 1, 0], classes=2, stale={"cpu": "the calibration of profile quick on cpu is out of date"})
+    verdict = judge(spec(threshold="calibrated", min_accuracy=0.75), observation([0, 1, 1, 1]), the_truth)
+    assert verdict.fraction == 1.0
+    assert "needed 0.750 (the rubric's minimum: the calibration of profile quick on cpu is out of date)" in verdict.message
+
+
+# ---------------------------------------------------------------- subsets
+
+
+def test_subsets_are_fixed_sorted_and_independent_per_stream():
+    first = subset(1000, 100, seed=0, stream=0)
+    assert np.array_equal(first, subset(1000, 100, seed=0, stream=0))
+    assert np.all(np.diff(first) > 0) and len(first) == 100
+    assert not np.array_equal(first, subset(1000, 100, seed=0, stream=1))
+    assert not np.array_equal(first, subset(1000, 100, seed=1, stream=0))
+    assert np.array_equal(subset(50, 100, 0, 0), np.arange(50)) and np.array_equal(subset(50, None, 0, 0), np.arange(50))
+
+
+# ---------------------------------------------------------------- probes, in this process
+
+
+@pytest.fixture(scope="module")
+def fixture_rubric():
+    return rubric.load(FIXTURE / "rubric.yaml")
+
+
+@pytest.fixture(scope="module")
+def synthetic_mnist():
+    return data.resolve("mnist", None, allow_synthetic=True)
+
+
+def planned(fixture_rubric, synthetic_mnist, **fields: Any):
+    the_spec = spec(**{"min_accuracy": 0.6, **fields})
+    return profiles.planned_spec(fixture_rubric, the_spec, "quick", synthetic_mnist)
+
+
+def run_probe(the_spec: Any, namespace: dict[str, Any], seed: int = 0) -> AccuracyObservation:
+    ctx = ProbeContext(namespaces=[("module", namespace)], seed=seed,
+                       targets={"make_net": TargetSpec(aliases=["make_net"]), "train_fn": TargetSpec(aliases=["train"])})
+    ctx.seed_everything()
+    return checks.get("accuracy").probe(the_spec, ctx)
+
+
+def solution() -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": "solution"}
+    exec(compile((FIXTURE / "reference" / "solution.py").read_text(), "solution.py", "exec"), namespace)
+    return namespace
+
+
+def judged(fixture_rubric, synthetic_mnist, the_spec, obs):
+    return judge(the_spec, obs, profiles.truth_for(fixture_rubric, the_spec, "quick", synthetic_mnist))
+
+
+def test_profile_budget_lowers_the_checks_own(fixture_rubric, synthetic_mnist):
+    the_spec = planned(fixture_rubric, synthetic_mnist, epochs=4, test_subset=100)
+    assert (the_spec.train_subset, the_spec.test_subset, the_spec.epochs) == (600, 100, 2)
+    assert the_spec.run.dataset == "mnist" and Path(the_spec.run.root).is_dir()
+
+
+def test_harness_trainer_probe_trains_predicts_and_passes(fixture_rubric, synthetic_mnist):
+    the_spec = planned(fixture_rubric, synthetic_mnist)
+    obs = run_probe(the_spec, solution())
+    assert obs.predictions.dtype == np.int64 and obs.predictions.shape == (200,)
+    import torch
+
+    where = f"cuda:{torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu"
+    assert (obs.train_images, obs.epochs, obs.device) == (600, 2, where)
+    labels, _ = host_labels("mnist", synthetic_mnist.path, 200, seed=0)
+    assert score(obs.predictions, labels, 10).accuracy > 0.6
+    assert judged(fixture_rubric, synthetic_mnist, the_spec, obs).fraction == 1.0
+
+
+def test_the_same_seed_gives_the_same_predictions(fixture_rubric, synthetic_mnist):
+    the_spec = planned(fixture_rubric, synthetic_mnist)
+    assert np.array_equal(run_probe(the_spec, solution()).predictions, run_probe(the_spec, solution()).predictions)
+
+
+def test_student_loop_trains_on_the_harness_loaders_in_its_globals(fixture_rubric, synthetic_mnist):
+    namespace = solution()
+    the_spec = planned(fixture_rubric, synthetic_mnist, **STUDENT)
+    obs = run_probe(the_spec, namespace)
+    assert judged(fixture_rubric, synthetic_mnist, the_spec, obs).fraction == 1.0
+    assert namespace["train_loader"] is None  # the student's globals are back
+
+
+def test_student_loop_gets_loaders_as_arguments(fixture_rubric, synthetic_mnist):
+    def fit(model, epochs, loader):
+        import torch
+
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(epochs):
+            for x, t in loader:
+                optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(model(x), t).backward()
+                optimizer.step()
+
+    the_spec = planned(fixture_rubric, synthetic_mnist, **{**STUDENT, "data_globals": {},
+                                                           "train_args": ["$network", "$epochs", "$train_data"]})
+    obs = run_probe(the_spec, {"make_net": solution()["make_net"], "train": fit})
+    assert judged(fixture_rubric, synthetic_mnist, the_spec, obs).fraction == 1.0
+
+
+def test_a_loop_that_never_steps_fails_with_the_confusion_matrix(fixture_rubric, synthetic_mnist):
+    namespace = solution()
+    namespace["train"] = lambda network, epochs, lr: []
+    the_spec = planned(fixture_rubric, synthetic_mnist, **STUDENT)
+    verdict = judged(fixture_rubric, synthetic_mnist, the_spec, run_probe(the_spec, namespace))
+    assert verdict.fraction == 0.0 and "needed 0.600" in verdict.message
+    assert len(verdict.table) == 10 and sum(row["images"] for row in verdict.table) == 200
+
+
+def test_a_builder_returning_no_module_is_the_students_error(fixture_rubric, synthetic_mnist):
+    the_spec = planned(fixture_rubric, synthetic_mnist)
+    with pytest.raises(StudentRaised) as caught:
+        run_probe(the_spec, {"make_net": lambda n_in, n_out: "a network"})
+    assert "returned a str, not a torch.nn.Module" in str(caught.value.exc)
+
+
+def test_the_probe_leaves_the_deterministic_settings_as_it_found_them(fixture_rubric, synthetic_mnist):
+    import torch
+
+    before = torch.are_deterministic_algorithms_enabled()
+    run_probe(planned(fixture_rubric, synthetic_mnist), solution())
+    assert torch.are_deterministic_algorithms_enabled() == before

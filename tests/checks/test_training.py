@@ -1,0 +1,443 @@
+"""The ``training`` check: judges on hand-made observations (just inside and just outside each
+requirement), probes of tiny training functions and of the course-style loops in
+tests/fixtures/contracts/training_loops.py, trained on the harness's tiny data."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import time
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from grader import checks, observations
+from grader.checks.base import ProbeContext, StudentRaised, Verdict
+from grader.checks.contracts_training_data import LoopRecorder, TinyBatches, in_globals, make_split
+from grader.checks.contracts_training_loop import LoopRecord
+from grader.checks.training import Element, TrainingObservation
+from grader.targets import TargetSpec
+
+CONTRACTS = Path(__file__).resolve().parents[1] / "fixtures" / "contracts"
+
+
+def spec(**fields: Any):
+    entry = {"id": "training-check", "kind": "training", "points": 3, **fields}
+    return checks.get("training").Spec.model_validate(entry)
+
+
+def judge(the_spec: Any, observation: TrainingObservation) -> Verdict:
+    return checks.get("training").judge(the_spec, observation, None)
+
+
+def probe(the_spec: Any, ctx: ProbeContext) -> TrainingObservation:
+    ctx.seed_everything()
+    return checks.get("training").probe(the_spec, ctx)
+
+
+def context(**objects: Any) -> ProbeContext:
+    return ProbeContext(namespaces=[("notebook", {"__name__": __name__, **objects})],
+                        targets={name: TargetSpec(name=name) for name in objects})
+
+
+@cache
+def loops() -> ModuleType:
+    """tests/fixtures/contracts/training_loops.py, imported once (the probe restores its globals)."""
+    found = importlib.util.spec_from_file_location("contracts_training_loops", CONTRACTS / "training_loops.py")
+    module = importlib.util.module_from_spec(found)  # type: ignore[arg-type]
+    found.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def loops_context() -> ProbeContext:
+    module = loops()
+    return ProbeContext(namespaces=[("module", vars(module))],
+                        targets={k: TargetSpec(name=k) for k in vars(module) if not k.startswith("_")})
+
+
+def failed_requirements(v: Verdict) -> list[str]:
+    return [row["requirement"] for row in v.table if not row["ok"]]
+
+
+# ================================================================ return structure (no harness data)
+
+
+TRAINING = dict(target="train", network={"input": [1, 28, 28], "classes": 10}, epochs=2,
+                args=["$network", "$epochs", 0.01], returns=["per-epoch", "per-epoch"])
+
+
+def element(values: list[float] | None = None, type_: str = "list") -> Element:
+    if values is None:
+        return Element(type=type_, length=None, numeric=False, finite=False, values=[])
+    finite = all(math.isfinite(v) for v in values)
+    return Element(type=type_, length=len(values), numeric=True, finite=finite, values=values)
+
+
+def observed(elements: list[Element], changed: bool = True, return_type: str = "tuple",
+             loop: LoopRecord | None = None) -> TrainingObservation:
+    return TrainingObservation(return_type=return_type, elements=elements, weights_changed=changed, seconds=0.25,
+                               loop=loop)
+
+
+def test_training_passes():
+    v = judge(spec(**TRAINING), observed([element([0.5, 0.4]), element([0.8, 0.9])]))
+    assert v.fraction == 1.0
+    assert v.message == "returns 2 per-epoch value lists and trains (0.2s for 2 epoch(s))"
+
+
+def test_training_wrong_number_of_epochs_recorded():
+    v = judge(spec(partial_credit=True, **TRAINING), observed([element([0.5, 0.4, 0.3]), element([0.8, 0.9])]))
+    assert v.fraction == pytest.approx(3 / 4)
+    assert v.message == "value 1: one number per epoch (2): got list of 3"
+
+
+def test_training_nan_losses():
+    v = judge(spec(**TRAINING), observed([element([0.5, math.nan]), element([0.8, 0.9])]))
+    assert v.message == "value 1: one number per epoch (2): got list of 2, contains nan/inf"
+
+
+def test_training_non_numeric_values():
+    bad = Element(type="list", length=2, numeric=False, finite=False, values=[])
+    v = judge(spec(**TRAINING), observed([element([0.5, 0.4]), bad]))
+    assert v.message == "value 2: one number per epoch (2): got list of 2, not all numbers"
+
+
+def test_training_without_weight_updates():
+    v = judge(spec(**TRAINING), observed([element([0.5, 0.4]), element([0.8, 0.9])], changed=False))
+    assert v.fraction == pytest.approx(3 / 4)
+    assert v.message == "updates the network's weights: got weights unchanged"
+
+
+def test_training_returning_none():
+    v = judge(spec(**TRAINING), observed([element(None, "NoneType")], changed=False, return_type="NoneType"))
+    assert v.fraction == 0.0
+    assert v.message == ("returns 2 value(s): got 1 (NoneType); value 1: one number per epoch (2): got NoneType; "
+                         "updates the network's weights: got weights unchanged")
+
+
+def test_training_model_element_must_be_a_model():
+    the_spec = spec(**(TRAINING | {"returns": ["per-epoch", "model"]}))
+    v = judge(the_spec, observed([element([0.5, 0.4]), element(None, "NoneType")]))
+    assert v.message == "value 2: a model (torch.nn.Module): got NoneType"
+
+
+def test_training_named_per_epoch_roles_say_what_they_are():
+    the_spec = spec(**(TRAINING | {"returns": ["training-losses", "validation-losses"]}))
+    v = judge(the_spec, observed([element([0.5, 0.4]), element([0.8])]))
+    assert v.message == "value 2 (validation losses): one number per epoch (2): got list of 1"
+
+
+def test_training_probe_with_a_real_tiny_training_function():
+    def train(network, epochs, lr):  # plain SGD by hand
+        x, y = torch.rand(8, 1, 28, 28), torch.arange(8) % 10
+        losses, accs = [], []
+        for _ in range(epochs):
+            network.zero_grad()
+            loss = torch.nn.functional.cross_entropy(network(x), y)
+            loss.backward()
+            with torch.no_grad():
+                for p in network.parameters():
+                    p -= lr * p.grad
+            losses.append(loss.item())
+            accs.append(torch.tensor(0.1))
+        return losses, accs
+
+    the_spec = spec(**TRAINING)
+    obs = probe(the_spec, context(train=train))
+    assert obs.return_type == "tuple" and obs.weights_changed and obs.loop is None
+    assert [(e.type, e.length, e.numeric, e.finite) for e in obs.elements] == [("list", 2, True, True)] * 2
+    assert obs.elements[1].values == pytest.approx([0.1, 0.1])
+    assert judge(the_spec, obs).fraction == 1.0
+
+
+def test_training_probe_of_a_function_that_does_not_train():
+    obs = probe(spec(**TRAINING), context(train=lambda net, epochs, lr: ([1.0] * epochs, [0.0] * epochs)))
+    assert not obs.weights_changed
+
+
+# ================================================================ spec validation
+
+
+CUSTOM_OPS = dict(
+    target="fit", network={"input": [1, 28, 28], "classes": 10}, epochs=4, args=["$network", "$epochs"],
+    data={"labels": "one-hot", "train_globals": ["training_dataset", "train_dataset"],
+          "validation_globals": ["validation_dataset", "val_dataset"]},
+    returns=["best-model", "training-losses", "validation-losses"],
+    train_eval_modes=True, validation_without_grad=True, validation_loss_is_sample_mean=True)
+
+MLP_CHECKPOINT = dict(
+    target="train_with_checkpoints", network={"input": [1, 28, 28], "classes": 10}, epochs=4,
+    args=["$network", "$train_data", "$validation_data", "$epochs"], data={},
+    returns=["best-model"], train_eval_modes=True, validation_without_grad=True)
+
+FC_VS_CNN = dict(
+    target="train", network={"input": [1, 28, 28], "classes": 10}, epochs=3, args=["$network", "$epochs", 0.01],
+    data={"train_globals": ["train_loader"], "validation_globals": ["test_loader"]},
+    returns=["validation-losses", "per-epoch"], train_eval_modes=True, validation_without_grad=True,
+    validation_loss_is_sample_mean=True)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"data": None}, "need `data`"),
+    ({"epochs": 1}, "best-model needs at least 2 epochs"),
+    ({"args": ["$network", "$epoch"]}, "unknown placeholder $epoch"),
+    ({"data": {"train_globals": ["training_dataset"]}}, "`data` needs a way in for the validation data"),
+    ({"returns": ["best-model", "training-losses", "per-epoch"]},
+     "validation_loss_is_sample_mean needs a `validation-losses` element"),
+])
+def test_spec_rejects_contracts_it_cannot_check(change, message):
+    with pytest.raises(ValueError, match=message.replace("$", r"\$")):
+        spec(**(CUSTOM_OPS | change))
+
+
+def test_spec_without_data_keeps_the_old_fields():
+    assert spec(**TRAINING).data is None
+
+
+# ================================================================ loop contracts on hand-made records
+
+
+PARAMETERS = np.array([[0.0, 0.0], [1.0, 0.5], [2.0, 1.0], [3.0, 1.5]], dtype=np.float32)
+
+
+def loop(returned: np.ndarray | None = PARAMETERS[1], **fields: Any) -> LoopRecord:
+    values = dict(data_in_globals=["training_dataset", "validation_dataset"], train_steps=32,
+                  train_steps_in_eval_mode=0, validation_passes=4, validation_forwards=12,
+                  validation_forwards_in_train_mode=0, validation_forwards_with_grad=0,
+                  parameters_by_pass=PARAMETERS, recomputed_validation_losses=[2.0, 1.5, 1.7, 1.9],
+                  returned_parameters=returned)
+    return LoopRecord(**(values | fields))
+
+
+def custom_ops(record: LoopRecord, validation_losses: list[float] | None = None) -> Verdict:
+    own = validation_losses or [2.0, 1.5, 1.7, 1.9]
+    obs = observed([element(None, "torch.nn.modules.container.Sequential"), element([2.3, 2.1, 2.2, 2.4]),
+                    element(own)], loop=record)
+    return judge(spec(**CUSTOM_OPS, partial_credit=True), obs)
+
+
+BEST = "returns the parameters of epoch 2 of 4, the one with the lowest validation loss"
+
+
+def test_loop_contracts_all_met():
+    v = custom_ops(loop())
+    assert v.fraction == 1.0, v.message
+    assert [r["requirement"] for r in v.table][-6:] == [
+        "validates once per epoch on the given validation data (4 passes)", BEST,
+        "training steps run in train mode", "validation runs in eval mode", "validation runs without gradients",
+        "validation losses are the mean cross-entropy per validation sample"]
+    assert v.message == ("returns best-model, training-losses, validation-losses and trains (0.2s for 4 epoch(s))")
+
+
+def test_best_model_of_the_last_epoch_fails():
+    v = custom_ops(loop(PARAMETERS[3]))
+    assert v.message == f"{BEST}: got epoch 4's (the last)"
+
+
+@pytest.mark.parametrize("offset, ok", [(0.9e-6, True), (1.1e-6, False)])
+def test_best_model_tolerance_boundary(offset, ok):
+    v = custom_ops(loop(PARAMETERS[1] + np.array([0.0, offset], dtype=np.float64)))
+    assert (BEST not in failed_requirements(v)) is ok
+    if not ok:
+        assert v.message == f"{BEST}: got the parameters of no epoch (closest: epoch 2's, off by up to 1.1e-06)"
+
+
+def test_best_model_by_the_students_own_losses_is_accepted_too():
+    v = custom_ops(loop(PARAMETERS[2]), validation_losses=[2.0, 1.6, 1.55, 1.9])
+    assert v.table[-5]["requirement"] == ("returns the parameters of epoch 2 or 3 of 4, the one with the lowest "
+                                          "validation loss (recomputed, or by the returned losses)")
+    assert v.table[-5]["ok"]
+
+
+def test_best_model_that_cannot_be_read():
+    v = custom_ops(loop(None, returned_parameters_problem="a NoneType, not a model, state dict or list of tensors"))
+    assert failed_requirements(v) == ["value 1: the best model (a model, a state dict or a parameter list)",
+                                      "returns the parameters of the epoch with the lowest validation loss"]
+    assert v.table[1]["got"] == "a NoneType, not a model, state dict or list of tensors"
+
+
+@pytest.mark.parametrize("fields, failed, got", [
+    ({"train_steps_in_eval_mode": 1}, "training steps run in train mode",
+     "1 of 32 training steps in eval mode (model.train() missing after validation?)"),
+    ({"validation_forwards_in_train_mode": 1}, "validation runs in eval mode",
+     "1 of 12 validation forwards in train mode (model.eval() missing?)"),
+    ({"validation_forwards_with_grad": 1}, "validation runs without gradients",
+     "1 of 12 validation forwards with gradients on (torch.no_grad() missing?)"),
+    ({"train_steps": 0}, "training steps run in train mode", "no training steps seen"),
+])
+def test_mode_and_gradient_contracts_fail_on_one_forward(fields, failed, got):
+    v = custom_ops(loop(**fields))
+    assert v.message == f"{failed}: got {got}"
+
+
+@pytest.mark.parametrize("relative, ok", [(0.9e-4, True), (1.2e-4, False)])
+def test_sample_mean_tolerance_boundary(relative, ok):
+    recomputed = [2.0, 1.5, 1.7, 1.9]
+    v = custom_ops(loop(recomputed_validation_losses=recomputed),
+                   validation_losses=[r * (1 + relative) if i == 2 else r for i, r in enumerate(recomputed)])
+    row = v.table[-1]
+    assert row["ok"] is ok
+    assert row["got"].startswith("epoch 3: 1.70")
+
+
+def test_sample_mean_with_another_number_of_losses():
+    v = custom_ops(loop(validation_passes=5, parameters_by_pass=np.vstack([PARAMETERS, PARAMETERS[3]]),
+                        recomputed_validation_losses=[2.0, 1.5, 1.7, 1.9, 2.0]))
+    assert v.table[-1]["got"] == "4 losses for 5 validation passes"
+    assert v.table[-6]["got"] == "5 passes"
+
+
+def test_no_validation_pass_names_the_globals_the_harness_replaces():
+    v = custom_ops(loop(data_in_globals=["training_dataset"], validation_passes=0, validation_forwards=0,
+                        parameters_by_pass=np.zeros((0, 2), np.float32), recomputed_validation_losses=[]))
+    assert v.table[-6]["got"] == ("0 passes: the function's module defines none of the globals validation_dataset, "
+                                  "val_dataset the harness replaces")
+    assert v.table[-5]["got"] == "no validation pass to compare with"
+
+
+# ================================================================ the harness's data and recorder
+
+
+def test_tiny_batches_work_like_a_loader_and_like_the_batching_class():
+    recorder = LoopRecorder(misleading_after_passes=1)
+    x, y = make_split([1, 2, 2], classes=3, count=10, seed=0, part=0)
+    data = TinyBatches("train", x, y, 4, recorder, misleading_labels=(y + 1) % 3, seed=0)
+    assert (len(data), len(data.dataset), [len(b[0]) for b in data]) == (3, 10, [4, 4, 2])
+    assert torch.equal(data[2][1], y[8:])
+    with pytest.raises(IndexError):
+        data[3]
+    data.shuffle()
+    assert sorted(torch.cat([b[1] for b in data]).tolist()) == sorted(y.tolist())
+    recorder.validation_passes = 1  # from now on the training labels mislead
+    assert torch.equal(data[0][1], (y[data.order[:4]] + 1) % 3)
+
+
+def test_tiny_split_is_learnable_and_in_range():
+    x, y = make_split([1, 28, 28], classes=10, count=64, seed=0, part=0)
+    assert x.shape == (64, 1, 28, 28) and 0 <= float(x.min()) and float(x.max()) <= 1
+    assert sorted(set(y.tolist())) == list(range(10))
+    validation_x, _ = make_split([1, 28, 28], classes=10, count=64, seed=0, part=1)
+    assert not torch.equal(x, validation_x)
+
+
+def test_globals_come_back_even_when_the_student_raises():
+    def fit(model):
+        raise RuntimeError("boom")
+
+    fit.__globals__  # a function of this test module: its globals are this module's
+    marker = object()
+    globals()["training_dataset"] = marker
+    try:
+        with pytest.raises(RuntimeError):
+            with in_globals(fit, {"training_dataset": "harness", "not_defined_here": "harness"}) as names:
+                assert names == ["training_dataset"] and globals()["training_dataset"] == "harness"
+                fit(None)
+        assert globals()["training_dataset"] is marker and "not_defined_here" not in globals()
+    finally:
+        del globals()["training_dataset"]
+
+
+# ================================================================ probes of the course-style loops
+
+
+def loop_verdict(fields: dict[str, Any], target: str) -> tuple[TrainingObservation, Verdict]:
+    the_spec = spec(**(fields | {"target": target, "partial_credit": True}))
+    obs = probe(the_spec, loops_context())
+    return obs, judge(the_spec, obs)
+
+
+def test_the_data_makes_the_best_epoch_differ_from_the_last():
+    obs, _ = loop_verdict(CUSTOM_OPS, "fit")
+    losses = obs.loop.recomputed_validation_losses
+    assert len(losses) == 4 and int(np.argmin(losses)) < 3
+    assert losses[3] > losses[2] > losses[1]  # the misleading epochs raise the validation loss
+    assert not np.array_equal(obs.loop.parameters_by_pass[1], obs.loop.parameters_by_pass[3])
+
+
+@pytest.mark.parametrize("target", ["fit", "fit_keeping_a_copied_state_dict"])
+def test_custom_ops_fit_keeping_a_copy_passes(target):
+    obs, v = loop_verdict(CUSTOM_OPS, target)
+    assert v.fraction == 1.0, v.message
+    assert obs.loop.data_in_globals == ["training_dataset", "validation_dataset"]
+
+
+@pytest.mark.parametrize("target", ["fit_keeping_a_live_state_dict", "fit_keeping_the_model_itself"])
+def test_custom_ops_fit_keeping_a_live_reference_fails(target):
+    _, v = loop_verdict(CUSTOM_OPS, target)
+    assert failed_requirements(v) == [BEST]
+    assert v.message == f"{BEST}: got epoch 4's (the last)"
+
+
+@pytest.mark.parametrize("target, failed", [
+    ("fit_validating_in_train_mode", "validation runs in eval mode"),
+    ("fit_validating_with_gradients", "validation runs without gradients"),
+    ("fit_averaging_validation_loss_per_batch", "validation losses are the mean cross-entropy per validation sample"),
+])
+def test_custom_ops_fit_with_one_mistake_fails_exactly_that_requirement(target, failed):
+    _, v = loop_verdict(CUSTOM_OPS, target)
+    assert failed_requirements(v) == [failed], v.message
+
+
+def test_custom_ops_fit_leaves_the_students_data_in_place():
+    before = loops().training_dataset, loops().validation_dataset
+    loop_verdict(CUSTOM_OPS, "fit")
+    assert (loops().training_dataset, loops().validation_dataset) == before
+
+
+def test_mlp_checkpoint_loop_returning_a_copied_state_dict_passes():
+    obs, v = loop_verdict(MLP_CHECKPOINT, "train_with_checkpoints")
+    assert v.fraction == 1.0, v.message
+    assert obs.loop.data_in_globals == []  # the data came as arguments
+
+
+def test_mlp_checkpoint_loop_returning_a_live_state_dict_fails():
+    _, v = loop_verdict(MLP_CHECKPOINT, "train_with_live_checkpoints")
+    assert v.message == f"{BEST}: got epoch 4's (the last)"
+
+
+def test_fc_vs_cnn_train_over_global_loaders_passes_in_seconds():
+    loop_verdict(FC_VS_CNN, "train")  # the first optimizer step imports more of torch: not the check's cost
+    start = time.process_time()  # CPU time: other processes on a shared machine do not count
+    obs, v = loop_verdict(FC_VS_CNN, "train")
+    assert v.fraction == 1.0, v.message
+    assert obs.loop.data_in_globals == ["train_loader", "test_loader"]
+    assert obs.loop.train_steps == 3 * 8  # 64 samples in batches of 8, 3 epochs
+    assert time.process_time() - start < 5
+
+
+def test_a_function_reading_data_the_rubric_does_not_name_is_told_so():
+    fields = CUSTOM_OPS | {"data": {"labels": "one-hot", "train_globals": ["training_dataset"],
+                                    "validation_globals": ["val_dataset"]}}
+    _, v = loop_verdict(fields, "fit")
+    assert v.table[5]["got"] == ("0 passes: the function's module defines none of the globals val_dataset "
+                                 "the harness replaces")
+
+
+def test_a_student_exception_inside_the_loop_is_reported_and_the_hook_removed():
+    seen = {}
+
+    def fit(model, epochs):
+        seen["model"] = model
+        raise ValueError("shapes do not match")
+
+    the_spec = spec(**(CUSTOM_OPS | {"target": "fit"}))
+    with pytest.raises(StudentRaised) as info:
+        probe(the_spec, context(fit=fit))
+    assert info.value.during == "calling fit with a small network for 4 epoch(s)"
+    assert not seen["model"]._forward_pre_hooks
+
+
+def test_the_loop_record_survives_the_boundary(tmp_path):
+    the_spec = spec(**(CUSTOM_OPS | {"target": "fit_keeping_a_live_state_dict"}))
+    obs = probe(the_spec, loops_context())
+    writer = observations.ArrayWriter()
+    record = {"check": "c", "status": "observed", "data": writer.encode(obs.model_dump())}
+    observations.write(tmp_path, [record], writer)
+    doc, arrays = observations.load(tmp_path)
+    read_back = observations.validate_data(TrainingObservation, doc.records[0].data, arrays)
+    assert judge(the_spec, read_back).table == judge(the_spec, obs).table  # type: ignore[arg-type]

@@ -1,0 +1,111 @@
+"""Calibration: the pass rule, the file, a 2-seed calibration of the tiny accuracy rubric on the
+quick profile, and grades that use it (or say how to make it)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from grader import calibration, data, pipeline, profiles, rubric, submission
+from grader.errors import GraderError
+from tests.conftest import FIXTURES, PROJECT
+
+FIXTURE = FIXTURES / "accuracy"
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory: pytest.TempPathFactory) -> rubric.LoadedRubric:
+    """A copy of the accuracy rubric, calibrated with 2 seeds on the quick profile."""
+    folder = tmp_path_factory.mktemp("accuracy") / "accuracy"
+    shutil.copytree(FIXTURE, folder)
+    loaded = rubric.load(folder / "rubric.yaml")
+    calibration.calibrate(loaded, seeds=2, requested_profile="quick", device="cpu")  # sandboxes here get no GPU
+    return loaded
+
+
+def test_rule_takes_the_largest_margin():
+    assert calibration.calibrated_threshold(0.95, 0.02, 10_000, 0.02).why == "calibrated: mean 0.950, 3σ 0.060"
+    assert calibration.calibrated_threshold(0.9, 0.0, 100, 0.02).why == "calibrated: mean 0.900, 2 SE 0.060"
+    floor = calibration.calibrated_threshold(0.99, 0.001, 10_000, 0.05)
+    assert floor.why == "calibrated: mean 0.990, floor 0.050" and floor.needed == pytest.approx(0.94)
+
+
+def test_calibration_writes_a_readable_file_next_to_the_rubric(calibrated):
+    path = calibrated.path.parent / "calibration" / "rubric.yaml"
+    text = path.read_text()
+    assert text.startswith("# Calibrated accuracy thresholds, written by `grader calibrate`")
+    run = yaml.safe_load(text)["runs"][0]
+    assert (run["profile"], run["device"], run["data"], run["seeds"]) == ("quick", "cpu", "synthetic", [0, 1])
+    assert run["grader_version"] and run["date"][:2] == "20"
+    stats = run["checks"]["harness-accuracy"]
+    assert list(run["checks"]) == ["harness-accuracy"]  # the absolute check needs no calibration
+    assert len(stats["accuracies"]) == 2 and stats["test_images"] == 200
+    assert stats["mean"] == pytest.approx(sum(stats["accuracies"]) / 2, abs=1e-6) and stats["std"] >= 0
+
+
+def test_calibrating_again_replaces_the_run_of_the_same_profile_device_and_data(calibrated):
+    first = calibration.read(calibrated).runs[0]
+    path = calibration.write(calibrated, first.model_copy(update={"date": "2030-01-01T00:00:00+00:00"}))
+    runs = calibration.read(calibrated).runs
+    assert len(runs) == 1 and runs[0].date.startswith("2030") and path.is_file()
+    calibration.write(calibrated, first)
+
+
+@pytest.mark.slow  # a sandboxed run: seconds of CPU, but a child that imports torch
+def test_grading_uses_the_calibration(calibrated):
+    prep = pipeline.prepare(calibrated, pipeline.Settings(isolation="process", profile="quick"))
+    result = pipeline.grade_one(submission.single(calibrated.path.parent / "submissions" / "never_trains.py"), prep)
+    by_id = {c.id: c for c in result.checks}
+    assert result.status == "ok", result.message
+    harness, loop = by_id["harness-accuracy"], by_id["loop-accuracy"]
+    # the harness's loop trains the submission's model: as good as the reference
+    assert harness.outcome == "passed", harness.message
+    assert "on 200 test images (synthetic data), needed" in harness.message and "(calibrated: mean" in harness.message
+    # its own loop never steps the optimizer: chance level
+    assert loop.outcome == "failed" and "needed 0.500 (the rubric's minimum for profile quick)" in loop.message
+    assert len(loop.table) == 10 and {"class", "images", "accuracy", "as 0", "as 9"} <= set(loop.table[0])
+
+
+def test_a_changed_check_makes_the_calibration_stale(calibrated, tmp_path):
+    copy = tmp_path / "accuracy"
+    shutil.copytree(calibrated.path.parent, copy)
+    (copy / "rubric.yaml").write_text((copy / "rubric.yaml").read_text().replace("lr: 0.1", "lr: 0.2"))
+    changed = rubric.load(copy / "rubric.yaml")
+    plan = profiles.plan(changed, data.resolve("mnist", None), "quick")
+    truth = plan.expected["harness-accuracy"]
+    assert truth.calibrations == {} and "out of date" in truth.stale["cpu"]
+    assert plan.expected["loop-accuracy"].calibrations == {}
+
+
+def test_a_missing_calibration_names_the_command_to_run(tmp_path):
+    shutil.copytree(FIXTURE, tmp_path / "accuracy")
+    loaded = rubric.load(tmp_path / "accuracy" / "rubric.yaml")
+    truth = profiles.plan(loaded, data.resolve("mnist", None), "quick").expected["harness-accuracy"]
+    assert truth.calibrations == {} and truth.stale == {}
+    assert truth.calibrate_command == f"grader calibrate {loaded.path} --seeds 5 --profile quick"
+
+
+def test_calibrate_refuses_a_single_seed_and_rubrics_without_calibrated_checks(calibrated):
+    with pytest.raises(GraderError, match="1 seed"):
+        calibration.calibrate(calibrated, seeds=1)
+    tiny = rubric.load(FIXTURES / "tiny" / "rubric.yaml")
+    with pytest.raises(GraderError, match="no accuracy check with `threshold: calibrated`"):
+        calibration.calibrate(tiny, seeds=2)
+
+
+def test_profiles_auto_is_quick_on_synthetic_and_full_on_real_data():
+    assert profiles.choose("auto", "synthetic") == "quick" and profiles.choose("auto", "real") == "full"
+    assert profiles.choose("full", "synthetic") == "full"
+    with pytest.raises(GraderError, match="unknown profile"):
+        profiles.choose("fast", "real")
+
+
+def test_cli_validate_lists_the_calibration(calibrated):
+    done = subprocess.run([sys.executable, "-m", "grader", "validate", str(calibrated.path), "--profile", "quick"],
+                          cwd=PROJECT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "calibrated: quick on cpu (synthetic data, 2 seeds" in done.stdout and "harness-accuracy 0." in done.stdout
