@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test test-fast setup clean
+.PHONY: demo test test-fast bench setup clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/train_speed.py
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
