@@ -7,6 +7,7 @@ This is what ``grader validate --all`` does, inside the test suite.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -33,9 +34,18 @@ def test_every_example_is_listed(assignment):
     assert not sorted(set(manifest) - present), f"expected.yaml in {assignment}/ lists files that do not exist"
 
 
+# Grading every folder takes longer than the suite's 15-minute budget on 2 cores (custom-ops alone
+# trains six notebooks with hand-written convolutions). CI grades the first assignment; the others
+# run with GRADER_ALL_EXAMPLES=1, or through `grader validate --all`.
+IN_EVERY_RUN = {"fc-vs-cnn"}
+ALL_EXAMPLES = os.environ.get("GRADER_ALL_EXAMPLES") == "1"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_examples_grade_as_their_manifest_says(assignment):
+    if assignment not in IN_EVERY_RUN and not ALL_EXAMPLES:
+        pytest.skip(f"{assignment}'s examples take minutes: set GRADER_ALL_EXAMPLES=1 or run `grader validate --all`")
     loaded = _load(assignment)
     folder = validation.examples_folder(loaded)
     prep = pipeline.prepare(loaded, pipeline.Settings())
