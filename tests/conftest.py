@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import nbformat
 import pytest
@@ -12,11 +13,22 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Expectations and synthetic data go to a cache of the test session, not the user's."""
-    import os
+def _isolated_cache() -> Iterator[None]:
+    """Expectations and synthetic data go to a cache of the test session, not the user's.
 
-    os.environ.setdefault("GRADER_CACHE", str(tmp_path_factory.mktemp("grader-cache")))
+    Not under pytest's own temporary folders: pytest deletes old ones, and a concurrent pytest
+    run would pull this session's cache from under it."""
+    import os
+    import shutil
+    import tempfile
+
+    if os.environ.get("GRADER_CACHE"):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="grader-test-cache-")
+    os.environ["GRADER_CACHE"] = folder
+    yield
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
