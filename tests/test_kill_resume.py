@@ -193,7 +193,7 @@ def killed(request, tmp_path_factory) -> Killed:
 
 def test_no_sandbox_process_outlives_a_killed_grader(killed):
     """The namespace supervisor, or at the process level the runner's lifeline, ends every run."""
-    assert killed.leftovers == []
+    assert not killed.leftovers, f"left running: {killed.leftovers}"
 
 
 def test_the_same_command_resumes_a_killed_batch(killed):
