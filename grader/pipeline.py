@@ -45,6 +45,7 @@ class Prepared:
     expected: dict[str, Observation]
     data: data.DataRoot
     settings: Settings
+    planned: profiles.Plan  # the checks as the sandbox gets them (profile applied), and the host's truths
     isolation: sandbox.Isolation = "process"
 
 
@@ -58,9 +59,10 @@ def _check_provided(rubric: LoadedRubric) -> None:
 
 def prepare(rubric: LoadedRubric, settings: Settings) -> Prepared:
     _check_provided(rubric)
-    return Prepared(rubric=rubric, expected=references.expectations(rubric),
-                    data=data.resolve(rubric.model.data.dataset, settings.data_root, settings.allow_synthetic),
-                    settings=settings, isolation=sandbox.choose_isolation(settings.isolation))
+    resolved = data.resolve(rubric.model.data.dataset, settings.data_root, settings.allow_synthetic)
+    planned = profiles.plan(rubric, resolved, settings.profile)
+    return Prepared(rubric=rubric, expected=references.expectations(rubric) | planned.expected, data=resolved,
+                    settings=settings, planned=planned, isolation=sandbox.choose_isolation(settings.isolation))
 
 
 def grade_one(sub: submission.Submission, prep: Prepared, slot: sandbox.Slot | None = None) -> SubmissionResult:
@@ -93,14 +95,12 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
         _copy_provided(prep.rubric, entry.root)
         read_only = _link_data(prep, entry.root)
         limits = rubric.limits.model_dump() | prep.settings.limit_overrides
-        planned = profiles.plan(prep.rubric, prep.data, prep.settings.profile)
         plan = {"seed": rubric.seed, "targets": {k: t.model_dump(mode="json") for k, t in rubric.targets.items()},
-                "checks": planned.checks, "profile": planned.profile}
+                "checks": prep.planned.checks, "profile": prep.planned.profile}
         run = sandbox.run(sandbox.Job(entry=entry, plan=plan, limits=limits, out_dir=base / "out",
                                       slot=slot, isolation=prep.isolation,
                                       read_only=read_only))
-        results = judge_all(rubric.checks, run.records, run.arrays, prep.expected | planned.expected, run.status,
-                            run.message)
+        results = judge_all(rubric.checks, run.records, run.arrays, prep.expected, run.status, run.message)
         status = "invalid-output" if run.status == "ok" and has_invalid_observation(results) else run.status
         ex = run.execution
         return _assemble(sub, prep, results, status, run.message, start, isolation=run.isolation,

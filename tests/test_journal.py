@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import grader
-from grader import data, pipeline, submission
+from grader import data, pipeline, profiles, submission
 from grader.errors import GraderError
 from grader.journal import JOURNAL_NAME, MAX_INFRA_RETRIES, Journal, key_for
 from grader.results import SubmissionResult
@@ -45,8 +45,9 @@ def make_result(sub, prep, status: str = "ok", seconds: float = 1.5) -> Submissi
 
 @pytest.fixture
 def prep(tiny_rubric):
-    return pipeline.Prepared(rubric=tiny_rubric, expected={}, data=data.DataRoot(None, "none"),
-                             settings=pipeline.Settings())
+    none = data.DataRoot(None, "none")
+    return pipeline.Prepared(rubric=tiny_rubric, expected={}, data=none, settings=pipeline.Settings(),
+                             planned=profiles.plan(tiny_rubric, none))
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from pathlib import Path
@@ -16,8 +17,7 @@ pytestmark = pytest.mark.slow
 
 def grade(path: Path, prepared, **limits):
     if limits:
-        prepared = pipeline.Prepared(prepared.rubric, prepared.expected, prepared.data,
-                                     pipeline.Settings(limit_overrides=limits))
+        prepared = dataclasses.replace(prepared, settings=pipeline.Settings(limit_overrides=limits))
     result = pipeline.grade_one(submission.single(path), prepared)
     return result, {c.id: c for c in result.checks}
 
