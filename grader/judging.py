@@ -24,9 +24,11 @@ INVALID_OBSERVATION = "invalid observation"
 
 
 def judge_all(specs: list[CheckSpec], records: list[observations.ProbeRecord], arrays: dict[str, Any],
-              expected: dict[str, Observation], run_status: str, run_message: str) -> list[CheckResult]:
+              expected: dict[str, Observation], run_status: str, run_message: str,
+              submitted: list[tuple[str, str]] | None = None) -> list[CheckResult]:
     """One result per spec, in rubric order. A record that fails its kind's validation makes the
-    check ``errored`` with a message starting with ``INVALID_OBSERVATION``."""
+    check ``errored`` with a message starting with ``INVALID_OBSERVATION``. ``submitted`` is the
+    host's own copy of the code, for kinds that rescan it (``CheckKind.recheck``)."""
     by_id = {r.check: r for r in records}
     results: dict[str, CheckResult] = {}
     for spec in specs:
@@ -34,7 +36,8 @@ def judge_all(specs: list[CheckSpec], records: list[observations.ProbeRecord], a
         if unmet:
             result = _result(spec, "skipped", 0.0, f"skipped: needs {', '.join(unmet)} to pass first")
         else:
-            result = judge_one(spec, by_id.get(spec.id), arrays, expected.get(spec.id), run_status, run_message)
+            result = judge_one(spec, by_id.get(spec.id), arrays, expected.get(spec.id), run_status, run_message,
+                               submitted)
         results[spec.id] = result
     return list(results.values())
 
@@ -44,7 +47,8 @@ def has_invalid_observation(results: list[CheckResult]) -> bool:
 
 
 def judge_one(spec: CheckSpec, record: observations.ProbeRecord | None, arrays: dict[str, Any],
-              expected: Observation | None, run_status: str, run_message: str) -> CheckResult:
+              expected: Observation | None, run_status: str, run_message: str,
+              submitted: list[tuple[str, str]] | None = None) -> CheckResult:
     kind = checks.get(spec.kind)
     if record is None:
         if run_status in STUDENT_RUN_FAILURES:
@@ -72,6 +76,8 @@ def judge_one(spec: CheckSpec, record: observations.ProbeRecord | None, arrays: 
         return _result(spec, "errored", 0.0, f"{INVALID_OBSERVATION} (tampered output?): {exc}", record=record)
     try:
         verdict = kind.judge(spec, obs, expected)
+        if submitted is not None:
+            verdict = kind.recheck(spec, obs, verdict, record.found_as, submitted)
     except CheckSkipped as exc:
         return _result(spec, "skipped", 0.0, f"skipped: {exc.render()}", record=record)
     except Exception as exc:  # noqa: BLE001 - a judge bug must not sink the batch

@@ -93,6 +93,7 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
             return _unrun(sub, prep, "rejected", f"submitted as a {entry.form}; this assignment accepts "
                           f"{' or '.join(rubric.submission.forms)}", start)
         _copy_provided(prep.rubric, entry.root)
+        submitted = submission.code_texts(entry)  # read before the student's process can touch the files
         read_only = _link_data(prep, entry.root)
         limits = rubric.limits.model_dump() | prep.settings.limit_overrides
         plan = {"seed": rubric.seed, "targets": {k: t.model_dump(mode="json") for k, t in rubric.targets.items()},
@@ -100,7 +101,8 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
         run = sandbox.run(sandbox.Job(entry=entry, plan=plan, limits=limits, out_dir=base / "out",
                                       slot=slot, isolation=prep.isolation,
                                       read_only=read_only))
-        results = judge_all(rubric.checks, run.records, run.arrays, prep.expected, run.status, run.message)
+        results = judge_all(rubric.checks, run.records, run.arrays, prep.expected, run.status, run.message,
+                            submitted)
         status = "invalid-output" if run.status == "ok" and has_invalid_observation(results) else run.status
         ex = run.execution
         return _assemble(sub, prep, results, status, run.message, start, isolation=run.isolation,

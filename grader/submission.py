@@ -8,6 +8,7 @@ Files given directly on the command line are single submissions.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import stat
@@ -175,6 +176,47 @@ def find_entry(folder: Path, module_order: list[str]) -> Entry:
             raise Rejected(f"missing module(s) {', '.join(m + '.py' for m in missing)}; found {', '.join(modules)}")
         modules = module_order
     return Entry(form="module", root=folder, modules=tuple(modules))
+
+
+# The host reads at most this much of a submission's code for its own scans.
+MAX_CODE_FILES = 200
+MAX_CODE_CHARS = 2_000_000
+
+
+def code_texts(entry: Entry) -> list[tuple[str, str]]:
+    """The code as submitted, read on the host before anything runs: ``(label, text)`` pairs,
+    one per notebook code cell (``cell 3``) or module file (``task2.py``). Checks that scan
+    source (``op_equivalence``) trust this copy, not what the student's process reports.
+    Unreadable files and cells are left out: a scan then finds the class missing and says so."""
+    if entry.form == "notebook" and entry.notebook is not None:
+        try:
+            cells = json.loads(entry.notebook.read_text(encoding="utf-8", errors="replace")).get("cells", [])
+        except (OSError, ValueError, AttributeError):
+            return []
+        texts = []
+        for number, cell in enumerate(cells if isinstance(cells, list) else [], start=1):
+            if isinstance(cell, dict) and cell.get("cell_type") == "code":
+                source = cell.get("source", "")
+                texts.append((f"cell {number}", "".join(source) if isinstance(source, list) else str(source)))
+        return _capped(texts)
+    files = sorted(p for p in entry.root.rglob("*.py") if p.is_file() and not p.is_symlink())[:MAX_CODE_FILES]
+    texts = []
+    for path in files:
+        try:
+            texts.append((str(path.relative_to(entry.root)), path.read_text(encoding="utf-8", errors="replace")))
+        except OSError:
+            continue
+    return _capped(texts)
+
+
+def _capped(texts: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    kept, total = [], 0
+    for label, text in texts:
+        if total + len(text) > MAX_CODE_CHARS:
+            break
+        kept.append((label, text))
+        total += len(text)
+    return kept
 
 
 def extract_zip(archive: Path, dest: Path) -> None:

@@ -336,3 +336,29 @@ def test_zip_entry_written_over_a_folder_is_rejected(tmp_path):
     archive.write_bytes(buf.getvalue())
     with pytest.raises(Rejected):
         stage(single(archive), tmp_path / "work", [])
+
+
+# ---------------------------------------------------------------- the host's copy of the code
+
+
+def test_code_texts_of_a_notebook_are_its_code_cells_numbered_as_shown(tmp_path):
+    nb = {"cells": [{"cell_type": "markdown", "source": ["# Title"]},
+                    {"cell_type": "code", "source": ["import torch\n", "x = 1\n"]},
+                    {"cell_type": "code", "source": "class Conv2d: pass\n"}],
+          "nbformat": 4, "nbformat_minor": 5, "metadata": {}}
+    (tmp_path / "hw.ipynb").write_text(json.dumps(nb))
+    entry = find_entry(tmp_path, [])
+    assert submission.code_texts(entry) == [("cell 2", "import torch\nx = 1\n"), ("cell 3", "class Conv2d: pass\n")]
+
+
+def test_code_texts_of_a_module_folder_are_its_files_including_packages(tmp_path):
+    (tmp_path / "task2.py").write_text("A = 1\n")
+    (tmp_path / "utils").mkdir()
+    (tmp_path / "utils" / "reader.py").write_text("B = 2\n")
+    entry = find_entry(tmp_path, [])
+    assert submission.code_texts(entry) == [("task2.py", "A = 1\n"), ("utils/reader.py", "B = 2\n")]
+
+
+def test_code_texts_of_an_unreadable_notebook_is_empty_not_an_error(tmp_path):
+    (tmp_path / "hw.ipynb").write_text("{ not json")
+    assert submission.code_texts(find_entry(tmp_path, [])) == []

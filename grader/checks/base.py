@@ -181,6 +181,15 @@ class CheckKind:
     def judge(spec: Any, obs: Any, expected: Any | None) -> Verdict:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @staticmethod
+    def recheck(spec: Any, obs: Any, verdict: Verdict, found_as: str | None,
+                submitted: list[tuple[str, str]]) -> Verdict:
+        """A second look at ``verdict`` with the host's own copy of the submitted code
+        (``(label, text)`` pairs read before the student's process ran, see
+        ``submission.code_texts``). Kinds that scan source override it; the default keeps the
+        verdict."""
+        return verdict
+
 
 def call_description(name: str, args: dict[str, Any]) -> str:
     """``fc(D=784, K=100, O=10)`` for messages."""

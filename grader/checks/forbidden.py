@@ -254,15 +254,15 @@ class _Scanner(ast.NodeVisitor):
 
 
 def class_source_in(text: str, class_name: str, containing_line: int | None = None) -> tuple[str, int] | None:
-    """The source of ``class class_name`` in a module's or notebook cell's text and its first
-    line (the one around ``containing_line`` if several classes have that name). Lets the host
-    scan what the student wrote rather than what their process reported."""
+    """The source of ``class class_name`` (or ``def class_name``) in a module's or notebook cell's
+    text and its first line (the one around ``containing_line`` if several have that name). Lets
+    the host scan what the student wrote rather than what their process reported."""
     try:
         tree = ast.parse(text)
     except SyntaxError:
         return None
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.ClassDef) and node.name == class_name):
+        if not (isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == class_name):
             continue
         start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
         if containing_line is None or start <= containing_line <= (node.end_lineno or start):
@@ -270,25 +270,28 @@ def class_source_in(text: str, class_name: str, containing_line: int | None = No
     return None
 
 
-def scan_submitted(files: list[tuple[str, str]], class_name: str,
+def scan_submitted(files: list[tuple[str, str]], names: str | list[str],
                    patterns: list[str]) -> tuple[list[Hit], list[str]]:
     """The static scan on the host's own copy of the submission, which the student's process
     never touched: ``files`` are ``(label, text)`` pairs (notebook code cells, module files), and
-    every definition of ``class_name`` in them is scanned. Returns hits and reasons for review
-    (the class is not in the files as submitted: it was built at run time)."""
+    every definition of one of ``names`` (the op's class, or its factory) in them is scanned.
+    Returns hits and reasons for review (none of the names is defined in the files as submitted:
+    the op was built at run time)."""
+    wanted = [names] if isinstance(names, str) else list(dict.fromkeys(names))
     pieces = []
     for label, text in files:
-        found = class_source_in(_without_shell_lines(text), class_name)
-        if found is not None:
-            pieces.append((label, SourcePiece(name=class_name, first_line=found[1], text=found[0])))
+        for name in wanted:
+            found = class_source_in(_without_shell_lines(text), name)
+            if found is not None:
+                pieces.append((label, SourcePiece(name=name, first_line=found[1], text=found[0])))
     if not pieces:
-        return [], [f"class {class_name} is not defined in the submitted files"]
+        return [], [f"{' / '.join(wanted)} is not defined in the submitted files"]
     hits: list[Hit] = []
     doubts = []
     for label, piece in pieces:
         found_hits, unreadable = scan([piece], patterns)
         hits += [Hit(h.found, f"{label}: {h.where}", "in the submitted source") for h in found_hits]
-        doubts += [f"the source of {class_name} in {label} is not valid Python" for _ in unreadable]
+        doubts += [f"the source of {piece.name} in {label} is not valid Python" for _ in unreadable]
     return hits, doubts
 
 

@@ -34,7 +34,7 @@ from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, StudentRaised, Verdict
 from grader.checks.common import format_shape, is_plain_tensor, type_name
 from grader.checks.forbidden import (Hit, OpRecorder, SourcePiece, collect_sources, default_names, default_ops,
-                                     flag, matches, scan)
+                                     flag, matches, scan, scan_submitted)
 from grader.observations import Array
 
 ArgValue = int | float | bool | list[int]
@@ -415,12 +415,7 @@ class OpEquivalence(CheckKind):
         table = [row for r in results for row in r.rows]
         hits, doubts = forbidden_hits(spec, obs)
         if hits:
-            shown = "; ".join(f"{h.found} {h.how}" + (f" ({h.where})" if h.where else "") for h in hits[:5])
-            more = f" and {len(hits) - 5} more" if len(hits) > 5 else ""
-            return flag(Verdict.failed(f"uses torch's own implementation: {shown}{more}; flagged for review "
-                                       f"(its numbers matched in {passed} of {len(configs)} configs)",
-                                       [{"found": h.found, "how": h.how, "where": h.where} for h in hits]),
-                        "forbidden implementation")
+            return _forbidden(hits, passed, len(configs))
         direction = "forward and backward" if spec.backward else "forward"
         if passed == len(configs):
             largest = max(r.max_abs for r in results)
@@ -433,3 +428,35 @@ class OpEquivalence(CheckKind):
                               f"(atol {spec.atol:g}, rtol {spec.rtol:g}); first: {first['config']}: "
                               f"{first['compared']}: {first['detail']}", table)
         return flag(verdict, "; ".join(doubts)) if doubts else verdict
+
+    @staticmethod
+    def recheck(spec: OpEquivalenceSpec, obs: OpObservation, verdict: Verdict, found_as: str | None,
+                submitted: list[tuple[str, str]]) -> Verdict:
+        """Scan the op as the student submitted it, in the host's copy. The probe's sources come
+        from the student's process, which could have rewritten them; this copy it never saw."""
+        if verdict.review == FORBIDDEN:
+            return verdict
+        names = [found_as.rsplit(".", 1)[-1]] if found_as else []
+        names += [piece.name for piece in obs.sources]
+        if not names:
+            return verdict
+        hits, doubts = scan_submitted(submitted, names, spec.names())
+        if hits:
+            configs = len(spec.sweep())
+            return _forbidden(hits, round(verdict.fraction * configs), configs)
+        if doubts:
+            return flag(verdict, "; ".join(r for r in [verdict.review, *doubts] if r))
+        return verdict
+
+
+FORBIDDEN = "forbidden implementation"
+
+
+def _forbidden(hits: list[Hit], passed: int, configs: int) -> Verdict:
+    """Failed and flagged: what was found, how and where (the first five), whatever the numbers."""
+    shown = "; ".join(f"{h.found} {h.how}" + (f" ({h.where})" if h.where else "") for h in hits[:5])
+    more = f" and {len(hits) - 5} more" if len(hits) > 5 else ""
+    return flag(Verdict.failed(f"uses torch's own implementation: {shown}{more}; flagged for review "
+                               f"(its numbers matched in {passed} of {configs} configs)",
+                               [{"found": h.found, "how": h.how, "where": h.where} for h in hits]),
+                FORBIDDEN)

@@ -608,4 +608,54 @@ def test_a_class_missing_from_the_submitted_files_is_a_reason_for_review():
     from grader.checks.forbidden import scan_submitted
 
     found, doubts = scan_submitted([("cell 1", "Conv2d = type('Conv2d', (), {})\n")], "Conv2d", CONV_NAMES)
-    assert (found, doubts) == ([], ["class Conv2d is not defined in the submitted files"])
+    assert (found, doubts) == ([], ["Conv2d is not defined in the submitted files"])
+
+
+# ================================================================ the host's own scan (recheck)
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "ops"
+
+
+def test_the_host_copy_catches_what_a_rewritten_report_hides():
+    """The student's process reports the clean loop source, but the file as submitted calls F.conv2d."""
+    the_spec = spec(counterpart="torch.nn.Conv2d")
+    obs, v = probe_and_judge(the_spec, vars(load_fixture("loop_ops")), "Conv2d")
+    assert v.fraction == 1.0 and v.review is None
+    submitted = [("ops.py", (FIXTURES / "calls_f_conv2d.py").read_text())]
+    again = KIND.recheck(the_spec, obs, v, "ops.Conv2d", submitted)
+    assert again.review == "forbidden implementation" and again.fraction == 0.0
+    assert again.message.startswith("uses torch's own implementation: F.conv2d in the submitted source (ops.py: Conv2d")
+    assert again.message.endswith("(its numbers matched in 8 of 8 configs)")
+
+
+def test_a_clean_submitted_copy_keeps_the_verdict():
+    the_spec = spec(counterpart="torch.nn.Conv2d")
+    obs, v = probe_and_judge(the_spec, vars(load_fixture("loop_ops")), "Conv2d")
+    submitted = [("loop_ops.py", (FIXTURES / "loop_ops.py").read_text())]
+    assert KIND.recheck(the_spec, obs, v, "Conv2d", submitted) == v
+
+
+def test_an_op_missing_from_the_submitted_copy_is_flagged_but_keeps_its_points():
+    the_spec = spec(counterpart="torch.nn.Conv2d")
+    obs, v = probe_and_judge(the_spec, vars(load_fixture("loop_ops")), "Conv2d")
+    again = KIND.recheck(the_spec, obs, v, "Conv2d", [("cell 1", "exec(open('hidden.py').read())\n")])
+    assert again.fraction == v.fraction
+    assert again.review == "Conv2d is not defined in the submitted files"
+
+
+def test_judge_all_rechecks_with_the_submitted_files():
+    from grader import observations
+    from grader.judging import judge_all
+    from grader.sandbox import probe_side
+
+    the_spec = spec(counterpart="torch.nn.Conv2d")
+    writer = observations.ArrayWriter()
+    raw = probe_side.probe_one(the_spec.model_dump(mode="json"), context(vars(load_fixture("loop_ops")), "Conv2d"),
+                               writer)
+    record = observations.ProbeRecord.model_validate(raw)
+    bad = [("cell 2", (FIXTURES / "calls_f_conv2d.py").read_text())]
+    [unscanned] = judge_all([the_spec], [record], writer.arrays, {}, "ok", "")
+    [flagged] = judge_all([the_spec], [record], writer.arrays, {}, "ok", "", bad)
+    assert unscanned.outcome == "passed"
+    assert flagged.outcome == "failed" and flagged.review == "forbidden implementation"
+    assert "in the submitted source (cell 2: Conv2d" in flagged.message
