@@ -254,7 +254,8 @@ def _assemble(sub: submission.Submission, prep: Prepared, results: list[CheckRes
     t = totals(results)
     return SubmissionResult(
         student=sub.student, source=str(sub.source), content_hash=sub.content_hash, status=status, message=message,
-        data=prep.data.origin, score=t.score, max_score=t.max_score, visible_score=t.visible_score,
+        data=prep.data.origin, profile=prep.planned.profile["name"] if prep.planned.expected else None,
+        score=t.score, max_score=t.max_score, visible_score=t.visible_score,
         visible_max=t.visible_max, checks=results, seconds=round(time.monotonic() - start, 2),
         assignment=prep.rubric.model.assignment, rubric_hash=prep.rubric.text_hash,
         grader_version=__version__, **extra)  # type: ignore[arg-type]

@@ -33,6 +33,7 @@ class SubmissionResult(BaseModel):
     message: str
     isolation: str
     data: Literal["real", "synthetic", "none"] = "none"
+    profile: str | None = None  # quick | full: the budget the accuracy checks trained with (grader.profiles)
     score: float
     max_score: float
     visible_score: float

@@ -61,6 +61,7 @@ def test_grading_uses_the_calibration(calibrated):
     result = pipeline.grade_one(submission.single(calibrated.path.parent / "submissions" / "never_trains.py"), prep)
     by_id = {c.id: c for c in result.checks}
     assert result.status == "ok", result.message
+    assert (result.data, result.profile) == ("synthetic", "quick")
     harness, loop = by_id["harness-accuracy"], by_id["loop-accuracy"]
     # the harness's loop trains the submission's model: as good as the reference
     assert harness.outcome == "passed", harness.message

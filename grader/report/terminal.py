@@ -19,7 +19,11 @@ def self_check_table(result: SubmissionResult) -> str:
     head = f"{'check':<{id_w}}  {'result':<12} {'points':>9}  feedback"
     lines = [f"{result.assignment}: {result.source}", f"status: {result.status} ({result.message})"]
     if result.data == "synthetic":
-        lines.append("data: synthetic (the real data set was not found; behaviour is checked, not accuracy)")
+        lines.append("data: synthetic (the real data set was not found; accuracy is judged against the reference "
+                     "on the same synthetic data)")
+    if result.profile:
+        lines.append(f"profile: {result.profile}" + (" (a data subset and fewer epochs: a self-check, not the final "
+                                                     "grade's budget)" if result.profile == "quick" else ""))
     lines += ["", head, "-" * min(width, len(head) + 40)]
     feedback_w = max(30, width - id_w - 27)
     indent = " " * (id_w + 26)

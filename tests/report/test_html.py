@@ -36,6 +36,13 @@ def test_synthetic_data_and_weak_isolation_are_stated():
     assert "synthetic data" in page and "Isolation: <b>process</b> (weak)" in page
 
 
+def test_the_profile_is_stated_where_accuracy_was_trained():
+    quick = result_with(data="synthetic", profile="quick")
+    assert "<span>profile quick</span>" in render_submission(quick)
+    assert "profile: quick (a data subset and fewer epochs" in self_check_table(quick)
+    assert "profile" not in self_check_table(result_with())  # no accuracy check, no budget to state
+
+
 def test_self_check_shows_only_visible_checks():
     table = self_check_table(result_with())
     assert "secret" not in table and "3136" not in table
