@@ -150,7 +150,7 @@ def command(rubric: "LoadedRubric", profile: str) -> str:
 
 def calibrate(rubric: "LoadedRubric", seeds: int, requested_profile: str = "auto", data_root: Path | None = None,
               allow_synthetic: bool = True, progress: Callable[[str], None] = lambda line: None,
-              device: str | None = None) -> Path:
+              device: str | None = None, download: bool = False) -> Path:
     """Train the reference ``seeds`` times for every calibrated accuracy check; write the file.
 
     ``device`` pins where the reference trains (``cpu`` on a GPU machine calibrates for sandboxes
@@ -169,7 +169,7 @@ def calibrate(rubric: "LoadedRubric", seeds: int, requested_profile: str = "auto
                           hint="nothing to calibrate; absolute thresholds (min_accuracy) need no calibration")
     if seeds < 2:
         raise GraderError(f"{seeds} seed(s) give no standard deviation", where="--seeds", hint="use at least 2 (5 is usual)")
-    found = data.resolve(rubric.model.data.dataset, data_root, allow_synthetic)
+    found = data.resolve(rubric.model.data.dataset, data_root, allow_synthetic, download=download)
     profile = profiles.choose(requested_profile, found.origin)
     namespaces = references.load_namespaces(rubric)
     reference_hash = profiles.reference_hash(rubric)

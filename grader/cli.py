@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--profile", choices=PROFILES, default="auto", help=PROFILE_HELP)
     calibrate.add_argument("--data-root", type=Path, help="data sets in torchvision layout (default: $GRADER_DATA)")
     calibrate.add_argument("--no-synthetic", action="store_true", help="fail instead of calibrating on synthetic data")
+    calibrate.add_argument("--download", action="store_true",
+                           help="download a missing data set into the data root first (needs the network)")
     calibrate.add_argument("--cpu", action="store_true",
                            help="train on the CPU even where a GPU is visible (for grading without --gpus)")
 
@@ -70,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", type=Path, help="data sets in torchvision layout (default: $GRADER_DATA)")
     p.add_argument("--no-synthetic", action="store_true", help="fail instead of grading on synthetic data")
+    p.add_argument("--download", action="store_true",
+                   help="download a missing data set into the data root first (needs the network; never from a sandbox)")
     p.add_argument("--wall-seconds", type=float, help="override the rubric's limit for a whole run")
     p.add_argument("--cell-seconds", type=float, help="override the rubric's limit for one cell")
     p.add_argument("--cpu-seconds", type=float, help="override the rubric's CPU-time limit of any one process")
@@ -146,7 +150,7 @@ def _settings(args: argparse.Namespace) -> Any:
     from grader.pipeline import Settings
 
     overrides = {name: getattr(args, name) for name in LIMIT_OPTIONS if getattr(args, name)}
-    return Settings(data_root=args.data_root, allow_synthetic=not args.no_synthetic,
+    return Settings(data_root=args.data_root, allow_synthetic=not args.no_synthetic, download=args.download,
                     limit_overrides=overrides, keep_work=args.keep_work, isolation=args.isolation,
                     profile=args.profile)
 
@@ -285,7 +289,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     rubric = _load_rubric(args.rubric)
     path = calibration.calibrate(rubric, args.seeds, args.profile, args.data_root, not args.no_synthetic,
-                                 progress=lambda line: print(line, flush=True), device="cpu" if args.cpu else None)
+                                 progress=lambda line: print(line, flush=True), device="cpu" if args.cpu else None,
+                                 download=args.download)
     written = calibration.read(rubric).runs[-1]
     print(f"wrote {path}: profile {written.profile} on {written.device} ({written.data} data, "
           f"{len(written.seeds)} seeds)")

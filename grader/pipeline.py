@@ -31,6 +31,7 @@ class Settings:
 
     data_root: Path | None = None
     allow_synthetic: bool = True
+    download: bool = False  # fetch a missing data set into the data root (grader.data.fetch) before grading
     limit_overrides: dict[str, float] = field(default_factory=dict)
     keep_work: bool = False
     isolation: str = "auto"
@@ -59,7 +60,8 @@ def _check_provided(rubric: LoadedRubric) -> None:
 
 def prepare(rubric: LoadedRubric, settings: Settings) -> Prepared:
     _check_provided(rubric)
-    resolved = data.resolve(rubric.model.data.dataset, settings.data_root, settings.allow_synthetic)
+    resolved = data.resolve(rubric.model.data.dataset, settings.data_root, settings.allow_synthetic,
+                            download=settings.download)
     planned = profiles.plan(rubric, resolved, settings.profile)
     return Prepared(rubric=rubric, expected=references.expectations(rubric) | planned.expected, data=resolved,
                     settings=settings, planned=planned, isolation=sandbox.choose_isolation(settings.isolation))

@@ -120,3 +120,28 @@ def test_validate_names_what_the_reference_lacks(tmp_path):
     # candidates are the reference's values only, since the target is a `value`
     assert "lacking.yaml: check 'answer': the reference has no final_answer (missing; candidates: answer: int)" \
         in done.stderr
+
+
+def test_download_is_asked_for_explicitly_and_reaches_the_settings():
+    from grader.cli import _settings, build_parser
+
+    plain = _settings(build_parser().parse_args(["grade", "fc-vs-cnn", "x", "--out", "o"]))
+    asked = _settings(build_parser().parse_args(["grade", "fc-vs-cnn", "x", "--out", "o", "--download", "--data-root", "/d"]))
+    assert (plain.download, asked.download, asked.data_root) == (False, True, Path("/d"))
+    assert build_parser().parse_args(["calibrate", "fc-vs-cnn", "--download"]).download
+
+
+def test_a_failed_download_is_a_clear_error_not_a_traceback(tmp_path, monkeypatch):
+    from grader.data import fetch
+
+    def offline(spec, root):
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(fetch, "_torchvision_download", offline)
+    from grader import pipeline, rubric
+
+    with pytest.raises(Exception) as err:
+        pipeline.prepare(rubric.load(PROJECT / "rubrics" / "fc-vs-cnn.yaml"),
+                         pipeline.Settings(data_root=tmp_path / "empty", download=True))
+    assert type(err.value).__name__ == "GraderError"
+    assert "downloading failed" in str(err.value.what) and "name resolution" in str(err.value.what)
