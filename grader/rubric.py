@@ -155,7 +155,7 @@ def load(path: str | Path) -> LoadedRubric:
         model = Rubric.model_validate(raw)
     except ValidationError as exc:
         problems = [_describe(err, raw, tree) for err in exc.errors()]
-    problems += _cross_check(raw, tree)
+    problems += _cross_check(raw, tree, model)
     if problems or model is None:
         raise RubricError(str(path), problems)
     return LoadedRubric(path=path.resolve(), model=model, text_hash=hashlib.sha256(text.encode()).hexdigest())
@@ -264,10 +264,12 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _cross_check(raw: dict[str, Any], tree: yaml.Node | None) -> list[str]:
+def _cross_check(raw: dict[str, Any], tree: yaml.Node | None, model: Rubric | None = None) -> list[str]:
     """Problems a field-by-field validation cannot see: duplicate ids, dangling references.
 
-    Works on the raw YAML, so these are reported together with any field errors."""
+    Works on the raw YAML, so these are reported together with any field errors. Target
+    references come from each validated check's ``target_refs()`` (lists of targets, an
+    accuracy check's ``train_fn``...), or from the raw ``target`` field when validation failed."""
     entries = raw.get("checks") if isinstance(raw.get("checks"), list) else []
     targets = raw.get("targets") if isinstance(raw.get("targets"), dict) else {}
     problems: list[str] = []
@@ -283,13 +285,28 @@ def _cross_check(raw: dict[str, Any], tree: yaml.Node | None) -> list[str]:
 
         if cid in seen:
             problems.append(f"{where('id')}: duplicate check id; first used by checks[{seen[cid]}]")
-        ref = entry.get("target")
-        if isinstance(ref, str) and ref not in targets:
-            problems.append(f"{where('target')}: no target {ref!r} in `targets:`{_suggest(ref, targets)}; "
-                            f"defined: {', '.join(targets) or 'none'}")
+        for ref in _target_refs(entry, index, model):
+            if ref not in targets:
+                problems.append(f"{where(_field_naming(entry, ref))}: no target {ref!r} in `targets:`"
+                                f"{_suggest(ref, targets)}; defined: {', '.join(targets) or 'none'}")
         requires = entry.get("requires")
         for req in requires if isinstance(requires, list) else []:
             if req not in seen:
                 problems.append(f"{where('requires')}: {req!r} is not the id of an earlier check")
         seen.setdefault(cid, index)
     return problems
+
+
+def _target_refs(entry: dict[str, Any], index: int, model: Rubric | None) -> list[str]:
+    if model is not None and index < len(model.checks):
+        return model.checks[index].target_refs()
+    ref = entry.get("target")
+    return [ref] if isinstance(ref, str) else []
+
+
+def _field_naming(entry: dict[str, Any], ref: str) -> str:
+    """The field of a raw check entry that mentions target ``ref`` (for the error's location)."""
+    for name, value in entry.items():
+        if value == ref or (isinstance(value, list) and ref in value):
+            return str(name)
+    return "target"

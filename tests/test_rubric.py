@@ -9,6 +9,7 @@ import pytest
 from grader import checks, rubric
 from grader.errors import GraderError, RubricError
 from grader.paths import PROJECT_ROOT
+from tests.conftest import FIXTURES
 
 # A minimal valid rubric: one target, one check. Tests derive broken variants from it.
 MINIMAL = """\
@@ -292,3 +293,20 @@ def test_error_text_counts_problems_and_names_the_file(tmp_path):
     rendered = str(info.value)
     assert rendered.startswith(f"{path}: invalid rubric (2 problems):\n  - ")
     assert "hint: " in rendered
+
+
+def test_every_target_a_check_names_is_cross_checked(tmp_path):
+    """Lists of targets (the dataset split) and second targets (an accuracy check's train_fn)."""
+    text = (FIXTURES / "accuracy" / "rubric.yaml").read_text().replace("train_fn: train_fn", "train_fn: trian_fn")
+    text += """\
+  - id: split
+    kind: dataset
+    target: [make_net, test_sett]
+    items: {disjoint: true}
+    points: 1
+"""
+    problems = problems_of(write(tmp_path, "dangling_refs.yaml", text))
+    assert len(problems) == 2, problems
+    assert f"line {line_of(text, 'train_fn: trian_fn')}: check 'loop-accuracy' (checks[1]), field 'train_fn': " \
+           "no target 'trian_fn' in `targets:` (did you mean 'train_fn'?)" in problems[0]
+    assert "check 'split' (checks[2]), field 'target': no target 'test_sett'" in problems[1]
