@@ -34,7 +34,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from grader.calibration import CheckStats, Threshold, calibrated_threshold
 from grader.checks import register
-from grader.checks.base import CheckKind, CheckSkipped, CheckSpec, Observation, ProbeContext, Verdict
+from grader.checks.base import CheckKind, CheckSkipped, CheckSpec, Observation, ProbeContext, StudentRaised, Verdict
 from grader.checks.common import Args, call_target, describe_call, type_name
 from grader.errors import GraderError
 from grader.observations import Array
@@ -73,7 +73,8 @@ class AccuracySpec(CheckSpec):
     train_kwargs: dict[str, Any] = Field({}, description="(student) keyword arguments, same placeholders")
     data_globals: dict[str, Literal["train", "test"]] = Field(
         {}, description="(student) globals of the function's module replaced by the harness's loaders during the "
-                        "call, e.g. {train_loader: train, test_loader: test}")
+                        "call, e.g. {train_loader: train, test_loader: test}; a key that names a rubric target also "
+                        "replaces the global the target was found as (the student's own name for the loader)")
     epochs: int = Field(ge=1, description="the handout's number of epochs (the quick profile may lower it)")
     batch_size: int = Field(64, ge=1, description="batch size of the harness's loaders and loop")
     lr: float = Field(0.01, gt=0, description="(harness) peak learning rate of the harness's loop")
@@ -360,9 +361,35 @@ def _train_with_student_loop(spec: AccuracySpec, ctx: ProbeContext, model: Any, 
     fn = ctx.resolve(spec.train_fn)  # type: ignore[arg-type]
     name = ctx.found[spec.train_fn].found_as or spec.train_fn  # type: ignore[index]
     args, kwargs = [given(a) for a in spec.train_args], {k: given(v) for k, v in spec.train_kwargs.items()}
-    with in_globals(fn, {g: loaders[split] for g, split in spec.data_globals.items()}):
+    replacements = {global_name: loaders[split] for key, split in spec.data_globals.items()
+                    for global_name in _global_names(ctx, key)}
+    with in_globals(fn, replacements) as replaced:
+        if spec.data_globals and not replaced and "$train_data" not in [*spec.train_args, *spec.train_kwargs.values()]:
+            raise StudentRaised("handing the harness's data to the training function", TrainingDataUnreachable(
+                f"{name} reads none of the globals {', '.join(sorted(replacements))}, so the harness "
+                          "cannot hand it the training data; define the loaders at the top level of the notebook "
+                          "under one of these names and let the training function use them"))
         with ctx.student_code(f"training with {name} for {spec.epochs} epoch(s) on {len(y)} images"):
             fn(*args, **kwargs)
+
+
+class TrainingDataUnreachable(Exception):
+    """The student's training function offers no way to give it the harness's data."""
+
+
+def _global_names(ctx: ProbeContext, key: str) -> list[str]:
+    """The global names a ``data_globals`` key stands for: the key itself, and where it names one
+    of the rubric's targets (``train_loader``, found as ``trainloader``), the name the student used."""
+    names = [key]
+    if key in ctx.targets:
+        try:
+            ctx.resolve(key)
+        except Exception:  # noqa: BLE001 - an unresolved loader just leaves the key itself
+            return names
+        found = ctx.found[key].found_as
+        if found:
+            names.append(found.rsplit(".", 1)[-1])
+    return list(dict.fromkeys(names))
 
 
 @contextmanager

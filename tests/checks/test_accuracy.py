@@ -213,9 +213,12 @@ def planned(fixture_rubric, synthetic_mnist, **fields: Any):
     return profiles.planned_spec(fixture_rubric, the_spec, "quick", synthetic_mnist)
 
 
+TARGETS = {"make_net": TargetSpec(aliases=["make_net"]), "train_fn": TargetSpec(aliases=["train"]),
+           "train_loader": TargetSpec(aliases=["train_loader", "trainloader"], kind="value")}
+
+
 def run_probe(the_spec: Any, namespace: dict[str, Any], seed: int = 0) -> AccuracyObservation:
-    ctx = ProbeContext(namespaces=[("module", namespace)], seed=seed,
-                       targets={"make_net": TargetSpec(aliases=["make_net"]), "train_fn": TargetSpec(aliases=["train"])})
+    ctx = ProbeContext(namespaces=[("module", namespace)], seed=seed, targets=TARGETS)
     ctx.seed_everything()
     return checks.get("accuracy").probe(the_spec, ctx)
 
@@ -262,6 +265,27 @@ def test_student_loop_trains_on_the_harness_loaders_in_its_globals(fixture_rubri
     assert namespace["train_loader"] is None  # the student's globals are back
 
 
+def test_a_loader_global_under_the_students_own_name_is_replaced_too(fixture_rubric, synthetic_mnist):
+    """data_globals keys that name a rubric target follow its aliases: `trainloader` is the loader."""
+    source = (FIXTURE / "reference" / "solution.py").read_text().replace("train_loader", "trainloader")
+    namespace: dict[str, Any] = {"__name__": "student"}
+    exec(compile(source, "student.py", "exec"), namespace)
+    the_spec = planned(fixture_rubric, synthetic_mnist, **STUDENT)
+    assert judged(fixture_rubric, synthetic_mnist, the_spec, run_probe(the_spec, namespace)).fraction == 1.0
+    assert namespace["trainloader"] is None
+
+
+def test_a_loop_that_reads_none_of_the_globals_is_told_how_to_fix_it(fixture_rubric, synthetic_mnist):
+    def train(network, epochs, lr):
+        raise AssertionError("must not be called: it would train on data of its own")
+
+    the_spec = planned(fixture_rubric, synthetic_mnist, **STUDENT)
+    with pytest.raises(StudentRaised) as caught:
+        run_probe(the_spec, {"make_net": solution()["make_net"], "train": train})
+    assert "reads none of the globals test_loader, train_loader" in str(caught.value.exc)
+    assert caught.value.during == "handing the harness's data to the training function"
+
+
 def test_student_loop_gets_loaders_as_arguments(fixture_rubric, synthetic_mnist):
     def fit(model, epochs, loader):
         import torch
@@ -281,7 +305,7 @@ def test_student_loop_gets_loaders_as_arguments(fixture_rubric, synthetic_mnist)
 
 def test_a_loop_that_never_steps_fails_with_the_confusion_matrix(fixture_rubric, synthetic_mnist):
     namespace = solution()
-    namespace["train"] = lambda network, epochs, lr: []
+    exec("def train(network, epochs, lr):\n    return [len(train_loader)]\n", namespace)  # reads, never steps
     the_spec = planned(fixture_rubric, synthetic_mnist, **STUDENT)
     verdict = judged(fixture_rubric, synthetic_mnist, the_spec, run_probe(the_spec, namespace))
     assert verdict.fraction == 0.0 and "needed 0.600" in verdict.message
