@@ -110,7 +110,8 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
         return _assemble(sub, prep, results, status, run.message, start, isolation=run.isolation,
                          form=entry.form, cells=[c.model_dump() for c in ex.cells] if ex else [],
                          modules=[m.model_dump() for m in ex.modules] if ex else [],
-                         removed_commands=ex.removed_commands if ex else [], stdout=run.stdout, stderr=run.stderr)
+                         removed_commands=ex.removed_commands if ex else [],
+                         cuda_on_cpu=ex.cuda_on_cpu if ex else [], stdout=run.stdout, stderr=run.stderr)
     finally:
         if not prep.settings.keep_work:
             shutil.rmtree(base, ignore_errors=True)

@@ -43,6 +43,7 @@ class SubmissionResult(BaseModel):
     cells: list[dict[str, Any]] = []
     modules: list[dict[str, Any]] = []
     removed_commands: list[str] = []
+    cuda_on_cpu: list[str] = []  # lines of the submission asking for CUDA that ran on the CPU (no GPU there)
     stdout: str = ""
     stderr: str = ""
     seconds: float = 0.0

@@ -21,6 +21,9 @@ def self_check_table(result: SubmissionResult) -> str:
     if result.data == "synthetic":
         lines.append("data: synthetic (the real data set was not found; accuracy is judged against the reference "
                      "on the same synthetic data)")
+    if result.cuda_on_cpu:
+        lines.append(f"cuda: your code asks for a GPU ({result.cuda_on_cpu[0]}); none here, so it ran on the CPU. "
+                     "Use `device = \"cuda\" if torch.cuda.is_available() else \"cpu\"`")
     if result.profile:
         lines.append(f"profile: {result.profile}" + (" (a data subset and fewer epochs: a self-check, not the final "
                                                      "grade's budget)" if result.profile == "quick" else ""))

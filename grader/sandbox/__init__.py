@@ -67,6 +67,7 @@ class Execution(BaseModel):
     cells: list[CellRun] = []
     modules: list[ModuleRun] = []
     removed_commands: list[str] = []
+    cuda_on_cpu: list[str] = []  # lines asking for CUDA, run on the CPU instead (no GPU; see cpu_fallback)
     kernel_died: bool = False
     died_in_cell: int | str | None = None
     probe_failure: str | None = None

@@ -141,6 +141,7 @@ def execute(job: dict[str, Any], execution: dict[str, Any], save: Any) -> None:
     cells = execution["cells"]
     with client.setup_kernel():
         kernel_process = getattr(client.km.provisioner, "process", None)
+        _cuda_fallback(client, nb, execution)
         for index, cell in enumerate(nb.cells):
             if execution["kernel_died"]:
                 cells.append({"index": index, "type": cell.cell_type, "status": "skipped"})
@@ -174,6 +175,30 @@ def execute(job: dict[str, Any], execution: dict[str, Any], save: Any) -> None:
         if record["status"] != "ok":
             execution["probe_failure"] = record["output"][-2000:]
         save(execution)
+
+
+def _cuda_fallback(client: Any, nb: Any, execution: dict[str, Any]) -> None:
+    """Before the student's cells: if they ask for CUDA, let the kernel fall back to the CPU where
+    there is no GPU (``cpu_fallback``), and record what asked for it. The setup cell is run at
+    index 0 and taken out again, so the student's cells keep their numbers."""
+    import nbformat
+
+    from grader.sandbox import cpu_fallback
+
+    asked = cpu_fallback.mentions([(f"cell {i + 1}", c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code"])
+    if not asked:
+        return
+    setup = nbformat.v4.new_code_cell("import grader.sandbox.cpu_fallback as _grader_cpu_fallback\n"
+                                      "_grader_cpu_fallback.install()")
+    nb.cells.insert(0, setup)
+    try:
+        client.execute_cell(setup, 0)
+    finally:
+        nb.cells.pop(0)
+        client._printed.pop(0, None)
+    results = [o for o in setup.get("outputs", []) if o.get("output_type") == "execute_result"]
+    if results and results[0].get("data", {}).get("text/plain") == "True":
+        execution["cuda_on_cpu"] = asked
 
 
 def _killed_by(process: Any) -> int | None:

@@ -65,6 +65,7 @@ def run_modules(job: dict[str, Any], execution: dict[str, Any], save: Any) -> No
     sys.path.insert(0, root)
     os.chdir(root)
     namespaces = []
+    _cuda_fallback(root, entry["modules"], execution)
     for name in entry["modules"]:
         try:
             module = importlib.import_module(name)
@@ -83,6 +84,21 @@ def run_modules(job: dict[str, Any], execution: dict[str, Any], save: Any) -> No
     except Exception:  # noqa: BLE001 - after student code ran in this process, it may be the cause
         execution["probe_failure"] = traceback.format_exc()[-2000:]
         save(execution)
+
+
+def _cuda_fallback(root: str, modules: list[str], execution: dict[str, Any]) -> None:
+    """Modules that ask for CUDA run on the CPU where there is no GPU (see ``cpu_fallback``)."""
+    from grader.sandbox import cpu_fallback
+
+    texts = []
+    for name in modules:
+        try:
+            texts.append((f"{name}.py", (Path(root) / f"{name}.py").read_text(encoding="utf-8", errors="replace")))
+        except OSError:
+            continue
+    asked = cpu_fallback.mentions(texts)
+    if asked and cpu_fallback.install():
+        execution["cuda_on_cpu"] = asked
 
 
 def _watch_lifeline(fd: int) -> None:

@@ -139,3 +139,36 @@ def test_huge_output_is_truncated(tmp_path, tiny_prepared):
     result, _ = grade(mod, tiny_prepared)
     assert len(result.stdout) < 25_000
     assert "bytes cut" in result.stdout and result.stdout.startswith("<script>")
+
+
+CUDA_NOTEBOOK = [
+    "md:# Written on a machine with a GPU",
+    'import torch\nfrom torch import nn\ndevice = "cuda"',
+    "def make_net(n_in, n_out):\n    return nn.Sequential(nn.Linear(n_in, 3), nn.ReLU(), nn.Linear(3, n_out)).to(device)",
+    "x = torch.ones(2, 4).cuda()\ny = torch.zeros(2, 4, device=device)\n"
+    "answer = 21 * make_net(4, 2)(x + y).shape[0]",
+]
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="with a GPU there is nothing to fall back from")
+def test_hard_coded_cuda_runs_on_the_cpu_and_is_reported(tmp_path, tiny_prepared):
+    result, checks = grade(write_notebook(tmp_path / "hard_coded_cuda.ipynb", CUDA_NOTEBOOK), tiny_prepared)
+    assert result.status == "ok", result.message
+    assert {c.id: c.outcome for c in result.checks} == dict.fromkeys(checks, "passed")
+    assert result.cuda_on_cpu == ['cell 2: device = "cuda"', "cell 4: x = torch.ones(2, 4).cuda()"]
+    assert [c["index"] for c in result.cells] == [0, 1, 2, 3]  # the fallback's setup cell is not the student's
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="with a GPU there is nothing to fall back from")
+def test_a_module_asking_for_cuda_runs_on_the_cpu_too(tmp_path, tiny_prepared):
+    module = tmp_path / "gpu_module.py"
+    module.write_text("\n\n".join(c for c in CUDA_NOTEBOOK if not c.startswith("md:")) + "\n")
+    result, checks = grade(module, tiny_prepared)
+    assert result.status == "ok", result.message
+    assert checks["net-shape"].outcome == "passed" and checks["answer"].outcome == "passed"
+    assert result.cuda_on_cpu[0] == 'gpu_module.py: device = "cuda"'
+
+
+def test_a_notebook_without_cuda_gets_no_fallback(tmp_path, tiny_prepared):
+    result, _ = grade(write_notebook(tmp_path / "plain.ipynb", ["md:# Work", GOOD_NET, "answer = 42"]), tiny_prepared)
+    assert result.cuda_on_cpu == []
