@@ -42,6 +42,9 @@ class Profile(BaseModel):
     train_subset: int | None = Field(None, ge=1, description="training images at most (default: all)")
     test_subset: int | None = Field(None, ge=1, description="test images at most (default: all)")
     epochs: int | None = Field(None, ge=1, description="epochs at most (default: each check's own)")
+    lr: float | None = Field(None, gt=0, description="learning rate instead of each check's own `lr` (the harness "
+                                                     "loop's, and `$lr` in a student loop's arguments): fewer steps "
+                                                     "usually need a larger rate")
 
 
 DEFAULTS: dict[str, Profile] = {"full": Profile(), "quick": Profile(train_subset=2000, test_subset=500, epochs=2)}
@@ -79,6 +82,7 @@ def planned_spec(rubric: "LoadedRubric", spec: "AccuracySpec", name: str, data: 
         "train_subset": _lowest(spec.train_subset, profile.train_subset),
         "test_subset": _lowest(spec.test_subset, profile.test_subset),
         "epochs": _lowest(spec.epochs, profile.epochs),
+        "lr": spec.lr if profile.lr is None else profile.lr,
         "run": PlannedData(profile=name, dataset=rubric.model.data.dataset, root=str(data.path.resolve()),
                            subset_seed=rubric.model.seed, device=device)})
 

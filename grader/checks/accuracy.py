@@ -39,7 +39,7 @@ from grader.checks.common import Args, call_target, describe_call, type_name
 from grader.errors import GraderError
 from grader.observations import Array
 
-PLACEHOLDERS = {"$network", "$epochs", "$train_data", "$test_data", "$device"}
+PLACEHOLDERS = {"$network", "$epochs", "$lr", "$train_data", "$test_data", "$device"}
 
 
 class Normalize(BaseModel):
@@ -68,7 +68,7 @@ class AccuracySpec(CheckSpec):
     trainer: Literal["student", "harness"] = Field(
         description="student: the student's training function trains the network; harness: grader.train does")
     train_fn: str | None = Field(None, description="(student) the training function's target")
-    train_args: list[Any] = Field([], description="(student) positional arguments; `$network`, `$epochs`, "
+    train_args: list[Any] = Field([], description="(student) positional arguments; `$network`, `$epochs`, `$lr`, "
                                                   "`$train_data`, `$test_data`, `$device` are replaced")
     train_kwargs: dict[str, Any] = Field({}, description="(student) keyword arguments, same placeholders")
     data_globals: dict[str, Literal["train", "test"]] = Field(
@@ -77,7 +77,8 @@ class AccuracySpec(CheckSpec):
                         "replaces the global the target was found as (the student's own name for the loader)")
     epochs: int = Field(ge=1, description="the handout's number of epochs (the quick profile may lower it)")
     batch_size: int = Field(64, ge=1, description="batch size of the harness's loaders and loop")
-    lr: float = Field(0.01, gt=0, description="(harness) peak learning rate of the harness's loop")
+    lr: float = Field(0.01, gt=0, description="learning rate: the peak rate of the harness's loop, and what `$lr` "
+                                              "passes to a student's loop (a profile may replace it)")
     hyperparameters: dict[str, Any] = Field(
         {}, description="(harness) further settings of grader.train (momentum, weight_decay, ...)")
     train_subset: int | None = Field(None, ge=1, description="training images used (default: all)")
@@ -247,7 +248,8 @@ class Accuracy(CheckKind):
 
             with ctx.student_code(f"predicting {len(test_x)} test images with the trained {name}"):
                 predictions = predict(model, _inputs(spec, test_x, as_float=spec.trainer == "student"),
-                                      batch_size=max(spec.batch_size, 256))
+                                      batch_size=max(spec.batch_size, 256),
+                                      channels_last=spec.hyperparameters.get("channels_last", "auto"))
                 device = device_kind(next(model.parameters(), torch.empty(0)).device)
         return AccuracyObservation(predictions=predictions.numpy().astype(np.int64), train_images=len(train_y),
                                    epochs=spec.epochs, device=device, seconds=round(time.monotonic() - start, 3))
@@ -352,7 +354,7 @@ def _train_with_student_loop(spec: AccuracySpec, ctx: ProbeContext, model: Any, 
         "train": DataLoader(TensorDataset(_inputs(spec, x, True), y), batch_size=spec.batch_size, shuffle=True,
                             generator=torch.Generator().manual_seed(ctx.seed)),
         "test": DataLoader(TensorDataset(_inputs(spec, test_x, True), test_y), batch_size=spec.batch_size)}
-    values = {"$network": model, "$epochs": spec.epochs, "$train_data": loaders["train"], "$test_data": loaders["test"],
+    values = {"$network": model, "$epochs": spec.epochs, "$lr": spec.lr, "$train_data": loaders["train"], "$test_data": loaders["test"],
               "$device": torch.device(spec.run.device or ("cuda" if torch.cuda.is_available() else "cpu"))}
 
     def given(value: Any) -> Any:

@@ -4,6 +4,8 @@ network and synthetic MNIST, trained by the harness's loop and by a student's lo
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 from typing import Any
 
@@ -237,6 +239,22 @@ def test_profile_budget_lowers_the_checks_own(fixture_rubric, synthetic_mnist):
     the_spec = planned(fixture_rubric, synthetic_mnist, epochs=4, test_subset=100)
     assert (the_spec.train_subset, the_spec.test_subset, the_spec.epochs) == (600, 100, 2)
     assert the_spec.run.dataset == "mnist" and Path(the_spec.run.root).is_dir()
+
+
+def test_a_profile_rate_replaces_the_checks_own_and_reaches_a_student_loop_as_lr(fixture_rubric, synthetic_mnist):
+    fast = fixture_rubric.model.profiles["quick"].model_copy(update={"lr": 0.3})
+    with_rate = dataclasses.replace(fixture_rubric, model=fixture_rubric.model.model_copy(
+        update={"profiles": {"quick": fast}}))
+    the_spec = profiles.planned_spec(with_rate, spec(**{**STUDENT, "train_args": ["$network", "$epochs", "$lr"],
+                                                        "min_accuracy": 0.6}), "quick", synthetic_mnist)
+    assert the_spec.lr == 0.3
+    own = spec(**STUDENT, min_accuracy=0.6)
+    assert profiles.planned_spec(fixture_rubric, own, "quick", synthetic_mnist).lr == own.lr  # no rate in the profile
+    seen: list[float] = []
+    namespace = solution() | {"seen": seen}
+    exec("def train(network, epochs, lr):\n    seen.append(lr)\n    return len(train_loader)\n", namespace)
+    run_probe(the_spec, namespace)
+    assert seen == [0.3]
 
 
 def test_harness_trainer_probe_trains_predicts_and_passes(fixture_rubric, synthetic_mnist):
