@@ -22,10 +22,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
+# Every assignment with example submissions, graded on the quick profile (synthetic data when the
+# real data sets are not in $GRADER_DATA); one index page links the batches.
+ASSIGNMENTS ?= $(sort $(patsubst submissions/%/expected.yaml,%,$(wildcard submissions/*/expected.yaml)))
+
 demo: $(STAMP)
-	$(BIN)/grader grade fc-vs-cnn submissions/fc-vs-cnn --out $(DEMO_OUT)
+	@for id in $(ASSIGNMENTS); do \
+		echo "== $$id"; \
+		$(BIN)/grader grade $$id submissions/$$id --out $(DEMO_OUT)/$$id --profile quick --quiet || exit $$?; \
+	done
 	@echo
-	@echo "Open the summary page: $(abspath $(DEMO_OUT))/index.html"
+	@$(BIN)/grader index $(DEMO_OUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the rubric JSON Schema")
     sub.add_parser("list", help="list the assignments with their rubrics")
+    index = sub.add_parser("index", help="write OUT/index.html linking every batch folder graded into OUT/<name>")
+    index.add_argument("out", type=Path, help="the folder holding the batch folders")
     return parser
 
 
@@ -326,5 +328,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_index(args: argparse.Namespace) -> int:
+    from grader.report import batches
+
+    if not args.out.is_dir():
+        print(f"error: {args.out} is not a folder\n  hint: grade batches with `grader grade ID FOLDER --out "
+              f"{args.out}/ID` first", file=sys.stderr)
+        return EXIT_USAGE
+    page = batches.write_index(args.out)
+    found = batches.find(args.out)
+    for b in found:
+        print(f"{b.folder:<20} {b.submissions:>4} submissions  mean {b.mean_percent:5.1f}%  "
+              + ", ".join(f"{s}: {n}" for s, n in b.statuses))
+    print(f"{len(found)} batch(es); open {page.resolve()}")
+    return EXIT_OK
+
+
 COMMANDS = {"grade": cmd_grade, "check": cmd_check, "validate": cmd_validate, "calibrate": cmd_calibrate,
-            "schema": cmd_schema, "list": cmd_list}
+            "schema": cmd_schema, "list": cmd_list, "index": cmd_index}
