@@ -84,6 +84,8 @@ class AccuracySpec(CheckSpec):
     train_subset: int | None = Field(None, ge=1, description="training images used (default: all)")
     test_subset: int | None = Field(None, ge=1, description="test images scored (default: all)")
     normalize: Normalize | None = Field(None, description="the handout's normalisation of inputs")
+    flatten: bool = Field(False, description="give the network each image as one row of pixels ([N, 784] for "
+                                             "MNIST), for handouts whose networks take flattened images")
     threshold: Literal["absolute", "calibrated"] = Field(
         "absolute", description="absolute: min_accuracy; calibrated: from `grader calibrate` runs of the reference")
     min_accuracy: float | dict[Literal["quick", "full"], float] | None = Field(
@@ -314,17 +316,17 @@ def _images(spec: AccuracySpec, train: bool) -> tuple[Any, Any]:
 
 def _inputs(spec: AccuracySpec, images: Any, as_float: bool) -> Any:
     """Images as the model sees them: uint8 for the harness's loop (it scales them on the device),
-    else float in [0, 1], normalised as the handout says."""
-    if spec.normalize is None and not as_float:
-        return images
-    x = images.float().div_(255)
+    else float in [0, 1], normalised as the handout says; one row each with ``flatten``."""
+    x = images
+    if spec.normalize is not None or as_float:
+        x = images.float().div_(255)
     if spec.normalize is not None:
         import torch
 
         mean = torch.tensor(spec.normalize.mean).view(1, -1, 1, 1)
         std = torch.tensor(spec.normalize.std).view(1, -1, 1, 1)
         x = (x - mean) / std
-    return x
+    return x.reshape(len(x), -1) if spec.flatten else x
 
 
 def _train_with_harness(spec: AccuracySpec, ctx: ProbeContext, model: Any, name: str, x: Any, y: Any) -> Any:

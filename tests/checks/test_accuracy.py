@@ -257,6 +257,14 @@ def test_a_profile_rate_replaces_the_checks_own_and_reaches_a_student_loop_as_lr
     assert seen == [0.3]
 
 
+def test_flatten_gives_a_network_of_flat_inputs_one_row_per_image(fixture_rubric, synthetic_mnist):
+    from torch import nn
+
+    the_spec = planned(fixture_rubric, synthetic_mnist, flatten=True)
+    flat_only = {"make_net": lambda n_in, n_out: nn.Linear(n_in, n_out)}  # fails on [N, 1, 28, 28]
+    assert judged(fixture_rubric, synthetic_mnist, the_spec, run_probe(the_spec, flat_only)).fraction == 1.0
+
+
 def test_harness_trainer_probe_trains_predicts_and_passes(fixture_rubric, synthetic_mnist):
     the_spec = planned(fixture_rubric, synthetic_mnist)
     obs = run_probe(the_spec, solution())
