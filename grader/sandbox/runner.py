@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import importlib.util
 import json
 import os
 import signal
@@ -59,7 +60,8 @@ def main(argv: list[str]) -> int:
 
 
 def run_modules(job: dict[str, Any], execution: dict[str, Any], save: Any) -> None:
-    """Import each module of the submission (a failing import does not stop the others)."""
+    """Import each module of the submission. A module that raises keeps what it defined before the
+    error (as a notebook keeps the cells before a failing one), and the others still run."""
     entry = job["entry"]
     root = entry["root"]
     sys.path.insert(0, root)
@@ -67,14 +69,17 @@ def run_modules(job: dict[str, Any], execution: dict[str, Any], save: Any) -> No
     namespaces = []
     _cuda_fallback(root, entry["modules"], execution)
     for name in entry["modules"]:
+        found = importlib.util.spec_from_file_location(name, Path(root) / f"{name}.py")
+        module = importlib.util.module_from_spec(found)  # type: ignore[arg-type]
+        sys.modules[name] = module  # a failed import stays there: importing it again would rerun the failure
         try:
-            module = importlib.import_module(name)
+            found.loader.exec_module(module)  # type: ignore[union-attr]
         except BaseException as exc:  # noqa: BLE001 - student code may raise anything, SystemExit too
             tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
             execution["modules"].append({"name": name, "status": "error",
                                          "error": f"{type(exc).__name__}: {exc}"[:500], "output": "".join(tb)[-2000:]})
-            continue
-        execution["modules"].append({"name": name, "status": "ok", "error": None, "output": ""})
+        else:
+            execution["modules"].append({"name": name, "status": "ok", "error": None, "output": ""})
         namespaces.append((name, vars(module)))
     save(execution)
     from grader.sandbox import probe_side

@@ -172,3 +172,14 @@ def test_a_module_asking_for_cuda_runs_on_the_cpu_too(tmp_path, tiny_prepared):
 def test_a_notebook_without_cuda_gets_no_fallback(tmp_path, tiny_prepared):
     result, _ = grade(write_notebook(tmp_path / "plain.ipynb", ["md:# Work", GOOD_NET, "answer = 42"]), tiny_prepared)
     assert result.cuda_on_cpu == []
+
+
+def test_a_module_keeps_what_it_defined_before_it_raised(tmp_path, tiny_prepared):
+    """As a notebook keeps the cells before a failing one: the network counts, the later answer does not."""
+    module = tmp_path / "script_then_crash.py"
+    module.write_text(GOOD_NET + "\nprint([3, 1].argmin())\nanswer = 42\n")
+    result, checks = grade(module, tiny_prepared)
+    assert result.status == "ok"
+    assert checks["net-shape"].outcome == "passed" and checks["net-params"].outcome == "passed"
+    assert checks["answer"].outcome == "failed" and "no match" in checks["answer"].message
+    assert result.modules[0]["status"] == "error" and "argmin" in result.modules[0]["error"]
