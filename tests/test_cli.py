@@ -32,7 +32,7 @@ def test_help_does_not_import_torch():
 def test_list_shows_bundled_assignments():
     done = grader("list")
     assert done.returncode == 0
-    assert "fc-vs-cnn" in done.stdout and "24 points" in done.stdout
+    assert "fc-vs-cnn" in done.stdout and "28 points" in done.stdout
 
 
 def test_schema_is_json_with_every_kind():
@@ -46,7 +46,7 @@ def test_schema_is_json_with_every_kind():
 def test_validate_good_rubric():
     done = grader("validate", "fc-vs-cnn", TINY)
     assert done.returncode == 0, done.stderr
-    assert "fc-vs-cnn.yaml: ok (14 checks, 24 points, 5 expectation(s)" in done.stdout
+    assert "fc-vs-cnn.yaml: ok (16 checks, 28 points, 5 expectation(s)" in done.stdout
 
 
 def test_validate_bad_rubric_exits_2_without_traceback(tmp_path):
