@@ -69,6 +69,10 @@ def run_modules(job: dict[str, Any], execution: dict[str, Any], save: Any) -> No
     namespaces = []
     _cuda_fallback(root, entry["modules"], execution)
     for name in entry["modules"]:
+        if name in sys.modules:  # an earlier module imported it: one copy, not a second run
+            execution["modules"].append({"name": name, "status": "ok", "error": None, "output": ""})
+            namespaces.append((name, vars(sys.modules[name])))
+            continue
         found = importlib.util.spec_from_file_location(name, Path(root) / f"{name}.py")
         module = importlib.util.module_from_spec(found)  # type: ignore[arg-type]
         sys.modules[name] = module  # a failed import stays there: importing it again would rerun the failure

@@ -183,3 +183,14 @@ def test_a_module_keeps_what_it_defined_before_it_raised(tmp_path, tiny_prepared
     assert checks["net-shape"].outcome == "passed" and checks["net-params"].outcome == "passed"
     assert checks["answer"].outcome == "failed" and "no match" in checks["answer"].message
     assert result.modules[0]["status"] == "error" and "argmin" in result.modules[0]["error"]
+
+
+def test_a_module_imported_by_an_earlier_one_runs_once(tmp_path, tiny_prepared):
+    """main imports helpers; grading in name order must not make a second helpers.make_net (ambiguous)."""
+    folder = tmp_path / "imports_a_sibling"
+    folder.mkdir()
+    (folder / "a_main.py").write_text("import helpers\nfrom helpers import make_net\nanswer = helpers.RUNS * 42\n")
+    (folder / "helpers.py").write_text(GOOD_NET + "\nRUNS = 1\n")
+    result, checks = grade(folder, tiny_prepared)
+    assert checks["net-shape"].outcome == "passed", checks["net-shape"].message
+    assert checks["answer"].outcome == "passed"
