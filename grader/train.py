@@ -118,15 +118,16 @@ def _fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, hyper: dict[str, An
     return losses
 
 
-def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1024, channels_last: Any = "auto") -> torch.Tensor:
     """Class predictions (int64, on the CPU) of ``model`` for ``images``, in evaluation mode.
 
-    Images are prepared as ``train`` prepares them, on the model's device; the model's mode is
+    Images are prepared as ``train`` prepares them (``channels_last`` as its hyper-parameter: a
+    model that flattens with ``.view`` needs False), on the model's device; the model's mode is
     restored afterwards.
     """
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
-    channels_last = _use_channels_last("auto", model, images)
+    channels_last = _use_channels_last(channels_last, model, images)
     was_training = model.training
     model.eval()
     predictions = []

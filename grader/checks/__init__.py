@@ -37,3 +37,5 @@ from grader.checks import defined, shape, param_count, answer, notebook, dataset
 from grader.checks import architecture  # noqa: E402,F401
 from grader.checks import op_equivalence  # noqa: E402,F401
 from grader.checks import accuracy  # noqa: E402,F401
+from grader.checks import residual  # noqa: E402,F401
+from grader.checks import evaluation, transfer  # noqa: E402,F401

@@ -327,6 +327,10 @@ def child_env(job: Job) -> dict[str, str]:
         "CUDA_VISIBLE_DEVICES": job.slot.gpu if job.slot.gpu is not None else "",
         "CUDA_DEVICE_ORDER": "PCI_BUS_ID",  # the numbering nvidia-smi and --gpus use
     }
+    from grader.sandbox.namespace import torch_home
+
+    if (torch_dir := torch_home()) is not None:  # pretrained weights in the hub cache, as the namespace level shows them
+        env["TORCH_HOME"] = str(torch_dir)
     # matplotlib's font cache takes seconds to build: keep one across runs instead of one per HOME.
     env["MPLCONFIGDIR"] = os.environ.get("MPLCONFIGDIR") or str(_shared_dir("matplotlib"))
     env.update(job.env)

@@ -73,6 +73,16 @@ def _package_dir() -> str:
     return str(Path(grader.__file__).resolve().parent)
 
 
+def torch_home() -> Path | None:
+    """The host's torch home (``$TORCH_HOME``, else ``$XDG_CACHE_HOME/torch``, else ``~/.cache/torch``,
+    as torch computes it) when its hub cache holds a ``checkpoints`` folder, else None. That folder
+    is shown read-only inside and ``TORCH_HOME`` points at the same place, so pretrained weights
+    placed on the host load without a network (and nothing can be added to the cache)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    home = Path(os.path.expanduser(os.environ.get("TORCH_HOME") or os.path.join(cache, "torch")))
+    return home if (home / "hub" / "checkpoints").is_dir() else None
+
+
 def devices(gpu: str | None) -> list[str]:
     """Device nodes shown inside: the harmless ones, plus NVIDIA's when the slot has a GPU."""
     nodes = [d for d in DEVICES if os.path.exists(d)]
@@ -93,6 +103,8 @@ def sandbox_env(job_env: dict[str, str], gpu: str | None, threads: int) -> dict[
         "CUDA_VISIBLE_DEVICES": gpu if gpu is not None else "",
         "CUDA_DEVICE_ORDER": "PCI_BUS_ID",  # the numbering nvidia-smi and --gpus use
     }
+    if (home := torch_home()) is not None:
+        env["TORCH_HOME"] = str(home)
     env.update(job_env)
     return env
 
@@ -110,11 +122,12 @@ def spec(*, inner_job: dict[str, Any], work_src: Path, root: Path, out_host: Pat
          lifeline_fd: int, output_caps: dict[str, int], font_cache: list[str]) -> dict[str, Any]:
     """The supervisor's instructions for one run (written by the host, read by the supervisor)."""
     uid = UID_BASE + slot_index
+    hub = [home / "hub" / "checkpoints"] if (home := torch_home()) is not None else []
     return {
         "root": str(root), "out_host": str(out_host), "work_src": str(work_src), "workdir": WORKDIR,
         "uid": uid, "disk_mb": int(limits["disk_mb"]), "shm_mb": max(64, int(limits["disk_mb"]) // 4),
         "out_mb": sum(output_caps.values()) // 2**20 + 16,
-        "binds_ro": readonly_paths(read_only + ([Path("/sys")] if gpu is not None else [])),
+        "binds_ro": readonly_paths(read_only + hub + ([Path("/sys")] if gpu is not None else [])),
         "devices": devices(gpu),
         "files": {**etc_files(uid), JOB_PATH: json.dumps(inner_job)},
         "copy_in": [[f, f"{HOME}/.config/matplotlib/{Path(f).name}"] for f in font_cache],
