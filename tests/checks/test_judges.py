@@ -41,7 +41,7 @@ def probe(kind: str, the_spec: Any, ctx: ProbeContext) -> Any:
 
 def test_registry_has_every_kind():
     assert list(checks.REGISTRY) == ["defined", "shape", "param_count", "answer", "notebook", "dataset", "training",
-                                     "architecture", "op_equivalence", "accuracy"]
+                                     "architecture", "op_equivalence", "accuracy", "residual", "evaluation", "transfer"]
 
 
 def test_registering_a_kind_twice_is_a_bug():
