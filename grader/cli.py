@@ -177,8 +177,6 @@ def cmd_grade(args: argparse.Namespace) -> int:
     slots = plan_slots(args.workers, parse_gpus(args.gpus) if args.gpus else [], args.per_gpu)
     # Open the journal before the slow preparation: a locked or unreadable one is reported at once.
     settings = _settings(args)
-    # Runs side by side share the cores: each gets its part for its math threads.
-    settings.limit_overrides["threads"] = max(1, (os.cpu_count() or 1) // min(len(slots), len(subs)))
     with Journal.open(args.out / JOURNAL_NAME) as journal:
         prep = pipeline.prepare(rubric, settings)
         if prep.isolation != "namespace":

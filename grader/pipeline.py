@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import shutil
 import tempfile
 import threading
@@ -186,6 +188,7 @@ def grade_batch(subs: list[submission.Submission], prep: Prepared, events: Batch
         events.reused([r for r in results if r is not None])
         journal.add((key, subs[positions[0]]) for key, positions in todo.items())
         executor: LocalExecutor[JobKey, SubmissionResult | None] = LocalExecutor(slots or [sandbox.Slot()])
+        prep = shared_cores(prep, min(len(slots or [None]), max(1, len(todo))))
 
         def work(key: JobKey, slot: sandbox.Slot) -> SubmissionResult | None:
             return _grade_journaled(subs[todo[key][0]], key, prep, slot, journal, grade, executor.stopping)
@@ -238,6 +241,17 @@ def _grade_journaled(sub: submission.Submission, key: JobKey, prep: Prepared, sl
             break
     journal.finish(key, result)
     return result
+
+
+def shared_cores(prep: Prepared, side_by_side: int) -> Prepared:
+    """Runs side by side share the cores: each gets its part for its math threads (unless the
+    caller fixed ``threads``). Two runs of two threads each on two cores are several times slower
+    than two of one (the threads spin while they wait for each other)."""
+    if "threads" in prep.settings.limit_overrides:
+        return prep
+    threads = max(1, (os.cpu_count() or 1) // side_by_side)
+    settings = dataclasses.replace(prep.settings, limit_overrides={**prep.settings.limit_overrides, "threads": threads})
+    return dataclasses.replace(prep, settings=settings)
 
 
 def _as_submitted(result: SubmissionResult, sub: submission.Submission) -> SubmissionResult:

@@ -31,3 +31,12 @@ def test_rejected_submission_keeps_every_check_with_the_reason(tmp_path, tiny_pr
     assert result.message == "several notebooks (a.ipynb, b.ipynb); submit exactly one"
     assert [c.outcome for c in result.checks] == ["skipped"] * 5
     assert result.checks[0].message == "not graded: several notebooks (a.ipynb, b.ipynb); submit exactly one"
+
+
+def test_runs_side_by_side_share_the_cores_for_their_math_threads(tiny_prepared, monkeypatch):
+    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 8)
+    assert pipeline.shared_cores(tiny_prepared, 2).settings.limit_overrides["threads"] == 4
+    assert pipeline.shared_cores(tiny_prepared, 16).settings.limit_overrides["threads"] == 1
+    assert "threads" not in tiny_prepared.settings.limit_overrides  # the shared preparation is left alone
+    fixed = pipeline.shared_cores(tiny_prepared, 2)
+    assert pipeline.shared_cores(fixed, 8) is fixed  # a caller's own choice stands
