@@ -90,3 +90,69 @@ def test_an_interpreter_under_a_private_home_is_reachable(inside):
         pytest.skip("the interpreter is under world-readable folders here; nothing private to prove")
     # It ran as another uid (the report exists) and the folder is still closed to other uids.
     assert report["executable"] == sys.executable and report["uid"] != 0
+
+
+TRANSFER_RUBRIC = """
+assignment: hub-weights
+title: "ResNet18 weights from the torch hub cache"
+reference: reference
+targets:
+  model: {aliases: [Model], kind: class}
+checks:
+  - {id: structure, kind: transfer, target: model, mode: structure, backbone: resnet18, weights: IMAGENET1K_V1,
+     head: fc, classes: 10, trainable: [layer4, fc], input: [1, 3, 64, 64], points: 1}
+  - {id: pretrained, kind: transfer, target: model, mode: pretrained, backbone: resnet18, weights: IMAGENET1K_V1,
+     head: fc, points: 1}
+"""
+
+HUB_STUDENT = r'''
+import os, torchvision
+from torch import nn
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.model = torchvision.models.resnet18(weights="IMAGENET1K_V1")
+        self.model.fc = nn.Linear(512, 10)
+        for name, param in self.model.named_parameters():
+            param.requires_grad = name.startswith(("layer4", "fc"))
+
+    def forward(self, x):
+        return self.model(x)
+
+checkpoints = os.path.join(os.environ["TORCH_HOME"], "hub", "checkpoints")
+try:
+    with open(os.path.join(checkpoints, "resnet18-f37072fd.pth"), "ab"):
+        pass
+    print("HUB writable")
+except OSError:
+    print("HUB read-only")
+'''
+
+
+def test_pretrained_weights_load_from_the_hub_cache_inside_the_sandbox(tmp_path, monkeypatch):
+    """The hub cache named by TORCH_HOME is shown read-only inside the sandbox: the student's
+    ResNet18 loads the weights file from it (no network there), and the check recognises them."""
+    import torch
+    import torchvision
+
+    from grader import rubric
+
+    home = tmp_path / "torch-home"
+    (home / "hub" / "checkpoints").mkdir(parents=True)
+    torch.manual_seed(7)  # a stand-in: any weights saved under torchvision's file name
+    torch.save(torchvision.models.resnet18().state_dict(), home / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    (tmp_path / "reference").mkdir()
+    (tmp_path / "reference" / "model.py").write_text(HUB_STUDENT)
+    (tmp_path / "rubric.yaml").write_text(TRANSFER_RUBRIC)
+    (tmp_path / "student").mkdir()
+    (tmp_path / "student" / "resnet_student.py").write_text(HUB_STUDENT)
+
+    prep = pipeline.prepare(rubric.load(tmp_path / "rubric.yaml"), pipeline.Settings(isolation="namespace"))
+    result = pipeline.grade_one(submission.single(tmp_path / "student" / "resnet_student.py"), prep)
+    checks = {c.id: c for c in result.checks}
+    assert result.isolation == "namespace" and result.status == "ok", result.message
+    assert checks["structure"].outcome == "passed", checks["structure"].message
+    assert checks["pretrained"].outcome == "passed", checks["pretrained"].message
+    assert "HUB read-only" in result.stdout
