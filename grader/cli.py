@@ -253,10 +253,11 @@ def _validate_examples(rubric: Any, workers: int) -> bool:
     if not (folder / validation.MANIFEST).is_file():
         print(f"  examples: none ({folder / validation.MANIFEST} does not exist)")
         return True
+    manifest = validation.load_manifest(folder)  # a broken manifest fails before anything is graded
     subs = submission.discover([folder])
     prep = pipeline.prepare(rubric, pipeline.Settings())
     results = pipeline.grade_batch(subs, prep, slots=plan_slots(workers, [], 1))
-    problems = validation.example_problems(validation.load_manifest(folder), {Path(r.source).name: r for r in results})
+    problems = validation.example_problems(manifest, {Path(r.source).name: r for r in results})
     print(f"  examples: {len(results)} graded, " + ("all as expected" if not problems else f"{len(problems)} difference(s)"))
     for line in problems:
         print(f"    {line}")

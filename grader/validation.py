@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from grader.errors import GraderError
 from grader.results import SubmissionResult
 from grader.rubric import LoadedRubric
 
@@ -24,8 +26,34 @@ def examples_folder(rubric: LoadedRubric) -> Path:
     return rubric.path.parent.parent / "submissions" / rubric.model.assignment
 
 
+class Expected(BaseModel):
+    """One example's entry: the run's status and the points of every check (``why`` is for people)."""
+
+    model_config = ConfigDict(extra="forbid")
+    why: str = ""
+    status: str
+    checks: dict[str, float]
+
+
 def load_manifest(folder: Path) -> dict[str, Any]:
-    return yaml.safe_load((folder / MANIFEST).read_text()) or {}
+    """``expected.yaml`` as plain dicts, or ``GraderError`` naming the line or the entry that is wrong."""
+    path = folder / MANIFEST
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise GraderError(f"not valid YAML: {getattr(exc, 'problem', exc)}",
+                          where=f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path),
+                          hint="fix the line named; every example is `name: {why, status, checks: {check-id: points}}`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GraderError(f"cannot read the manifest: {exc}", where=str(path)) from None
+    try:
+        entries = TypeAdapter(dict[str, Expected]).validate_python(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise GraderError(f"the manifest does not have the expected shape: {problems}", where=str(path),
+                          hint="every example is `name: {why, status, checks: {check-id: points}}`") from None
+    return {name: entry.model_dump() for name, entry in entries.items()}
 
 
 def example_problems(manifest: dict[str, Any], graded: dict[str, SubmissionResult]) -> list[str]:
