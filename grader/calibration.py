@@ -214,5 +214,7 @@ def _probe_reference(rubric: "LoadedRubric", spec: "AccuracySpec", namespaces: l
         raise GraderError(f"the reference has no {exc.spec.label()} ({exc.resolution.problem})", where=where,
                           hint=f"fix reference/{rubric.model.assignment} or the target in the rubric") from None
     except StudentRaised as exc:
+        if isinstance(exc.exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (the CLI turns it into one), while it trained
+            raise exc.exc from None
         raise GraderError(f"the reference failed while {exc.during}: {type(exc.exc).__name__}: {exc.exc}",
                           where=where, hint="the reference must train cleanly") from None

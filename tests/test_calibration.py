@@ -110,3 +110,20 @@ def test_cli_validate_lists_the_calibration(calibrated):
                           cwd=PROJECT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "calibrated: quick on cpu (synthetic data, 2 seeds" in done.stdout and "harness-accuracy 0." in done.stdout
+
+
+def test_an_interrupt_while_the_reference_trains_stops_the_calibration(tmp_path, monkeypatch):
+    """Ctrl-C (or SIGTERM, which the CLI turns into KeyboardInterrupt) reaches the grader in the
+    middle of the reference's training: the run stops and writes nothing, rather than the guard
+    around the reference's code reporting it as the reference failing and training on."""
+    from grader import train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    folder = tmp_path / "accuracy"
+    shutil.copytree(FIXTURE, folder)
+    monkeypatch.setattr(train, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        calibration.calibrate(rubric.load(folder / "rubric.yaml"), seeds=2, requested_profile="quick", device="cpu")
+    assert not (folder / "calibration").exists()
