@@ -221,7 +221,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     visible = [c for c in result.checks if c.visibility == "visible"]
     if any(c.outcome == "grader-error" for c in visible) or result.status == "sandbox-error":
         return EXIT_GRADER_ERROR
-    return EXIT_OK if all(c.outcome == "passed" for c in visible) else EXIT_CHECK_FAILED
+    # a check this machine cannot run (no pretrained weights here) says so in the table; it is no failure
+    return EXIT_OK if all(c.outcome == "passed" for c in visible if c.counted) else EXIT_CHECK_FAILED
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

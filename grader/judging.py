@@ -35,6 +35,8 @@ def judge_all(specs: list[CheckSpec], records: list[observations.ProbeRecord], a
         unmet = [r for r in spec.requires if results[r].outcome != "passed"]
         if unmet:
             result = _result(spec, "skipped", 0.0, f"skipped: needs {', '.join(unmet)} to pass first")
+            # waiting only on checks this machine could not run is not the student's doing either
+            result.counted = any(results[r].counted for r in unmet)
         else:
             result = judge_one(spec, by_id.get(spec.id), arrays, expected.get(spec.id), run_status, run_message,
                                submitted)
@@ -79,7 +81,9 @@ def judge_one(spec: CheckSpec, record: observations.ProbeRecord | None, arrays: 
         if submitted is not None:
             verdict = kind.recheck(spec, obs, verdict, record.found_as, submitted)
     except CheckSkipped as exc:
-        return _result(spec, "skipped", 0.0, f"skipped: {exc.render()}", record=record)
+        result = _result(spec, "skipped", 0.0, f"skipped: {exc.render()} (not counted in the score)", record=record)
+        result.counted = False
+        return result
     except Exception as exc:  # noqa: BLE001 - a judge bug must not sink the batch
         return _result(spec, "grader-error", 0.0, f"the judge failed: {type(exc).__name__}: {exc}",
                        traceback=traceback.format_exc(), record=record)

@@ -23,6 +23,10 @@ class CheckResult(BaseModel):
     traceback: str | None = None
     seconds: float = 0.0
     review: str | None = None  # why a person should look at it (a forbidden call...); hidden from students
+    # False for a check skipped for a reason outside the student's work (no pretrained weights or no
+    # calibration on the grading machine): its points are left out of the totals, as a skipped test
+    # is not a failed one, and the pages say so.
+    counted: bool = True
 
 
 class SubmissionResult(BaseModel):
@@ -56,7 +60,7 @@ class SubmissionResult(BaseModel):
         return {"student": self.student, "status": self.status, "score": self.score, "max_score": self.max_score,
                 "review": self.review_note(),
                 "checks": [{"id": c.id, "outcome": c.outcome, "points": c.points, "max_points": c.max_points,
-                            "message": c.message, "review": c.review} for c in self.checks]}
+                            "counted": c.counted, "message": c.message, "review": c.review} for c in self.checks]}
 
     def review_note(self) -> str:
         """Why a person should look at this submission ("" when nothing asks for it)."""

@@ -10,6 +10,7 @@ class Scored(Protocol):
     points: float
     max_points: float
     visibility: str
+    counted: bool
 
 
 def points_for(max_points: float, fraction: float, partial_credit: bool) -> float:
@@ -33,9 +34,14 @@ class Totals:
 
 
 def totals(results: Iterable[Scored]) -> Totals:
-    """Sum points over all checks and over the checks students can see."""
+    """Sum points over the counted checks, and over the counted checks students can see.
+
+    A check that is not ``counted`` (skipped because the grading machine lacks something) adds
+    nothing to either side: it neither costs the student points nor is there to be earned."""
     score = max_score = visible_score = visible_max = 0.0
     for r in results:
+        if not r.counted:
+            continue
         score += r.points
         max_score += r.max_points
         if r.visibility == "visible":

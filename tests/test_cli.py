@@ -82,7 +82,7 @@ def test_grade_writes_every_report(tmp_path):
     assert set(summary) == {"good", "wrong_answer", "broken"}
     assert summary["good"]["score"] == 5 and summary["good"]["max_score"] == 6  # not a notebook: notebook check fails
     assert summary["broken"]["status"] == "rejected"
-    assert set(summary["good"]["checks"][0]) == {"id", "outcome", "points", "max_points", "message", "review"}
+    assert set(summary["good"]["checks"][0]) == {"id", "outcome", "points", "max_points", "counted", "message", "review"}
     rows = list(csv.DictReader((out / "gradebook.csv").open()))
     assert [r["student"] for r in rows] == ["broken", "good", "wrong_answer"]
     assert rows[1]["net-params"] == "1.0"

@@ -9,7 +9,7 @@ import pytest
 
 from grader import checks
 from grader.checks.answer import AnswerObservation
-from grader.checks.base import Verdict
+from grader.checks.base import CheckSkipped, Verdict
 from grader.checks.param_count import ParamCountObservation
 from grader.judging import STUDENT_RUN_FAILURES, judge_all
 from grader.observations import ArrayWriter, ProbeRecord
@@ -181,6 +181,34 @@ def test_requires_lists_every_unmet_prerequisite():
                observed("c", counts(23))]
     *_, c = run(specs, records)
     assert c.message == "skipped: needs a, b to pass first"
+
+
+def skipped_here(monkeypatch):
+    """param_count judges that raise CheckSkipped, as when the grading machine lacks a file."""
+    def judge(spec, obs, expected):
+        raise CheckSkipped("the weights file is not on this machine", where="/cache/w.pth", hint="put it there")
+
+    monkeypatch.setattr(checks.get("param_count"), "judge", judge)
+
+
+def test_a_check_skipped_on_this_machine_is_not_counted(monkeypatch):
+    skipped_here(monkeypatch)
+    (r,) = run([spec("weights")], [observed("weights", counts(23))])
+    assert (r.outcome, r.points, r.max_points, r.counted) == ("skipped", 0.0, 2.0, False)
+    assert r.message.startswith("skipped: /cache/w.pth: the weights file is not on this machine")
+    assert r.message.endswith("(not counted in the score)")
+
+
+def test_waiting_only_on_uncounted_checks_is_not_counted_either(monkeypatch):
+    specs = [spec("weights"), spec("answer", "answer", points=1), spec("after", requires=["weights"]),
+             spec("both", requires=["weights", "answer"])]
+    records = [observed("weights", counts(23)), observed("answer", {"type": "int", "number": 3}),
+               observed("after", counts(23)), observed("both", counts(23))]
+    skipped_here(monkeypatch)
+    weights, answer, after, both = run(specs, records)
+    assert answer.outcome == "failed" and not weights.counted
+    assert (after.outcome, after.counted) == ("skipped", False)
+    assert (both.outcome, both.counted) == ("skipped", True)  # it also waits on a check the student failed
 
 
 def test_requires_a_passed_check_is_judged():

@@ -15,6 +15,7 @@ class Row:
     points: float
     max_points: float
     visibility: str = "visible"
+    counted: bool = True
 
 
 # ---------------------------------------------------------------- points_for
@@ -91,3 +92,9 @@ def test_percent_of_zero_score():
 
 def test_totals_accept_a_generator():
     assert totals(Row(1, 1) for _ in range(3)).score == 3.0
+
+
+def test_a_check_not_counted_is_left_out_of_both_sides():
+    t = totals([Row(2, 2), Row(0, 1, counted=False), Row(0, 3, "hidden", counted=False), Row(1, 2, "hidden")])
+    assert t == Totals(3, 4, 2, 2)
+    assert t.percent == 75.0

@@ -47,5 +47,6 @@ def render_summary(results: list[SubmissionResult], stems: list[str], rubric: Lo
         rows=list(zip(results, stems)), rubric=rubric.model, statuses=sorted(statuses.items()),
         per_check=per_check, bins=bins, peak=max(bins) or 1,
         synthetic=any(r.data == "synthetic" for r in results),
+        uncounted=sorted({c.id for r in results for c in r.checks if not c.counted}),
         profiles=sorted({r.profile for r in results if r.profile}),
         median_seconds=seconds[len(seconds) // 2] if seconds else 0.0, total_seconds=sum(seconds))

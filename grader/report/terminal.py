@@ -32,7 +32,7 @@ def self_check_table(result: SubmissionResult) -> str:
     indent = " " * (id_w + 26)
     for c in student.checks:
         wrapped = textwrap.wrap(c.message, feedback_w) or [""]
-        points = f"{format_points(c.points)}/{format_points(c.max_points)}"
+        points = f"{format_points(c.points) if c.counted else '-'}/{format_points(c.max_points)}"
         lines.append(f"{c.id:<{id_w}}  {MARKS[c.outcome]:<12} {points:>9}  {wrapped[0]}")
         lines += [indent + w for w in wrapped[1:4]]
     hidden = len(result.checks) - len(student.checks)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from grader.report.exporters import gradebook_csv
-from grader.report.html import render_submission
+from grader.report.html import render_submission, render_summary
 from grader.report.terminal import self_check_table
 from grader.results import CheckResult, SubmissionResult
 
@@ -53,3 +53,14 @@ def test_self_check_shows_only_visible_checks():
 def test_gradebook_neutralises_formulas(tiny_rubric):
     text = gradebook_csv([result_with(student="=HYPERLINK(1)")], tiny_rubric)
     assert "'=HYPERLINK(1)" in text
+
+
+def test_a_check_skipped_on_this_machine_is_shown_as_not_counted(tiny_rubric):
+    skipped = CheckResult(id="answer", kind="answer", visibility="visible", outcome="skipped", points=0, max_points=1,
+                          message="skipped: no weights here (not counted in the score)", counted=False)
+    result = result_with(checks=[*result_with().checks, skipped])
+    assert "– / 1" in render_submission(result)
+    assert "answer" in self_check_table(result) and " -/1 " in self_check_table(result)
+    assert "Skipped on this machine and <b>left out of the scores</b>: answer." in render_summary([result], ["m"], tiny_rubric)
+    header, row = gradebook_csv([result], tiny_rubric).splitlines()[:2]
+    assert dict(zip(header.split(","), row.split(",")))["answer"] == ""  # blank: not a zero
