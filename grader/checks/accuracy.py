@@ -238,7 +238,7 @@ class Accuracy(CheckKind):
         start = time.monotonic()
         with _deterministic():
             model = call_target(ctx, spec.target, spec.args)
-            name = describe_call(ctx.found[spec.target].found_as or spec.target, spec.args)
+            name = describe_call(ctx.found_name(spec.target), spec.args)
             with ctx.student_code(f"checking what {name} returned"):
                 if not isinstance(model, torch.nn.Module):
                     raise TypeError(f"{name} returned a {type_name(model)}, not a torch.nn.Module")
@@ -363,7 +363,7 @@ def _train_with_student_loop(spec: AccuracySpec, ctx: ProbeContext, model: Any, 
         return values[value] if isinstance(value, str) and value in PLACEHOLDERS else value
 
     fn = ctx.resolve(spec.train_fn)  # type: ignore[arg-type]
-    name = ctx.found[spec.train_fn].found_as or spec.train_fn  # type: ignore[index]
+    name = ctx.found_name(spec.train_fn)  # type: ignore[arg-type]
     args, kwargs = [given(a) for a in spec.train_args], {k: given(v) for k, v in spec.train_kwargs.items()}
     replacements = {global_name: loaders[split] for key, split in spec.data_globals.items()
                     for global_name in _global_names(ctx, key)}

@@ -131,6 +131,10 @@ class ProbeContext:
             raise Unresolved(key, spec, resolution)
         return resolution.obj
 
+    def found_name(self, key: str) -> str:
+        """The name target ``key`` was found under in the student's code (after ``resolve``), for messages."""
+        return self.found[key].found_as or key
+
     @contextmanager
     def student_code(self, during: str) -> Iterator[None]:
         """Run student code: whatever it raises (``SystemExit`` included) becomes ``StudentRaised``.

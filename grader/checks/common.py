@@ -12,7 +12,7 @@ Args = list[Any] | dict[str, Any]
 def call_target(ctx: ProbeContext, key: str, args: Args) -> Any:
     """Resolve target ``key`` and call it with ``args`` (a list is positional, a dict keywords)."""
     fn = ctx.resolve(key)
-    name = ctx.found[key].found_as or key
+    name = ctx.found_name(key)
     with ctx.student_code(f"calling {describe_call(name, args)}"):
         return fn(*args) if isinstance(args, list) else fn(**args)
 

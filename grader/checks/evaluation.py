@@ -128,7 +128,7 @@ class Evaluation(CheckKind):
         from torch.utils.data import DataLoader, TensorDataset
 
         fn = ctx.resolve(spec.target)
-        name = ctx.found[spec.target].found_as or spec.target
+        name = ctx.found_name(spec.target)
         model, images, labels = build(spec)
         if torch.cuda.is_available():
             model = model.cuda()  # where the course's Trainer keeps it: student code moves batches with to_cuda

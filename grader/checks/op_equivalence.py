@@ -385,7 +385,7 @@ class OpEquivalence(CheckKind):
     @staticmethod
     def probe(spec: OpEquivalenceSpec, ctx: ProbeContext) -> OpObservation:
         op = ctx.resolve(spec.target)
-        name = ctx.found[spec.target].found_as or spec.target
+        name = ctx.found_name(spec.target)
         recorder = OpRecorder()
         runs, built, failures = [], [], []
         for index, config in enumerate(spec.sweep()):
