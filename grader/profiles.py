@@ -6,7 +6,11 @@
 
 A rubric may set either profile's budget under ``profiles:``; what it writes is the whole budget
 (a field left out means all images / the check's epochs). A profile only ever lowers a check's
-own ``train_subset``, ``test_subset`` and ``epochs``. Each profile has its own calibration.
+own ``train_subset``, ``test_subset`` and ``epochs``: it never touches what the student chose or
+the handout fixed (learning rate, momentum, optimizer, batch size), since a rate tuned for a
+shorter run made a correct student's SGD with momentum diverge. Each profile has its own
+calibration, made on that same budget. ``changes`` says in words what the harness changed for a
+check (its budget, the data handed in), and the check's message says it too.
 
 ``--profile auto`` (the default of every command) picks ``quick`` on synthetic data and ``full``
 on real data: synthetic sets are small stand-ins where only a short, cheap run makes sense, and
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,9 +46,10 @@ class Profile(BaseModel):
     train_subset: int | None = Field(None, ge=1, description="training images at most (default: all)")
     test_subset: int | None = Field(None, ge=1, description="test images at most (default: all)")
     epochs: int | None = Field(None, ge=1, description="epochs at most (default: each check's own)")
-    lr: float | None = Field(None, gt=0, description="learning rate instead of each check's own `lr` (the harness "
-                                                     "loop's, and `$lr` in a student loop's arguments): fewer steps "
-                                                     "usually need a larger rate")
+    check_epochs: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        {}, description="epochs of named accuracy checks on this profile, instead of `epochs`: over a small subset a "
+                        "network at the handout's rate may need more passes than the handout's epochs to settle "
+                        "(still far fewer images seen than the handout's whole run)")
 
 
 DEFAULTS: dict[str, Profile] = {"full": Profile(), "quick": Profile(train_subset=2000, test_subset=500, epochs=2)}
@@ -81,10 +86,24 @@ def planned_spec(rubric: "LoadedRubric", spec: "AccuracySpec", name: str, data: 
     return spec.model_copy(update={
         "train_subset": _lowest(spec.train_subset, profile.train_subset),
         "test_subset": _lowest(spec.test_subset, profile.test_subset),
-        "epochs": _lowest(spec.epochs, profile.epochs),
-        "lr": spec.lr if profile.lr is None else profile.lr,
+        "epochs": profile.check_epochs.get(spec.id) or _lowest(spec.epochs, profile.epochs),
         "run": PlannedData(profile=name, dataset=rubric.model.data.dataset, root=str(data.path.resolve()),
                            subset_seed=rubric.model.seed, device=device)})
+
+
+def changes(original: "AccuracySpec", planned: "AccuracySpec") -> str:
+    """What the harness changed in what the student's code gets for one accuracy check, in words."""
+    said = [f"profile {planned.run.profile if planned.run else '?'}"]
+    if planned.epochs != original.epochs:
+        said.append(f"{planned.epochs} epoch(s) instead of the handout's {original.epochs}")
+    if planned.train_subset != original.train_subset:
+        said.append(f"at most {planned.train_subset:,} training images")
+    if planned.test_subset != original.test_subset:
+        said.append(f"scored on at most {planned.test_subset:,} test images")
+    if planned.trainer == "student":
+        replaced = ", ".join(planned.data_globals) or "the data arguments"
+        said.append(f"the harness's loaders (batch size {planned.batch_size}) in place of {replaced}")
+    return "; ".join(said)
 
 
 def truth_for(rubric: "LoadedRubric", planned: "AccuracySpec", name: str, data: "DataRoot") -> "AccuracyTruth":
@@ -94,6 +113,8 @@ def truth_for(rubric: "LoadedRubric", planned: "AccuracySpec", name: str, data: 
 
     labels, classes = host_labels(rubric.model.data.dataset, data.path, planned.test_subset,  # type: ignore[arg-type]
                                   rubric.model.seed)
+    from grader import numerics
+
     current, stale = {}, {}
     if planned.threshold == "calibrated":
         wanted = calibration.fingerprint(rubric, planned, reference_hash(rubric))
@@ -101,13 +122,19 @@ def truth_for(rubric: "LoadedRubric", planned: "AccuracySpec", name: str, data: 
             stats = run.checks.get(planned.id)
             if run.profile != name or run.data != data.origin or stats is None:
                 continue
-            if stats.fingerprint == wanted and stats.test_images == len(labels):
-                current[run.device] = stats
+            named = f"the calibration of profile {name} on {run.device} ({run.date[:10]})"
+            if stats.fingerprint != wanted or stats.test_images != len(labels):
+                stale[run.device] = (f"{named} is out of date: the check, its targets, the data set or the reference "
+                                     "changed since")
+            elif differing := numerics.differences(run.numerics, numerics.describe(run.device)):
+                stale[run.device] = (f"{named} was made under another numeric configuration "
+                                     f"({'; '.join(differing)}), so its accuracies do not apply here")
             else:
-                stale[run.device] = (f"the calibration of profile {name} on {run.device} ({run.date[:10]}) is out of "
-                                     "date: the check, its targets, the data set or the reference changed since")
+                current[run.device] = stats
+    original = next(c for c in rubric.model.checks if c.id == planned.id)
     return AccuracyTruth(labels=labels, classes=classes, profile=name, data=data.origin, calibrations=current,
-                         stale=stale, calibrate_command=calibration.command(rubric, name))
+                         stale=stale, calibrate_command=calibration.command(rubric, name),
+                         changes=changes(original, planned))  # type: ignore[arg-type]
 
 
 @lru_cache(maxsize=16)

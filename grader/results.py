@@ -38,6 +38,7 @@ class SubmissionResult(BaseModel):
     isolation: str
     data: Literal["real", "synthetic", "none"] = "none"
     profile: str | None = None  # quick | full: the budget the accuracy checks trained with (grader.profiles)
+    numerics: dict[str, Any] | None = None  # the numeric configuration they trained under (grader.numerics)
     score: float
     max_score: float
     visible_score: float

@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from grader import calibration, data, pipeline, profiles, rubric, submission
+from grader import calibration, data, numerics, pipeline, profiles, rubric, submission
 from grader.errors import GraderError
 from tests.conftest import FIXTURES, PROJECT
 
@@ -27,11 +27,19 @@ def calibrated(tmp_path_factory: pytest.TempPathFactory) -> rubric.LoadedRubric:
     return loaded
 
 
-def test_rule_takes_the_largest_margin():
-    assert calibration.calibrated_threshold(0.95, 0.02, 10_000, 0.02).why == "calibrated: mean 0.950, 3σ 0.060"
-    assert calibration.calibrated_threshold(0.9, 0.0, 100, 0.02).why == "calibrated: mean 0.900, 2 SE 0.060"
-    floor = calibration.calibrated_threshold(0.99, 0.001, 10_000, 0.05)
-    assert floor.why == "calibrated: mean 0.990, floor 0.050" and floor.needed == pytest.approx(0.94)
+def test_rule_is_the_lowest_seed_less_two_standard_errors_at_most_mean_less_floor():
+    accuracies = [0.90, 0.92, 0.94, 0.96]  # mean 0.93, lowest 0.90; 2 SE on 100 images: 0.06
+    rule = calibration.calibrated_threshold(accuracies, 100, 0.02)
+    assert rule.needed == pytest.approx(0.84) and rule.why == "calibrated over 4 seeds: lowest 0.900 less 2 SE 0.060"
+    stable = calibration.calibrated_threshold([0.999, 1.0, 1.0], 10_000, 0.05)
+    assert stable.needed == pytest.approx(0.99967 - 0.05, abs=1e-5) and "less floor 0.050" in stable.why
+
+
+def test_false_fail_estimate_follows_a_normal_fit_of_the_seeds():
+    accuracies = [0.8, 0.9]  # mean 0.85, sample std 0.0707
+    assert calibration.false_fail_estimate(accuracies, 0.85) == pytest.approx(0.5)
+    assert calibration.false_fail_estimate(accuracies, 0.85 - 3 * 0.070711) == pytest.approx(0.00135, rel=1e-3)
+    assert calibration.false_fail_estimate([0.9, 0.9], 0.8) == 0.0
 
 
 def test_calibration_writes_a_readable_file_next_to_the_rubric(calibrated):
@@ -45,6 +53,30 @@ def test_calibration_writes_a_readable_file_next_to_the_rubric(calibrated):
     assert list(run["checks"]) == ["harness-accuracy"]  # the absolute check needs no calibration
     assert len(stats["accuracies"]) == 2 and stats["test_images"] == 200
     assert stats["mean"] == pytest.approx(sum(stats["accuracies"]) / 2, abs=1e-6) and stats["std"] >= 0
+    assert stats["threshold"] <= min(stats["accuracies"]) and 0 <= stats["false_fail_estimate"] <= 1
+    assert run["numerics"] == numerics.describe("cpu")  # the configuration it trained under
+
+
+def test_seeds_give_the_same_accuracies_in_worker_processes(calibrated, tmp_path):
+    """Two seeds trained side by side in two spawned workers, each on the pinned single math
+    thread, reproduce the in-process calibration exactly."""
+    copy = tmp_path / "accuracy"
+    shutil.copytree(calibrated.path.parent, copy)
+    shutil.rmtree(copy / "calibration")
+    parallel = rubric.load(copy / "rubric.yaml")
+    calibration.calibrate(parallel, seeds=2, requested_profile="quick", device="cpu", jobs=2)
+    assert calibration.read(parallel).runs[0].checks == calibration.read(calibrated).runs[0].checks
+
+
+def test_a_calibration_under_another_numeric_configuration_is_flagged_not_applied(calibrated, tmp_path):
+    copy = tmp_path / "accuracy"
+    shutil.copytree(calibrated.path.parent, copy)
+    loaded = rubric.load(copy / "rubric.yaml")
+    run = calibration.read(loaded).runs[0]
+    calibration.write(loaded, run.model_copy(update={"numerics": run.numerics | {"threads": 2}}))
+    truth = profiles.plan(loaded, data.resolve("mnist", None), "quick").expected["harness-accuracy"]
+    assert truth.calibrations == {}
+    assert "another numeric configuration (threads 2 there, 1 here)" in truth.stale["cpu"]
 
 
 def test_calibrating_again_replaces_the_run_of_the_same_profile_device_and_data(calibrated):
@@ -65,7 +97,8 @@ def test_grading_uses_the_calibration(calibrated):
     harness, loop = by_id["harness-accuracy"], by_id["loop-accuracy"]
     # the harness's loop trains the submission's model: as good as the reference
     assert harness.outcome == "passed", harness.message
-    assert "on 200 test images (synthetic data), needed" in harness.message and "(calibrated: mean" in harness.message
+    assert "on 200 test images (synthetic data), needed" in harness.message
+    assert "(calibrated over 2 seeds: " in harness.message and "trained with profile quick" in harness.message
     # its own loop never steps the optimizer: chance level
     assert loop.outcome == "failed" and "needed 0.500 (the rubric's minimum for profile quick)" in loop.message
     assert len(loop.table) == 10 and {"class", "images", "accuracy", "as 0", "as 9"} <= set(loop.table[0])
@@ -87,7 +120,7 @@ def test_a_missing_calibration_names_the_command_to_run(tmp_path):
     loaded = rubric.load(tmp_path / "accuracy" / "rubric.yaml")
     truth = profiles.plan(loaded, data.resolve("mnist", None), "quick").expected["harness-accuracy"]
     assert truth.calibrations == {} and truth.stale == {}
-    assert truth.calibrate_command == f"grader calibrate {loaded.path} --seeds 5 --profile quick"
+    assert truth.calibrate_command == f"grader calibrate {loaded.path} --seeds 30 --profile quick"
 
 
 def test_calibrate_refuses_a_single_seed_and_rubrics_without_calibrated_checks(calibrated):

@@ -20,18 +20,17 @@ same on every run: they depend only on the rubric's seed.
 
 from __future__ import annotations
 
-import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from grader import numerics
 from grader.calibration import CheckStats, Threshold, calibrated_threshold
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSkipped, CheckSpec, Observation, ProbeContext, StudentRaised, Verdict
@@ -152,6 +151,7 @@ class AccuracyTruth:
     calibrations: dict[str, CheckStats] = field(default_factory=dict)
     stale: dict[str, str] = field(default_factory=dict)
     calibrate_command: str = "grader calibrate"
+    changes: str = ""  # what the harness changed in what the student's code got (grader.profiles.changes)
 
 
 class NotCalibrated(CheckSkipped):
@@ -236,7 +236,7 @@ class Accuracy(CheckKind):
         train_x, train_y = _images(spec, train=True)
         test_x, test_y = _images(spec, train=False)
         start = time.monotonic()
-        with _deterministic():
+        with numerics.pinned():
             model = call_target(ctx, spec.target, spec.args)
             name = describe_call(ctx.found_name(spec.target), spec.args)
             with ctx.student_code(f"checking what {name} returned"):
@@ -273,6 +273,8 @@ class Accuracy(CheckKind):
         if scored.out_of_range:
             detail += f"; {scored.out_of_range} prediction(s) outside 0..{truth.classes - 1}"
         message = f"accuracy {scored.accuracy:.3f} {on}, needed {threshold.needed:.3f} ({threshold.why}); {detail}"
+        if truth.changes:
+            message += f"; trained with {truth.changes}"
         verdict = Verdict.passed if scored.accuracy >= threshold.needed else Verdict.failed
         return verdict(message, scored.table())
 
@@ -286,7 +288,7 @@ def _threshold(spec: AccuracySpec, truth: AccuracyTruth, device: str) -> Thresho
         return Threshold(absolute, f"the rubric's minimum for profile {truth.profile}")
     stats = truth.calibrations.get(device)
     if stats is not None:
-        return calibrated_threshold(stats.mean, stats.std, len(truth.labels), spec.floor)
+        return calibrated_threshold(stats.accuracies, len(truth.labels), spec.floor)
     why = truth.stale.get(device) or f"no calibration for profile {truth.profile} on {device} ({truth.data} data)"
     if absolute is not None:
         return Threshold(absolute, f"the rubric's minimum: {why}")
@@ -394,22 +396,3 @@ def _global_names(ctx: ProbeContext, key: str) -> list[str]:
         if found:
             names.append(found.rsplit(".", 1)[-1])
     return list(dict.fromkeys(names))
-
-
-@contextmanager
-def _deterministic() -> Iterator[None]:
-    """Deterministic kernels while the check trains (a warning, not an error, where torch has none),
-    then the previous settings back."""
-    import torch
-
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs
-    cudnn = torch.backends.cudnn
-    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             cudnn.deterministic, cudnn.benchmark)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    cudnn.deterministic, cudnn.benchmark = True, False
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
-        cudnn.deterministic, cudnn.benchmark = saved[2], saved[3]
