@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from grader import __version__, data, profiles, references, sandbox, submission
+from grader import __version__, data, environment, profiles, references, sandbox, submission
 from grader.checks.base import Observation
 from grader.errors import GraderError
 from grader.executors.local import LocalExecutor
@@ -62,6 +62,7 @@ def _check_provided(rubric: LoadedRubric) -> None:
 
 def prepare(rubric: LoadedRubric, settings: Settings) -> Prepared:
     _check_provided(rubric)
+    environment.require(rubric)
     resolved = data.resolve(rubric.model.data.dataset, settings.data_root, settings.allow_synthetic,
                             download=settings.download)
     planned = profiles.plan(rubric, resolved, settings.profile)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from grader import checks
 from grader.checks.base import CheckSpec
+from grader.environment import EnvironmentSpec
 from grader.errors import GraderError, RubricError
 from grader.profiles import Profile
 from grader.targets import TargetSpec
@@ -85,6 +86,7 @@ class Rubric(BaseModel):
     reference: str = Field(description="folder of the reference implementation, relative to the rubric file")
     data: DataSpec = DataSpec()
     submission: SubmissionSpec = SubmissionSpec()
+    environment: EnvironmentSpec = EnvironmentSpec()  # packages beyond the grader's own (grader.environment)
     limits: Limits = Limits()
     seed: int = Field(0, description="seed set before every check")
     profiles: dict[Literal["quick", "full"], Profile] = Field(
