@@ -2,6 +2,11 @@
 
 Everything is observed from the fresh execution and the submitted cells' sources, never from
 outputs stored in the submitted file (those are cleared before the run).
+
+Figures are counted as plots (``grader.sandbox.figures``): each subplot of a matplotlib figure
+that plots data counts one, so loss and accuracy side by side in one figure are two; a grid of
+images counts one. Failing cells are named "cell N, line L", N counted from 1 with markdown
+cells included, as in the run's status message and ``number`` in the JSON's cells.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
+from grader.sandbox import failures
 
 
 class NotebookSpec(CheckSpec):
@@ -19,14 +25,17 @@ class NotebookSpec(CheckSpec):
     executes: bool = Field(True, description="every code cell runs without an error or a timeout")
     min_markdown_cells: int = Field(0, ge=0, description="markdown cells explaining the steps")
     min_markdown_words: int = Field(0, ge=0, description="words across all markdown cells")
-    min_figures: int = Field(0, ge=0, description="figures (images) produced by the fresh run")
+    min_figures: int = Field(0, ge=0, description="plots shown by the fresh run: each subplot that plots data "
+                                                  "counts one; a figure of images (imshow) or any other image, one")
 
 
 class FailedCell(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    index: int
+    number: int  # from 1, markdown cells counted
     status: str
     error: str
+    line: int | None = None
+    missing_module: str | None = None
 
 
 class NotebookObservation(Observation):
@@ -46,7 +55,9 @@ class Notebook(CheckKind):
     @staticmethod
     def probe(spec: NotebookSpec, ctx: ProbeContext) -> NotebookObservation:
         cells = ctx.execution.get("cells", [])
-        failed = [FailedCell(index=c["index"], status=c["status"], error=c.get("error") or "")
+        failed = [FailedCell(number=c["index"] + 1, status=c["status"], error=c.get("error") or "",
+                             line=(c.get("raised") or {}).get("line"),
+                             missing_module=(c.get("raised") or {}).get("missing_module"))
                   for c in cells if c["type"] == "code" and c["status"] in ("error", "timeout")]
         markdown = [c for c in cells if c["type"] == "markdown"]
         return NotebookObservation(
@@ -64,10 +75,10 @@ class Notebook(CheckKind):
         rows = []
         if spec.executes:
             shown = obs.failed_cells[:3]
-            detail = "; ".join(f"cell {c.index + 1}: {c.error or c.status}" for c in shown)
+            detail = "; ".join(_failure(c) for c in shown)
             if len(obs.failed_cells) > len(shown):
                 detail += f"; and {len(obs.failed_cells) - len(shown)} more (cells "\
-                          f"{', '.join(str(c.index + 1) for c in obs.failed_cells[len(shown):])})"
+                          f"{', '.join(str(c.number) for c in obs.failed_cells[len(shown):])})"
             rows.append({"requirement": "runs without errors", "got": detail or "all cells ran",
                          "ok": not obs.failed_cells})
         if spec.min_markdown_cells:
@@ -77,8 +88,17 @@ class Notebook(CheckKind):
             rows.append({"requirement": f"at least {spec.min_markdown_words} words of explanation",
                          "got": str(obs.markdown_words), "ok": obs.markdown_words >= spec.min_markdown_words})
         if spec.min_figures:
-            rows.append({"requirement": f"at least {spec.min_figures} figures",
+            rows.append({"requirement": f"at least {spec.min_figures} plots",
                          "got": str(obs.figures), "ok": obs.figures >= spec.min_figures})
         if not rows:
             return Verdict.passed("no structural requirement set")
         return Verdict.from_requirements(rows)
+
+
+def _failure(cell: FailedCell) -> str:
+    """``cell 3, line 2: NameError: ...``, or the import of a package the environment lacks."""
+    where = failures.location(cell.number, None, cell.line)
+    missing = failures.missing_package(cell.missing_module) if cell.missing_module else None
+    if missing is not None:
+        return f"{where}: imports `{missing[0]}`, {missing[1]}"
+    return f"{where}: {cell.error or cell.status}"

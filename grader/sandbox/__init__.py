@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, computed_field
 
 from grader import observations
 from grader.errors import GraderError
@@ -39,16 +39,37 @@ GRACE_SECONDS = 3.0
 SETUP_MARGIN_SECONDS = 60.0  # the supervisor's own deadline comes first; this is the host's backstop
 
 
+class Raised(BaseModel):
+    """What a cell or module raised, and where in the submission's own code."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    type: str  # the exception's class name: ModuleNotFoundError
+    message: str
+    file: str | None = None  # modules: the submission's file, relative to its folder (helpers.py); cells: None
+    line: int | None = None  # 1-based, in ``file`` or in the cell; the innermost line of the submission's code
+    missing_module: str | None = None  # a ModuleNotFoundError's module (foo.bar), as the error names it
+
+
 class CellRun(BaseModel):
+    """One notebook cell. ``index`` is its place in the notebook's list of cells, from 0 (as
+    nbformat counts); ``number`` is ``index + 1``, what every message calls "cell N" (markdown
+    cells counted, as a person counts the cells top to bottom)."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
     index: int
     type: str
     status: Literal["ok", "error", "timeout", "skipped", "died"]
     error: str | None = None
+    raised: Raised | None = None
     words: int = 0
-    figures: int = 0
+    figures: int = 0  # plots shown, counted as grader.sandbox.figures says
     source: str = ""
     output: str = ""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def number(self) -> int:
+        return self.index + 1
 
 
 class ModuleRun(BaseModel):
@@ -57,6 +78,7 @@ class ModuleRun(BaseModel):
     status: Literal["ok", "error"]
     error: str | None
     output: str
+    raised: Raised | None = None  # a module that raised at import: file, line, type, message
 
 
 class Execution(BaseModel):

@@ -4,6 +4,10 @@ Stored outputs are cleared, the kernel name is forced to the grader's Python, sh
 (``!cmd``, ``%pip``, ``%%bash``) are not executed but reported, each cell has a timeout, and a
 failing cell does not stop the run: later definitions still count. After the student's cells a
 probe cell runs in the same kernel and writes the observations.
+
+Each cell's record says what it raised and at which line of the cell (a missing package by name),
+and how many plots it showed (``figures``). Cells keep their place in the notebook: ``index``
+from 0, and "cell N" in every message is ``index + 1``, markdown cells counted.
 """
 
 from __future__ import annotations
@@ -13,12 +17,17 @@ import re
 from pathlib import Path
 from typing import Any
 
+from grader.sandbox.figures import plots_of_output
+
 KERNEL_NAME = "python3"  # ipykernel's native spec: the grader's own interpreter
 SHELL_LINE = re.compile(r"^\s*(!|%(pip|conda|sx|system|sc)\b)")
 SHELL_CELL = re.compile(r"^\s*%%(bash|sh|script|system|capture\s+--no-stdout)\b")
 FIGURE_MIMES = ("image/png", "image/svg+xml", "image/jpeg")
 TIMEOUT_ENAME = "CellTimeoutError"
 IPYTHON_FILE = re.compile(r"\(\d+\.py, line (\d+)\)")  # SyntaxError's "(1054858500.py, line 1)"
+CELL_FRAME = re.compile(r"Cell In\[(\d+)\], line (\d+)")  # IPython's traceback frame of a cell
+MISSING_MODULE = re.compile(r"No module named '([^']+)'")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def sanitize(nb: Any) -> list[str]:
@@ -79,26 +88,47 @@ def _client_class() -> Any:
 
 
 def cell_record(index: int, cell: Any, timed_out: bool = False, flooded: bool = False) -> dict[str, Any]:
-    """What happened in one executed cell, as plain data."""
+    """What happened in one executed cell, as plain data (a ``sandbox.CellRun``). ``figures``
+    counts plots as ``figures`` explains: a figure with a loss and an accuracy subplot is two."""
     if cell.cell_type == "markdown":
         return {"index": index, "type": "markdown", "status": "ok", "words": len(cell.source.split())}
     if cell.cell_type != "code":
         return {"index": index, "type": cell.cell_type, "status": "ok"}
-    status, error = "ok", None
+    status, error, raised = "ok", None, None
     figures = 0
     for out in cell.get("outputs", []):
         if out.get("output_type") == "error":
             status = "error"
-            evalue = IPYTHON_FILE.sub(r"(line \1 of the cell)", str(out.get("evalue")))
-            error = f"{out.get('ename')}: {evalue}"[:500]
+            raised = _raised(out, cell.get("execution_count"))
+            error = f"{raised['type']}: {raised['message']}"[:500]
         elif out.get("output_type") in ("display_data", "execute_result"):
-            figures += any(m in out.get("data", {}) for m in FIGURE_MIMES)
+            data = out.get("data", {})
+            if any(m in data for m in FIGURE_MIMES):
+                figures += plots_of_output(data)
     if timed_out:
         status, error = "timeout", f"{TIMEOUT_ENAME}: the cell was interrupted after the time limit"
+        raised = {"type": TIMEOUT_ENAME, "message": "the cell was interrupted after the time limit",
+                  "line": raised["line"] if raised else None}
     elif flooded:
         status, error = "error", "OutputLimit: the cell printed more than allowed and was interrupted"
-    return {"index": index, "type": "code", "status": status, "error": error, "figures": figures,
+        raised = {"type": "OutputLimit", "message": "the cell printed more than allowed and was interrupted",
+                  "line": raised["line"] if raised else None}
+    return {"index": index, "type": "code", "status": status, "error": error, "raised": raised, "figures": figures,
             "source": cell.source[:400], "output": _text_output(cell)}
+
+
+def _raised(out: dict[str, Any], execution_count: Any) -> dict[str, Any]:
+    """An error output as a ``sandbox.Raised``: type, message, the line of the cell it raised at
+    (IPython's ``Cell In[n], line L`` frame of this very cell; the first such frame otherwise)
+    and, for a ModuleNotFoundError, the module it could not find."""
+    ename, evalue = str(out.get("ename")), IPYTHON_FILE.sub(r"(line \1 of the cell)", str(out.get("evalue")))
+    frames = [(int(n), int(line)) for text in out.get("traceback", [])
+              for n, line in CELL_FRAME.findall(ANSI.sub("", str(text)))]
+    own = [line for n, line in frames if n == execution_count]
+    line = own[0] if own else frames[0][1] if frames else None
+    missing = MISSING_MODULE.match(evalue) if ename == "ModuleNotFoundError" else None
+    return {"type": ename[:200], "message": evalue[:500], "line": line,
+            "missing_module": missing.group(1)[:200] if missing else None}
 
 
 def _text_output(cell: Any, limit: int = 2000) -> str:
@@ -108,7 +138,7 @@ def _text_output(cell: Any, limit: int = 2000) -> str:
             parts.append(out.get("text", ""))
         elif out.get("output_type") == "error":
             parts.append("\n".join(out.get("traceback", [])))
-    text = re.sub(r"\x1b\[[0-9;]*m", "", "".join(parts))  # ANSI colours from IPython tracebacks
+    text = ANSI.sub("", "".join(parts))  # ANSI colours from IPython tracebacks
     return text if len(text) <= limit else text[: limit // 2] + "\n[... cut ...]\n" + text[-limit // 2:]
 
 
@@ -141,6 +171,7 @@ def execute(job: dict[str, Any], execution: dict[str, Any], save: Any) -> None:
     cells = execution["cells"]
     with client.setup_kernel():
         kernel_process = getattr(client.km.provisioner, "process", None)
+        _count_plots(client, nb)
         _cuda_fallback(client, nb, execution)
         for index, cell in enumerate(nb.cells):
             if execution["kernel_died"]:
@@ -179,17 +210,27 @@ def execute(job: dict[str, Any], execution: dict[str, Any], save: Any) -> None:
 
 def _cuda_fallback(client: Any, nb: Any, execution: dict[str, Any]) -> None:
     """Before the student's cells: if they ask for CUDA, let the kernel fall back to the CPU where
-    there is no GPU (``cpu_fallback``), and record what asked for it. The setup cell is run at
-    index 0 and taken out again, so the student's cells keep their numbers."""
-    import nbformat
-
+    there is no GPU (``cpu_fallback``), and record what asked for it."""
     from grader.sandbox import cpu_fallback
 
     asked = cpu_fallback.mentions([(f"cell {i + 1}", c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code"])
-    if not asked:
-        return
-    setup = nbformat.v4.new_code_cell("import grader.sandbox.cpu_fallback as _grader_cpu_fallback\n"
-                                      "_grader_cpu_fallback.install()")
+    if asked and _run_setup(client, nb, "import grader.sandbox.cpu_fallback as _grader_cpu_fallback\n"
+                                         "_grader_cpu_fallback.install()"):
+        execution["cuda_on_cpu"] = asked
+
+
+def _count_plots(client: Any, nb: Any) -> None:
+    """Before the student's cells: displayed matplotlib figures say how many plots they hold
+    (``figures``), so a figure with two subplots counts two."""
+    _run_setup(client, nb, "import grader.sandbox.figures as _grader_figures\n_grader_figures.install()")
+
+
+def _run_setup(client: Any, nb: Any, source: str) -> bool:
+    """Run a setup cell of the grader's in the kernel; whether its last expression was ``True``.
+    The cell is run at index 0 and taken out again, so the student's cells keep their numbers."""
+    import nbformat
+
+    setup = nbformat.v4.new_code_cell(source)
     nb.cells.insert(0, setup)
     try:
         client.execute_cell(setup, 0)
@@ -197,8 +238,7 @@ def _cuda_fallback(client: Any, nb: Any, execution: dict[str, Any]) -> None:
         nb.cells.pop(0)
         client._printed.pop(0, None)
     results = [o for o in setup.get("outputs", []) if o.get("output_type") == "execute_result"]
-    if results and results[0].get("data", {}).get("text/plain") == "True":
-        execution["cuda_on_cpu"] = asked
+    return bool(results) and results[0].get("data", {}).get("text/plain") == "True"
 
 
 def _killed_by(process: Any) -> int | None:

@@ -80,8 +80,9 @@ def run_modules(job: dict[str, Any], execution: dict[str, Any], save: Any) -> No
             found.loader.exec_module(module)  # type: ignore[union-attr]
         except BaseException as exc:  # noqa: BLE001 - student code may raise anything, SystemExit too
             tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
-            execution["modules"].append({"name": name, "status": "error",
-                                         "error": f"{type(exc).__name__}: {exc}"[:500], "output": "".join(tb)[-2000:]})
+            raised = raised_at_import(exc, Path(root), f"{name}.py")
+            execution["modules"].append({"name": name, "status": "error", "error": f"{raised['type']}: "
+                                         f"{raised['message']}"[:500], "output": "".join(tb)[-2000:], "raised": raised})
         else:
             execution["modules"].append({"name": name, "status": "ok", "error": None, "output": ""})
         namespaces.append((name, vars(module)))
@@ -93,6 +94,39 @@ def run_modules(job: dict[str, Any], execution: dict[str, Any], save: Any) -> No
     except Exception:  # noqa: BLE001 - after student code ran in this process, it may be the cause
         execution["probe_failure"] = traceback.format_exc()[-2000:]
         save(execution)
+
+
+def raised_at_import(exc: BaseException, root: Path, default_file: str) -> dict[str, Any]:
+    """``exc`` as a ``sandbox.Raised``: the innermost line of the submission's own code it passed
+    through (a module the student's code imported, or the module itself; a SyntaxError's own
+    file and line), relative to ``root``. Library frames are skipped: the student's line that
+    called into the library is the one to fix."""
+    file, line = default_file, None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        inside = _inside(frame.filename, root)
+        if inside is not None:
+            file, line = inside, frame.lineno
+    if isinstance(exc, SyntaxError) and exc.filename and (inside := _inside(exc.filename, root)) is not None:
+        file, line = inside, exc.lineno
+    missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+    return {"type": type(exc).__name__[:200], "message": _message(exc)[:500], "file": file, "line": line,
+            "missing_module": missing[:200] if isinstance(missing, str) else None}
+
+
+def _inside(filename: str, root: Path) -> str | None:
+    """``filename`` relative to the submission's folder, or None if it lies elsewhere."""
+    try:
+        return Path(filename).resolve().relative_to(root.resolve()).as_posix()
+    except (ValueError, OSError):
+        return None
+
+
+def _message(exc: BaseException) -> str:
+    """``str(exc)``, which a student's exception may make raise."""
+    try:
+        return exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc)
+    except BaseException:  # noqa: BLE001
+        return f"<a {type(exc).__name__} whose message cannot be shown>"
 
 
 def _cuda_fallback(root: str, modules: list[str], execution: dict[str, Any]) -> None:

@@ -13,6 +13,8 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
+from grader.sandbox import failures
+
 # Words in an error message that tell which resource ran out.
 MEMORY_ERROR = re.compile(r"^MemoryError|failed to map segment|can't allocate memory|Cannot allocate memory|std::bad_alloc", re.M)
 GPU_OOM = re.compile(r"OutOfMemoryError|CUDA out of memory|CUDA error: out of memory")
@@ -73,7 +75,8 @@ def classify(ending: Ending, execution: Any, records: list[Any], limits: dict[st
         slow = [c.index + 1 for c in ex.cells if c.status == "timeout"]
         return "cell-timeout", (f"cell(s) {', '.join(map(str, slow))} ran longer than "
                                 f"{float(limits['cell_seconds']):g}s and were interrupted; the rest was graded")
-    return "ok", "ran to completion"
+    # The code ran; if parts of it raised, the message says what and where, never "ran to completion".
+    return "ok", failures.summary(ex) or "ran to completion"
 
 
 def _death(ending: Ending, ex: Any) -> tuple[str, str] | None:

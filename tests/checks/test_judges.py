@@ -508,18 +508,18 @@ def test_notebook_all_requirements_met():
     v = judge("notebook", spec("notebook", **NOTEBOOK), notebook_obs())
     assert (v.fraction, v.message) == (1.0, "all 3 requirements met")
     assert [r["requirement"] for r in v.table] == ["runs without errors", "at least 3 markdown cells",
-                                                   "at least 2 figures"]
+                                                   "at least 2 plots"]
 
 
 def test_notebook_partial_failure_names_cells_and_counts():
-    obs = notebook_obs(figures=1, failed_cells=[FailedCell(index=2, status="error", error="NameError: name 'x' is not defined")])
+    obs = notebook_obs(figures=1, failed_cells=[FailedCell(number=3, status="error", error="NameError: name 'x' is not defined", line=1)])
     v = judge("notebook", spec("notebook", partial_credit=True, **NOTEBOOK), obs)
     assert v.fraction == pytest.approx(1 / 3)
-    assert v.message == "runs without errors: got cell 3: NameError: name 'x' is not defined; at least 2 figures: got 1"
+    assert v.message == "runs without errors: got cell 3, line 1: NameError: name 'x' is not defined; at least 2 plots: got 1"
 
 
 def test_notebook_timed_out_cell_without_error_text():
-    obs = notebook_obs(failed_cells=[FailedCell(index=3, status="timeout", error="")])
+    obs = notebook_obs(failed_cells=[FailedCell(number=4, status="timeout", error="")])
     v = judge("notebook", spec("notebook", executes=True), obs)
     assert (v.fraction, v.message) == (0.0, "runs without errors: got cell 4: timeout")
 
@@ -535,7 +535,7 @@ def test_notebook_check_on_a_module_fails():
 
 
 def test_notebook_without_requirements_passes():
-    v = judge("notebook", spec("notebook", executes=False), notebook_obs(failed_cells=[FailedCell(index=0, status="error", error="x")]))
+    v = judge("notebook", spec("notebook", executes=False), notebook_obs(failed_cells=[FailedCell(number=1, status="error", error="x")]))
     assert (v.fraction, v.message) == (1.0, "no structural requirement set")
 
 
@@ -543,14 +543,15 @@ def test_notebook_probe_reads_the_execution_record():
     ctx = ProbeContext(namespaces=[], targets={}, execution={"form": "notebook", "cells": [
         {"index": 0, "type": "markdown", "status": "ok", "words": 12},
         {"index": 1, "type": "code", "status": "ok", "figures": 1},
-        {"index": 2, "type": "code", "status": "error", "error": "ValueError: boom"},
+        {"index": 2, "type": "code", "status": "error", "error": "ValueError: boom",
+         "raised": {"type": "ValueError", "message": "boom", "line": 4, "missing_module": None}},
         {"index": 3, "type": "code", "status": "timeout", "error": None},
         {"index": 4, "type": "markdown", "status": "ok", "words": 30},
     ]})
     obs = probe("notebook", spec("notebook"), ctx)
     assert (obs.form, obs.code_cells, obs.markdown_cells, obs.markdown_words, obs.figures) == ("notebook", 3, 2, 42, 1)
-    assert obs.failed_cells == [FailedCell(index=2, status="error", error="ValueError: boom"),
-                                FailedCell(index=3, status="timeout", error="")]
+    assert obs.failed_cells == [FailedCell(number=3, status="error", error="ValueError: boom", line=4),
+                                FailedCell(number=4, status="timeout", error="")]
 
 
 # The dataset and training kinds are tested in test_dataset.py and test_training.py.

@@ -30,9 +30,10 @@ def test_failing_cell_does_not_stop_later_definitions(tmp_path, tiny_prepared):
     assert checks["net-shape"].outcome == "passed"
     assert checks["answer"].outcome == "passed"
     assert checks["notebook"].outcome == "failed"
-    assert "cell 2: ZeroDivisionError" in checks["notebook"].message
+    assert "cell 2, line 1: ZeroDivisionError: division by zero" in checks["notebook"].message
+    assert result.message.startswith("cell 2, line 1: ZeroDivisionError: division by zero")
     failing = [c for c in result.cells if c["status"] == "error"]
-    assert [c["index"] for c in failing] == [1] and "1 / 0" in failing[0]["source"]
+    assert [(c["index"], c["number"]) for c in failing] == [(1, 2)] and "1 / 0" in failing[0]["source"]
 
 
 def test_stored_outputs_and_foreign_kernel_are_ignored(tmp_path, tiny_prepared):
@@ -88,9 +89,53 @@ def test_module_that_raises_at_import_is_graded_and_explained(tmp_path, tiny_pre
     (folder / "main.py").write_text("raise RuntimeError('half-finished work')\n")
     result, checks = grade(folder, tiny_prepared)
     assert result.status == "ok"
+    assert result.message.startswith("main.py, line 1: RuntimeError: half-finished work; ")
     assert checks["net-shape"].outcome == "passed"
     broken = [m for m in result.modules if m["status"] == "error"]
     assert broken[0]["name"] == "main" and "half-finished work" in broken[0]["error"]
+    assert broken[0]["raised"] == {"type": "RuntimeError", "message": "half-finished work", "file": "main.py",
+                                   "line": 1, "missing_module": None}
+
+
+def test_an_import_of_a_missing_package_is_one_message_and_later_cells_run(tmp_path, tiny_prepared):
+    nb = write_notebook(tmp_path / "imports_missing_package.ipynb", [
+        "md:# Work", "import math\nimport surely_not_installed_pkg_x as sn", GOOD_NET,
+        "sn.plot([1, 2])", "answer = 42"])
+    result, checks = grade(nb, tiny_prepared)
+    assert result.status == "ok"
+    assert result.message.startswith("the notebook imports `surely_not_installed_pkg_x` (cell 2, line 2), which "
+                                     "is not installed in the grading environment; cell 4, line 1: NameError")
+    assert checks["net-shape"].outcome == "passed" and checks["answer"].outcome == "passed"
+    assert checks["notebook"].message.startswith(
+        "runs without errors: got cell 2, line 2: imports `surely_not_installed_pkg_x`, which is not installed")
+    importing = result.cells[1]
+    assert (importing["number"], importing["raised"]["line"]) == (2, 2)  # the JSON says what the messages say
+    assert importing["raised"]["missing_module"] == "surely_not_installed_pkg_x"
+
+
+def test_a_module_importing_a_missing_package_names_it(tmp_path, tiny_prepared):
+    folder = tmp_path / "module_imports_missing_package"
+    folder.mkdir()
+    (folder / "helpers.py").write_text(GOOD_NET + "\nanswer = 42\n")
+    (folder / "main.py").write_text("import os\nfrom surely_not_installed_pkg_x import tools\n")
+    result, checks = grade(folder, tiny_prepared)
+    assert result.status == "ok" and checks["net-shape"].outcome == "passed"
+    assert result.message.startswith("the code imports `surely_not_installed_pkg_x` (main.py, line 2), which is "
+                                     "not installed in the grading environment")
+    assert result.modules[1]["raised"]["missing_module"] == "surely_not_installed_pkg_x"
+
+
+def test_subplots_count_as_plots_and_a_grid_of_images_as_one(tmp_path, tiny_prepared):
+    nb = write_notebook(tmp_path / "plots_in_subplots.ipynb", [
+        "md:# Work", GOOD_NET + "\nanswer = 42\nimport matplotlib.pyplot as plt\nimport numpy as np",
+        "fig, (loss, accuracy) = plt.subplots(1, 2)\nloss.plot([3, 2, 1])\naccuracy.plot([0.5, 0.9])\nplt.show()",
+        "fig, axes = plt.subplots(2, 2)\nfor ax in axes.flat:\n    ax.imshow(np.eye(3))",
+        "plt.figure()\nplt.plot([1, 2])\nplt.figure()\nplt.plot([2, 1])",
+        "from IPython.display import Image, display\nimport base64\ndisplay(Image(data=base64.b64decode("
+        "'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==')))"])
+    result, _ = grade(nb, tiny_prepared)
+    assert result.message == "ran to completion"
+    assert [c.get("figures", 0) for c in result.cells] == [0, 0, 2, 1, 2, 1]
 
 
 def test_student_exception_inside_a_probe_is_errored(tmp_path, tiny_prepared):
