@@ -54,8 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     calibrate = sub.add_parser("calibrate", help="train the reference over several seeds to calibrate accuracy checks")
     calibrate.add_argument("rubric", help="rubric file, or a bundled assignment id")
-    calibrate.add_argument("--seeds", type=_positive_int, default=5, metavar="N",
-                           help="training runs of the reference (default: 5; at least 2)")
+    calibrate.add_argument("--seeds", type=_positive_int, default=30, metavar="N",
+                           help="training runs of the reference (default: 30; fewer than 20 cannot show the lower "
+                                "tail of its accuracy)")
+    calibrate.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, metavar="N",
+                           help="seeds trained at once, each in its own process on one math thread (default: one "
+                                "per core); the accuracies do not depend on it")
     calibrate.add_argument("--profile", choices=PROFILES, default="auto", help=PROFILE_HELP)
     calibrate.add_argument("--data-root", type=Path, help="data sets in torchvision layout (default: $GRADER_DATA)")
     calibrate.add_argument("--no-synthetic", action="store_true", help="fail instead of calibrating on synthetic data")
@@ -85,6 +89,9 @@ def _run_options(p: argparse.ArgumentParser) -> None:
                    help="sandbox level (default auto: namespace where available, else process; none: debugging)")
     p.add_argument("--keep-work", action="store_true", help="keep each run's working folder (debugging)")
     p.add_argument("--profile", choices=PROFILES, default="auto", help=PROFILE_HELP)
+    p.add_argument("--mappings", type=Path, metavar="FILE",
+                   help="an instructor's names for targets the grader could not find, per student "
+                        "(YAML: student: {target: name}); only the mapped submissions are graded again")
 
 
 def _batch_options(p: argparse.ArgumentParser) -> None:
@@ -142,19 +149,26 @@ def _load_rubric(ref: str) -> Any:
     from grader import rubric
 
     path = Path(ref)
-    return rubric.load(path if path.suffix in (".yaml", ".yml") or path.exists() else rubric.find(ref))
+    # A batch folder named like the assignment (`grader grade fc-vs-cnn fc-vs-cnn/`) is not a rubric.
+    return rubric.load(path if path.suffix in (".yaml", ".yml") or path.is_file() else rubric.find(ref))
 
 
 LIMIT_OPTIONS = ("wall_seconds", "cell_seconds", "cpu_seconds", "memory_mb", "disk_mb")
 
 
-def _settings(args: argparse.Namespace) -> Any:
+def _settings(args: argparse.Namespace, rubric: Any) -> Any:
     from grader.pipeline import Settings
 
     overrides = {name: getattr(args, name) for name in LIMIT_OPTIONS if getattr(args, name)}
     return Settings(data_root=args.data_root, allow_synthetic=not args.no_synthetic, download=args.download,
                     limit_overrides=overrides, keep_work=args.keep_work, isolation=args.isolation,
-                    profile=args.profile)
+                    profile=args.profile, mappings=_mappings(args, rubric))
+
+
+def _mappings(args: argparse.Namespace, rubric: Any) -> dict[str, dict[str, str]]:
+    from grader import mappings
+
+    return mappings.load(args.mappings, list(rubric.model.targets)) if args.mappings else {}
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
@@ -176,7 +190,11 @@ def cmd_grade(args: argparse.Namespace) -> int:
         raise GraderError("--per-gpu needs --gpus", where="--per-gpu", hint="add --gpus all, or drop --per-gpu")
     slots = plan_slots(args.workers, parse_gpus(args.gpus) if args.gpus else [], args.per_gpu)
     # Open the journal before the slow preparation: a locked or unreadable one is reported at once.
-    settings = _settings(args)
+    settings = _settings(args, rubric)
+    strangers = sorted(set(settings.mappings) - {s.student for s in subs})
+    if strangers:
+        print(f"warning: {args.mappings} maps student(s) not in this batch: {', '.join(strangers)} (ids as the "
+              "gradebook names them)", file=sys.stderr)
     with Journal.open(args.out / JOURNAL_NAME) as journal:
         prep = pipeline.prepare(rubric, settings)
         if prep.isolation != "namespace":
@@ -202,6 +220,10 @@ def cmd_grade(args: argparse.Namespace) -> int:
     index = report.write_batch(results, rubric, args.out)
     broken = [r for r in results if r.status == "sandbox-error" or any(c.outcome == "grader-error" for c in r.checks)]
     print(f"{progress.summary()}; summary page {index.resolve()}")
+    undecided = [r.student for r in results if any(c.outcome == "needs-review" for c in r.checks)]
+    if undecided:
+        print(f"{len(undecided)} submission(s) need a person (the review queue on the summary page): "
+              f"{', '.join(undecided[:10])}{' ...' if len(undecided) > 10 else ''}; map their targets with --mappings")
     if broken:
         print(f"grader errors in {len(broken)} submission(s): {', '.join(r.student for r in broken)}", file=sys.stderr)
         return EXIT_GRADER_ERROR
@@ -216,7 +238,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     rubric = _load_rubric(args.rubric or args.assignment)
     if not args.submission.exists():
         raise GraderError("no such file or folder", where=str(args.submission))
-    result = pipeline.grade_one(submission.single(args.submission), pipeline.prepare(rubric, _settings(args)))
+    result = pipeline.grade_one(submission.single(args.submission), pipeline.prepare(rubric, _settings(args, rubric)))
     print(self_check_table(result))
     visible = [c for c in result.checks if c.visibility == "visible"]
     if any(c.outcome == "grader-error" for c in visible) or result.status == "sandbox-error":
@@ -292,12 +314,17 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     rubric = _load_rubric(args.rubric)
     path = calibration.calibrate(rubric, args.seeds, args.profile, args.data_root, not args.no_synthetic,
                                  progress=lambda line: print(line, flush=True), device="cpu" if args.cpu else None,
-                                 download=args.download)
+                                 download=args.download, jobs=args.jobs)
     written = calibration.read(rubric).runs[-1]
     print(f"wrote {path}: profile {written.profile} on {written.device} ({written.data} data, "
           f"{len(written.seeds)} seeds)")
     for check_id, stats in written.checks.items():
-        print(f"  {check_id}: mean {stats.mean:.4f}, std {stats.std:.4f} on {stats.test_images} test images")
+        print(f"  {check_id}: mean {stats.mean:.4f}, std {stats.std:.4f}, lowest {min(stats.accuracies):.4f} on "
+              f"{stats.test_images} test images; threshold {stats.threshold:.4f}; the reference would fail it on "
+              f"about {stats.false_fail_estimate:.2g} of fresh seeds (normal fit)")
+        if (stats.false_fail_estimate or 0) > calibration.FALSE_FAIL_GOAL:
+            print(f"  warning: {check_id}: that is above the goal of {calibration.FALSE_FAIL_GOAL:g}; more seeds, "
+                  "a longer budget for this profile or a larger floor would lower it")
     return EXIT_OK
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
-from grader import checks, observations
+from grader import checks, observations, unresolved
 from grader.checks.base import CheckSkipped, CheckSpec, Observation
 from grader.results import CheckResult
 from grader.scoring import points_for
+from grader.targets import HOW_SAID, TargetSpec
 
 # Run statuses after which a missing observation is the student's run's fault, not ours.
 STUDENT_RUN_FAILURES = {"timeout-wall", "timeout-cpu", "kernel-died", "crash", "memory", "no-result",
@@ -25,21 +26,24 @@ INVALID_OBSERVATION = "invalid observation"
 
 def judge_all(specs: list[CheckSpec], records: list[observations.ProbeRecord], arrays: dict[str, Any],
               expected: dict[str, Observation], run_status: str, run_message: str,
-              submitted: list[tuple[str, str]] | None = None) -> list[CheckResult]:
+              submitted: list[tuple[str, str]] | None = None, execution: Any = None,
+              targets: dict[str, TargetSpec] | None = None) -> list[CheckResult]:
     """One result per spec, in rubric order. A record that fails its kind's validation makes the
     check ``errored`` with a message starting with ``INVALID_OBSERVATION``. ``submitted`` is the
-    host's own copy of the code, for kinds that rescan it (``CheckKind.recheck``)."""
+    host's own copy of the code, for kinds that rescan it (``CheckKind.recheck``) and to find
+    where a missing target was defined; ``execution`` the run's record of failing cells and
+    modules; ``targets`` the rubric's, to name what a missing target could be called."""
     by_id = {r.check: r for r in records}
     results: dict[str, CheckResult] = {}
     for spec in specs:
         unmet = [r for r in spec.requires if results[r].outcome != "passed"]
         if unmet:
-            result = _result(spec, "skipped", 0.0, f"skipped: needs {', '.join(unmet)} to pass first")
+            result = result_for(spec, "skipped", 0.0, f"skipped: needs {', '.join(unmet)} to pass first")
             # waiting only on checks this machine could not run is not the student's doing either
             result.counted = any(results[r].counted for r in unmet)
         else:
             result = judge_one(spec, by_id.get(spec.id), arrays, expected.get(spec.id), run_status, run_message,
-                               submitted)
+                               submitted, execution, targets)
         results[spec.id] = result
     return list(results.values())
 
@@ -50,52 +54,52 @@ def has_invalid_observation(results: list[CheckResult]) -> bool:
 
 def judge_one(spec: CheckSpec, record: observations.ProbeRecord | None, arrays: dict[str, Any],
               expected: Observation | None, run_status: str, run_message: str,
-              submitted: list[tuple[str, str]] | None = None) -> CheckResult:
+              submitted: list[tuple[str, str]] | None = None, execution: Any = None,
+              targets: dict[str, TargetSpec] | None = None) -> CheckResult:
     kind = checks.get(spec.kind)
     if record is None:
         if run_status in STUDENT_RUN_FAILURES:
-            return _result(spec, "errored", 0.0, f"not observed: {run_message}")
-        return _result(spec, "grader-error", 0.0, "the probes reported nothing for this check (a grader bug)")
+            return result_for(spec, "errored", 0.0, f"not observed: {run_message}")
+        return result_for(spec, "grader-error", 0.0, "the probes reported nothing for this check (a grader bug)")
     if record.status == "raised" and record.error:
         err = record.error
-        return _result(spec, "errored", 0.0, f"{err.type}: {err.message} (while {err.during})",
+        return result_for(spec, "errored", 0.0, f"{err.type}: {err.message} (while {err.during})",
                        traceback=err.traceback, record=record)
     if record.status == "unresolved" and record.unresolved:
-        u = record.unresolved
-        found = ", ".join(u.candidates) or "nothing"
-        what = "no match for" if u.problem == "missing" else "several matches for"
-        return _result(spec, "failed", 0.0, f"{what} {u.looked_for}; "
-                       f"{'defined' if u.problem == 'missing' else 'candidates'}: {found}", record=record)
+        return unresolved.judged(spec, record, execution, submitted or [], (targets or {}).get(record.unresolved.target))
     if record.status != "observed" or record.data is None:
         detail = f"{record.error.type}: {record.error.message}" if record.error else record.status
-        return _result(spec, "grader-error", 0.0, f"the probe failed: {detail}",
+        return result_for(spec, "grader-error", 0.0, f"the probe failed: {detail}",
                        traceback=record.error.traceback if record.error else None, record=record)
     if kind.needs_reference(spec) and expected is None:
-        return _result(spec, "grader-error", 0.0, "no expectation from the reference for this check", record=record)
+        return result_for(spec, "grader-error", 0.0, "no expectation from the reference for this check", record=record)
     try:
         obs = observations.validate_data(kind.Observation, record.data, arrays)
     except observations.InvalidOutput as exc:
-        return _result(spec, "errored", 0.0, f"{INVALID_OBSERVATION} (tampered output?): {exc}", record=record)
+        return result_for(spec, "errored", 0.0, f"{INVALID_OBSERVATION} (tampered output?): {exc}", record=record)
     try:
         verdict = kind.judge(spec, obs, expected)
         if submitted is not None:
             verdict = kind.recheck(spec, obs, verdict, record.found_as, submitted)
     except CheckSkipped as exc:
-        result = _result(spec, "skipped", 0.0, f"skipped: {exc.render()} (not counted in the score)", record=record)
+        result = result_for(spec, "skipped", 0.0, f"skipped: {exc.render()} (not counted in the score)", record=record)
         result.counted = False
         return result
     except Exception as exc:  # noqa: BLE001 - a judge bug must not sink the batch
-        return _result(spec, "grader-error", 0.0, f"the judge failed: {type(exc).__name__}: {exc}",
+        return result_for(spec, "grader-error", 0.0, f"the judge failed: {type(exc).__name__}: {exc}",
                        traceback=traceback.format_exc(), record=record)
     fraction = min(1.0, max(0.0, verdict.fraction))
     outcome = "passed" if fraction == 1.0 else "failed"
-    result = _result(spec, outcome, points_for(spec.points, fraction, spec.partial_credit), verdict.message,
+    message = verdict.message
+    if record.found_how in HOW_SAID and record.found_as:
+        message += f" (graded `{record.found_as}`, found {HOW_SAID[record.found_how]})"
+    result = result_for(spec, outcome, points_for(spec.points, fraction, spec.partial_credit), message,
                      table=verdict.table, record=record)
     result.review = verdict.review
     return result
 
 
-def _result(spec: CheckSpec, outcome: str, points: float, message: str, *, table: list[dict[str, Any]] | None = None,
+def result_for(spec: CheckSpec, outcome: str, points: float, message: str, *, table: list[dict[str, Any]] | None = None,
             traceback: str | None = None, record: observations.ProbeRecord | None = None) -> CheckResult:
     return CheckResult(id=spec.id, kind=spec.kind, title=spec.title, visibility=spec.visibility,
                        outcome=outcome, points=points, max_points=spec.points, message=message,  # type: ignore[arg-type]

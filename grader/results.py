@@ -6,7 +6,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-Outcome = Literal["passed", "failed", "errored", "skipped", "grader-error"]
+# passed / failed: judged; errored: the student's code raised; skipped: a prerequisite failed or the
+# machine lacks something; needs-review: the grader cannot decide (an unresolved target) and asks a
+# person, 0 points until then; grader-error: the harness itself failed.
+Outcome = Literal["passed", "failed", "errored", "skipped", "needs-review", "grader-error"]
 
 
 class CheckResult(BaseModel):
@@ -39,6 +42,7 @@ class SubmissionResult(BaseModel):
     data: Literal["real", "synthetic", "none"] = "none"
     profile: str | None = None  # quick | full: the budget the accuracy checks trained with (grader.profiles)
     numerics: dict[str, Any] | None = None  # the numeric configuration they trained under (grader.numerics)
+    mapping: dict[str, str] = {}  # an instructor's names for this student's targets (grader.mappings)
     score: float
     max_score: float
     visible_score: float

@@ -296,6 +296,14 @@ def _cross_check(raw: dict[str, Any], tree: yaml.Node | None, model: Rubric | No
             if req not in seen:
                 problems.append(f"{where('requires')}: {req!r} is not the id of an earlier check")
         seen.setdefault(cid, index)
+    profiles = raw.get("profiles") if isinstance(raw.get("profiles"), dict) else {}
+    for name, budget in profiles.items():
+        named = budget.get("check_epochs") if isinstance(budget, dict) else None
+        for cid in named if isinstance(named, dict) else []:
+            if cid not in seen:
+                line = _line_of(tree, ["profiles", name, "check_epochs"]) or "?"
+                problems.append(f"line {line}: profiles.{name}.check_epochs: {cid!r} is not the id of a check"
+                                f"{_suggest(cid, seen)}")
     return problems
 
 

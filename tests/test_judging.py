@@ -13,6 +13,8 @@ from grader.checks.base import CheckSkipped, Verdict
 from grader.checks.param_count import ParamCountObservation
 from grader.judging import STUDENT_RUN_FAILURES, judge_all
 from grader.observations import ArrayWriter, ProbeRecord
+from grader.sandbox import CellRun, Execution, ModuleRun, Raised
+from grader.targets import TargetSpec
 
 
 def spec(check_id: str, kind: str = "param_count", points: float = 2, **fields: Any):
@@ -96,30 +98,65 @@ def test_raised_is_errored_with_the_student_traceback():
     assert r.traceback.endswith("ZeroDivisionError: division by zero\n")
 
 
-def test_unresolved_missing_target_fails_and_lists_what_was_defined():
-    record = ProbeRecord.model_validate({
-        "check": "params", "status": "unresolved", "unresolved": {
-            "target": "net", "looked_for": "make_net (or net)", "problem": "missing",
-            "candidates": ["build(a, b)", "size: int"]}})
-    (r,) = run([spec("params")], [record])
-    assert (r.outcome, r.points) == ("failed", 0.0)
-    assert r.message == "no match for make_net (or net); defined: build(a, b), size: int"
+def unresolved(problem: str, candidates: list[str], looked_for: str = "make_net (or net)") -> ProbeRecord:
+    return ProbeRecord.model_validate({"check": "params", "status": "unresolved", "unresolved": {
+        "target": "net", "looked_for": looked_for, "problem": problem, "candidates": candidates}})
 
 
-def test_unresolved_missing_target_with_nothing_defined():
-    record = ProbeRecord.model_validate({
-        "check": "params", "status": "unresolved", "unresolved": {
-            "target": "net", "looked_for": "make_net", "problem": "missing", "candidates": []}})
-    (r,) = run([spec("params")], [record])
-    assert r.message == "no match for make_net; defined: nothing"
+def test_an_unresolved_target_with_candidates_asks_a_person_and_lists_them():
+    (r,) = run([spec("params")], [unresolved("missing", ["build(a, b)", "size: int"])])
+    assert (r.outcome, r.points, r.max_points) == ("needs-review", 0.0, 2)
+    assert r.message.startswith("no match for make_net (or net); defined: build(a, b), size: int. A person decides")
+    assert r.review == "which object is net? defined: build(a, b), size: int"
 
 
-def test_unresolved_ambiguous_target_lists_the_candidates():
-    record = ProbeRecord.model_validate({
-        "check": "params", "status": "unresolved", "unresolved": {
-            "target": "net", "looked_for": "make_net", "problem": "ambiguous", "candidates": ["task1.make_net", "task2.make_net"]}})
-    (r,) = run([spec("params")], [record])
-    assert (r.outcome, r.message) == ("failed", "several matches for make_net; candidates: task1.make_net, task2.make_net")
+def test_an_ambiguous_target_asks_a_person_naming_the_candidates():
+    (r,) = run([spec("params")], [unresolved("ambiguous", ["task1.make_net", "task2.make_net"], "make_net")])
+    assert r.outcome == "needs-review"
+    assert r.message.startswith("several matches for make_net: task1.make_net, task2.make_net. A person decides")
+    assert "candidates: task1.make_net, task2.make_net" in r.review
+
+
+def test_a_submission_that_defines_nothing_of_the_kind_fails_without_review():
+    (r,) = run([spec("params")], [unresolved("missing", [], "make_net")])
+    assert (r.outcome, r.review) == ("failed", None)
+    assert r.message == "no make_net: the submission defines nothing of that kind"
+
+
+NET = TargetSpec(name="make_net", aliases=["task2.net"])
+
+
+def test_a_module_that_raised_before_defining_the_target_is_named_with_file_line_and_error():
+    execution = Execution(form="module", modules=[
+        ModuleRun(name="task2", status="error", error="NameError: name 'np' is not defined", output="",
+                  raised=Raised(type="NameError", message="name 'np' is not defined", file="task2.py", line=3))])
+    code = [("task2.py", "import torch\n\nx = np.zeros(3)\n\ndef net():\n    return None\n")]
+    (r,) = judge_all([spec("params")], [unresolved("missing", ["x: int"])], {}, {}, "ok", "", code,
+                     execution=execution, targets={"net": NET})
+    assert r.outcome == "errored"
+    assert r.message == ("no make_net (or net): task2.py defines `net` at line 5, but it stopped before: "
+                         "task2.py, line 3: NameError: name 'np' is not defined")
+
+
+def test_a_failing_cell_that_held_the_definition_is_named():
+    execution = Execution(form="notebook", cells=[
+        CellRun(index=0, type="markdown", status="skipped"),
+        CellRun(index=1, type="code", status="error", error="ValueError: bad",
+                raised=Raised(type="ValueError", message="bad", line=1))])
+    code = [("cell 2", "raise ValueError('bad')\ndef make_net(D, K, O):\n    pass\n")]
+    (r,) = judge_all([spec("params")], [unresolved("missing", ["other()"])], {}, {}, "ok", "", code,
+                     execution=execution, targets={"net": NET})
+    assert r.outcome == "errored" and "cell 2 defines `make_net` at line 2, but it stopped before: cell 2, line 1" in r.message
+
+
+def test_a_failure_after_the_definition_does_not_explain_a_missing_target():
+    execution = Execution(form="module", modules=[
+        ModuleRun(name="task2", status="error", error="RuntimeError: late", output="",
+                  raised=Raised(type="RuntimeError", message="late", file="task2.py", line=9))])
+    code = [("task2.py", "def net():\n    return None\n" + "\n" * 6 + "raise RuntimeError('late')\n")]
+    (r,) = judge_all([spec("params")], [unresolved("missing", ["helper()"])], {}, {}, "ok", "", code,
+                     execution=execution, targets={"net": NET})
+    assert r.outcome == "needs-review"
 
 
 def test_probe_error_is_a_grader_error():

@@ -183,7 +183,7 @@ def test_target_without_a_way_to_find_it(tmp_path):
     text = MINIMAL.replace("    name: make_net\n", "    kind: class\n")
     (problem,) = problems_of(write(tmp_path, "target_without_name.yaml", text))
     assert problem.startswith("line 6, field 'targets.net': ")  # the target's body
-    assert "give at least one of name, aliases or signature" in problem
+    assert "give at least one of name, aliases, signature or contract" in problem
 
 
 def test_requires_names_a_later_check(tmp_path):

@@ -50,7 +50,7 @@ class ExampleModel(torch.nn.Module):
 
 
 def test_target_spec_needs_a_way_to_find():
-    with pytest.raises(ValueError, match="give at least one of name, aliases or signature"):
+    with pytest.raises(ValueError, match="give at least one of name, aliases, signature or contract"):
         TargetSpec(kind="callable")
 
 
@@ -285,3 +285,102 @@ def test_a_model_class_beside_its_builder_function_resolves_to_the_function():
     found = resolve(TargetSpec(aliases=["convolutional"], signature=["Q1", "Q2", "O"], kind="callable"),
                     [("notebook", ns)])
     assert (found.found_as, found.how) == ("conv_net_builder", "signature")
+
+
+# ---------------------------------------------------------------- as a careful human grader would
+
+
+class TwoLayer(torch.nn.Module):
+    def __init__(self, d_in, hidden, d_out):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d_in, hidden), torch.nn.Linear(hidden, d_out))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class WrongOutput(torch.nn.Module):
+    def __init__(self, d_in, hidden, d_out):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d_in, hidden))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def plot_curves(losses, accuracies, title):
+    raise AssertionError("a candidate that is not a model must not be mistaken for one")
+
+
+FITS = {"args": [784, 100, 10], "input": [2, 1, 28, 28], "output": [2, 10]}
+
+
+def test_a_qualified_alias_wins_over_a_bare_name_that_several_modules_define():
+    """A student's task3.py with its own ExampleModel: the rubric's `task2.ExampleModel` decides."""
+    spaces = [ns("task2", ExampleModel=ExampleModel), ns("task3", ExampleModel=TwoLayer)]
+    r = resolve(TargetSpec(name="ExampleModel", aliases=["task2.ExampleModel"], kind="class"), spaces)
+    assert r.ok and r.obj is ExampleModel and r.found_as == "task2.ExampleModel"
+
+
+def test_a_name_defined_in_one_module_and_held_by_another_is_the_defining_modules():
+    elsewhere = types.new_class("ExampleModel")
+    elsewhere.__module__ = "a_library"
+    spaces = [ns("task2", ExampleModel=ExampleModel), ("task3", {"__name__": "task3", "ExampleModel": elsewhere})]
+    r = resolve(TargetSpec(name="ExampleModel", kind="class"), spaces)
+    assert r.ok and r.obj is ExampleModel and r.found_as == "task2.ExampleModel"
+
+
+def test_a_callable_with_its_own_parameter_names_resolves_by_arity():
+    def build_network(d_in, hidden, d_out):
+        return None
+
+    build_network.__module__ = OWN
+    r = resolve(TargetSpec(signature=["D", "K", "O"], kind="callable"),
+                [ns(build_network=build_network, needs_more=needs_more)])
+    assert r.ok and r.obj is build_network and r.how == "arity"
+
+
+def test_several_callables_of_the_right_arity_are_decided_by_the_contract():
+    plot_curves.__module__ = OWN
+    spaces = [ns(TwoLayer=TwoLayer, WrongOutput=WrongOutput, plot_curves=plot_curves)]
+    unsettled = resolve(TargetSpec(signature=["D", "K", "O"], kind="callable"), spaces)
+    assert unsettled.problem == "ambiguous" and len(unsettled.candidates) == 3
+    r = resolve(TargetSpec(signature=["D", "K", "O"], kind="callable", contract=FITS), spaces)
+    assert r.ok and r.obj is TwoLayer and r.how == "behaviour"
+
+
+def test_a_class_of_its_own_name_resolves_by_behaviour_when_no_name_fits():
+    """A class named as the student liked, with exactly the handout's interface, is measured."""
+    r = resolve(TargetSpec(name="Model", kind="class", contract=FITS), [ns(TwoLayer=TwoLayer, WrongOutput=WrongOutput)])
+    assert r.ok and r.obj is TwoLayer and r.how == "behaviour"
+
+
+def test_two_candidates_that_both_meet_the_contract_stay_ambiguous_naming_both():
+    class Another(TwoLayer):
+        pass
+
+    Another.__module__ = OWN
+    r = resolve(TargetSpec(name="Model", kind="class", contract=FITS), [ns(TwoLayer=TwoLayer, Another=Another)])
+    assert r.problem == "ambiguous" and all("maps [2, 1, 28, 28] to [2, 10]" in c for c in r.candidates)
+
+
+def test_a_built_model_counts_where_the_target_accepts_instances_and_is_copied_when_built():
+    from grader.targets import build
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    spec = TargetSpec(name="torch_network", kind="callable", instances=True, contract={"input": [2, 1, 28, 28],
+                                                                                        "output": [2, 10]})
+    r = resolve(spec, [ns(net=net)])
+    assert r.ok and r.obj is net and r.how == "behaviour"
+    copy = build(r.obj, [])
+    assert copy is not net and torch.equal(copy[1].weight, net[1].weight)
+    with pytest.raises(TypeError, match="needs to build it with arguments"):
+        build(net, [784])
+
+
+def test_an_instructors_mapping_replaces_every_step_and_says_so():
+    spaces = [ns(fully_connected=fully_connected, mine=fc_net)]
+    r = resolve(TargetSpec(name="fully_connected"), spaces, mapped="mine")
+    assert r.ok and r.obj is fc_net and r.how == "instructor"
+    wrong = resolve(TargetSpec(name="fully_connected"), spaces, mapped="typo")
+    assert wrong.problem == "missing" and "'typo', which is not defined" in wrong.candidates[0]

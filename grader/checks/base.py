@@ -121,11 +121,12 @@ class ProbeContext:
     execution: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     found: dict[str, Resolution] = field(default_factory=dict)
+    mapping: dict[str, str] = field(default_factory=dict)  # an instructor's names for targets (grader.mappings)
 
     def resolve(self, key: str) -> Any:
         """The object for rubric target ``key``; raises ``Unresolved`` with the candidates."""
         spec = self.targets[key]
-        resolution = resolve(spec, self.namespaces)
+        resolution = resolve(spec, self.namespaces, self.mapping.get(key))
         self.found[key] = resolution
         if not resolution.ok:
             raise Unresolved(key, spec, resolution)

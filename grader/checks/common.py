@@ -4,17 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from grader.checks.base import ProbeContext, call_description
+from grader.checks.base import ProbeContext, StudentRaised, call_description
+from grader.targets import build, can_build, describe
 
 Args = list[Any] | dict[str, Any]
 
 
 def call_target(ctx: ProbeContext, key: str, args: Args) -> Any:
-    """Resolve target ``key`` and call it with ``args`` (a list is positional, a dict keywords)."""
+    """Resolve target ``key`` and call it with ``args`` (a list is positional, a dict keywords);
+    a built model (a target that accepts ``instances``) is copied when no arguments are asked for.
+
+    A target whose signature cannot take ``args`` is the student's error, said as the two
+    signatures side by side rather than as Python's ``TypeError`` from deep inside the call."""
     fn = ctx.resolve(key)
     name = ctx.found_name(key)
-    with ctx.student_code(f"calling {describe_call(name, args)}"):
-        return fn(*args) if isinstance(args, list) else fn(**args)
+    during = f"calling {describe_call(name, args)}"
+    if not can_build(fn, args):
+        wanted = ctx.targets[key].description or ctx.targets[key].label()
+        raise StudentRaised(during, SignatureMismatch(
+            f"the check calls it as {describe_call(name, args)} ({wanted}), but the submission's {describe(name, fn)} "
+            "cannot be called that way"))
+    with ctx.student_code(during):
+        return build(fn, args)
+
+
+class SignatureMismatch(TypeError):
+    """The student's callable does not take the arguments the handout's interface gives it."""
 
 
 def describe_call(name: str, args: Args) -> str:

@@ -29,6 +29,18 @@ def render_submission(result: SubmissionResult) -> str:
     return _env().get_template("submission.html").render(r=result, failing_cells=failing_cells)
 
 
+def review_queue(results: list[SubmissionResult], stems: list[str]) -> list[dict[str, str]]:
+    """What waits for a person, one row per check: undecided targets (``needs-review``) first, then
+    flags raised on checks that were judged (a forbidden call, ...)."""
+    rows = []
+    for r, stem in zip(results, stems):
+        for c in r.checks:
+            if c.outcome == "needs-review" or c.review:
+                rows.append({"student": r.student, "stem": stem, "check": c.id, "undecided": c.outcome == "needs-review",
+                             "why": c.review or c.message, "points": format_points(c.max_points)})
+    return sorted(rows, key=lambda row: not row["undecided"])
+
+
 def render_summary(results: list[SubmissionResult], stems: list[str], rubric: LoadedRubric) -> str:
     statuses = Counter(r.status for r in results)
     per_check = []
@@ -48,5 +60,5 @@ def render_summary(results: list[SubmissionResult], stems: list[str], rubric: Lo
         per_check=per_check, bins=bins, peak=max(bins) or 1,
         synthetic=any(r.data == "synthetic" for r in results),
         uncounted=sorted({c.id for r in results for c in r.checks if not c.counted}),
-        profiles=sorted({r.profile for r in results if r.profile}),
+        profiles=sorted({r.profile for r in results if r.profile}), queue=review_queue(results, stems),
         median_seconds=seconds[len(seconds) // 2] if seconds else 0.0, total_seconds=sum(seconds))

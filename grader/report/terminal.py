@@ -8,7 +8,8 @@ import textwrap
 from grader.report.html import format_points
 from grader.results import SubmissionResult
 
-MARKS = {"passed": "PASS", "failed": "FAIL", "errored": "ERROR", "skipped": "SKIP", "grader-error": "GRADER-ERROR"}
+MARKS = {"passed": "PASS", "failed": "FAIL", "errored": "ERROR", "skipped": "SKIP", "needs-review": "REVIEW",
+         "grader-error": "GRADER-ERROR"}
 
 
 def self_check_table(result: SubmissionResult) -> str:

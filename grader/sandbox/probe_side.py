@@ -30,7 +30,7 @@ def run(job: dict[str, Any], namespaces: list[Namespace]) -> None:
     plan = job["plan"]
     execution_path = out_dir / "execution.json"
     execution = json.loads(execution_path.read_text()) if execution_path.exists() else {}
-    ctx = ProbeContext(namespaces=namespaces, seed=plan["seed"], execution=execution,
+    ctx = ProbeContext(namespaces=namespaces, seed=plan["seed"], execution=execution, mapping=plan.get("mapping", {}),
                        targets={k: TargetSpec.model_validate(v) for k, v in plan["targets"].items()})
     writer = observations.ArrayWriter()
     records: list[dict[str, Any]] = []
