@@ -2,8 +2,8 @@
 
 One thread per slot, each taking the next item when its previous one is done. Threads suffice: a
 submission's grading spends its time waiting on its sandbox's child process. Because a slot
-belongs to one thread, no two running items ever share a slot index (the sandbox derives a
-per-slot uid from it).
+belongs to one thread, no two running items ever share a slot (its GPU place); sandbox uids are
+not tied to slots but leased per run, host-wide (``grader.sandbox.uid_lease``).
 
 Every callback runs in the calling thread, in completion order, so the caller needs no locks.
 Ctrl-C arrives in that thread too; the executor then stops handing out work, sets ``stopping``

@@ -1,7 +1,8 @@
 """The batch's parallel slots: how many submissions run at once, and which GPU each one sees.
 
-A slot's index is unique among the slots of a batch (the sandbox derives a per-slot uid from it);
-``gpu`` is the device name the sandbox puts in ``CUDA_VISIBLE_DEVICES``.
+A slot's index is unique among the slots of a batch; ``gpu`` is the device name the sandbox
+puts in ``CUDA_VISIBLE_DEVICES``. Sandbox uids do not come from slots: each namespace run leases
+one host-wide (``grader.sandbox.uid_lease``), so two batches on one machine never share one.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 ``run(job)`` is all the pipeline sees. Three isolation levels, recorded in every result:
 
-* ``namespace`` — new PID, mount, network, IPC and UTS namespaces, a per-slot uid, no capabilities,
+* ``namespace`` — new PID, mount, network, IPC and UTS namespaces, a uid of its own (leased host-wide
+  by ``uid_lease``), no capabilities,
   rlimits, a tmpfs as the only writable place, a trusted supervisor as PID 1
   (``supervisor.py``; what goes in is decided by ``namespace.py``);
 * ``process`` — a child process in its own session with rlimits, a scrubbed environment and a wall
@@ -101,8 +102,9 @@ class Execution(BaseModel):
 
 @dataclass(frozen=True)
 class Slot:
-    """One of the batch's parallel places to run: its index picks the sandbox uid, ``gpu`` the only
-    device the sandbox sees (``None``: no GPU)."""
+    """One of the batch's parallel places to run: ``index`` names it (unique in a batch), ``gpu``
+    is the only device the sandbox sees (``None``: no GPU). The sandbox's uid is not the slot's:
+    each namespace run leases one that no other run on the machine holds (``uid_lease``)."""
 
     index: int = 0
     gpu: str | None = None
@@ -216,7 +218,16 @@ def _runner_job(job: Job, root: str, out_dir: str, job_path: str) -> dict[str, A
 
 
 def _run_namespace(job: Job) -> Ending:
-    """Hand the run to a supervisor in new namespaces; trust only its ``supervisor.json``."""
+    """Hand the run to a supervisor in new namespaces, as a uid leased for this run alone; trust
+    only its ``supervisor.json``."""
+    from grader.sandbox import uid_lease
+
+    with uid_lease.lease() as lease:  # held until the supervisor, and with it the namespace, is gone
+        return _supervised(job, lease.uid)
+
+
+def _supervised(job: Job, uid: int) -> Ending:
+    """The namespace run itself, its student code running as ``uid``."""
     from grader.sandbox import namespace
 
     base = job.out_dir.parent
@@ -225,7 +236,7 @@ def _run_namespace(job: Job) -> Ending:
     lifeline_read, lifeline_write = os.pipe()
     spec = namespace.spec(
         inner_job=_runner_job(job, namespace.WORKDIR, namespace.OUT_DIR, namespace.JOB_PATH), work_src=job.entry.root,
-        root=root, out_host=job.out_dir, limits=job.limits, slot_index=job.slot.index, gpu=job.slot.gpu,
+        root=root, out_host=job.out_dir, limits=job.limits, uid=uid, gpu=job.slot.gpu,
         read_only=job.read_only, env=job.env, threads=run_limits.threads(job.limits), lifeline_fd=lifeline_read,
         output_caps={"observations.json": observations.MAX_JSON_BYTES, "arrays.npz": observations.MAX_ARRAYS_BYTES,
                      "execution.json": observations.MAX_JSON_BYTES},

@@ -3,7 +3,7 @@
 The supervisor (``grader.sandbox.supervisor``) does the building inside new namespaces; this module
 decides what goes in. Read-only: the system's libraries (``/usr``), the interpreter and its
 packages, the grader package, the data cache. Written fresh: a minimal ``/etc``, the runner's job.
-Copied: the submission (into the writable tmpfs, owned by the slot's uid). Nothing else exists
+Copied: the submission (into the writable tmpfs, owned by the run's leased uid). Nothing else exists
 in there: no rubric, no reference, no other submission, no results, no journal, no grader
 environment variables.
 """
@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import grader
+from grader.sandbox import uid_lease
 
-UID_BASE = int(os.environ.get("GRADER_SANDBOX_UID_BASE", "61000"))
+UID_BASE = uid_lease.UID_BASE  # the first sandbox uid; each run leases its own (``uid_lease``)
 HOME = "/home/student"
 WORKDIR = f"{HOME}/work"
 JOB_PATH = "/sandbox/job.json"
@@ -40,7 +41,7 @@ def unavailable_reason() -> str | None:
     if sys.platform != "linux":
         return "namespaces are Linux-only"
     if os.geteuid() != 0:
-        return "the namespace sandbox needs root (to mount and to switch to the per-slot uid); running as uid " \
+        return "the namespace sandbox needs root (to mount and to switch to the run's own uid); running as uid " \
                f"{os.geteuid()}"
     if shutil.which("unshare") is None:
         return "util-linux `unshare` is not installed"
@@ -118,10 +119,10 @@ def etc_files(uid: int) -> dict[str, str]:
 
 
 def spec(*, inner_job: dict[str, Any], work_src: Path, root: Path, out_host: Path, limits: dict[str, Any],
-         slot_index: int, gpu: str | None, read_only: list[Path], env: dict[str, str], threads: int,
+         uid: int, gpu: str | None, read_only: list[Path], env: dict[str, str], threads: int,
          lifeline_fd: int, output_caps: dict[str, int], font_cache: list[str]) -> dict[str, Any]:
-    """The supervisor's instructions for one run (written by the host, read by the supervisor)."""
-    uid = UID_BASE + slot_index
+    """The supervisor's instructions for one run (written by the host, read by the supervisor);
+    ``uid`` is the one the run leased (``uid_lease``), held by no other run on the machine."""
     hub = [home / "hub" / "checkpoints"] if (home := torch_home()) is not None else []
     return {
         "root": str(root), "out_host": str(out_host), "work_src": str(work_src), "workdir": WORKDIR,
