@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, computed_field
 
 from grader import observations
 from grader.errors import GraderError
+from grader.sandbox import cpu_use
 from grader.sandbox import limits as run_limits
 from grader.sandbox.statuses import Ending, classify
 from grader.submission import Entry
@@ -265,7 +266,8 @@ def _supervised(job: Job, uid: int) -> Ending:
         detail = (base / "supervisor.log").read_text(errors="replace")[-1000:]
         return Ending(setup_error=f"the sandbox supervisor ended without a report (exit {proc.returncode}): {detail}")
     return Ending(exit_code=report["exit_code"], signal=report["signal"], timed_out=report["timed_out"],
-                  setup_error=report["setup_error"], too_big=report["too_big"], cpu_seconds=report["cpu_seconds"])
+                  setup_error=report["setup_error"], too_big=report["too_big"], cpu_seconds=report["cpu_seconds"],
+                  waited_seconds=report["waited_seconds"])
 
 
 def _run_process(job: Job) -> Ending:
@@ -283,14 +285,15 @@ def _run_process(job: Job) -> Ending:
                 pass_fds=(lifeline_read,)))
             os.close(lifeline_read)
             try:
-                timed_out = _wait(proc, wall)
+                usage = _wait(proc, wall)
             finally:
                 _finished(proc)
     finally:
         os.close(lifeline_write)
-    code = proc.returncode
+    code, timed_out = proc.returncode, usage is not None
     return Ending(exit_code=code if code >= 0 else None, signal=-code if code < 0 and not timed_out else None,
-                  timed_out=timed_out)
+                  timed_out=timed_out, cpu_seconds=round(usage.cpu_seconds, 2) if usage else 0.0,
+                  waited_seconds=usage.waited_seconds if usage else None)
 
 
 def _run_here(job: Job) -> Ending:
@@ -317,15 +320,16 @@ def _font_cache() -> list[str]:
     return found
 
 
-def _wait(proc: subprocess.Popen, wall: float) -> bool:
-    """Wait for the child until the wall deadline; then end it and everything it started."""
-    from grader.sandbox.runner import kill_descendants
+def _wait(proc: subprocess.Popen, wall: float) -> cpu_use.Usage | None:
+    """Wait for the child until the wall deadline; then end it and everything it started.
+    Returns None when it ended in time, else what its processes used up to the deadline."""
+    from grader.sandbox.runner import descendants, kill_descendants
 
-    timed_out = False
+    usage = None
     try:
         proc.wait(timeout=wall)
     except subprocess.TimeoutExpired:
-        timed_out = True
+        usage = cpu_use.measure([proc.pid, *descendants(proc.pid)])
         try:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=GRACE_SECONDS)
@@ -338,7 +342,7 @@ def _wait(proc: subprocess.Popen, wall: float) -> bool:
         except ProcessLookupError:
             pass
         proc.wait()
-    return timed_out
+    return usage
 
 
 def child_env_base() -> dict[str, str]:

@@ -4,6 +4,11 @@ The rubric's ``limits:`` (with command-line overrides) is the single source. ``a
 process that is about to become (or to run) student code: the namespace supervisor's child before
 it drops privileges, or the runner itself at the ``process`` level. Limits can only be lowered
 afterwards, so student code cannot lift them.
+
+CPU time is the limit the student answers for (``RLIMIT_CPU``, per process: ``timeout-cpu``).
+The wall deadline is a backstop against code that never ends; when a run reaches it while the
+machine, not the code, held it back, ``machine_starved`` says so and the run is the grader's
+failure (``sandbox-error``, retried), never a ``timeout-wall`` charged to the student.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from typing import Any
 
 MB = 2**20
 CPU_GRACE_SECONDS = 5  # between the soft limit (SIGXCPU, classified) and the hard one (SIGKILL)
+STARVED_WAIT_SHARE = 0.5  # of the wall budget: the machine, not the code, took most of the run's time
+STARVED_DEMAND_SHARE = 1.5  # of the CPU allowance (wall x threads), room for a few helper threads
 
 
 def threads(limits: dict[str, Any]) -> int:
@@ -51,3 +58,26 @@ def apply(limits: dict[str, Any], per_user_processes: bool) -> None:
         if current_hard != resource.RLIM_INFINITY:
             hard = min(hard, current_hard)
         resource.setrlimit(which, (min(soft, hard), hard))
+
+
+def machine_starved(cpu_seconds: float, waited_seconds: float | None, limits: dict[str, Any]) -> bool:
+    """Whether a run stopped at its wall deadline was held back by a busy machine, not by its code.
+
+    ``cpu_seconds`` is what the run's processes used, ``waited_seconds`` how long their threads
+    were ready to run but waited for a CPU, both up to the deadline. All three must hold:
+
+    * it waited at least ``STARVED_WAIT_SHARE`` of the wall budget: the machine took most of the
+      run's time (code that sleeps, blocks on input or deadlocks does not wait for a CPU, so it
+      stays ``timeout-wall``, even when a busy machine slowed its start a little);
+    * it waited longer than it ran: it got less than half of the CPU it was ready to use;
+    * it asked for no more than its allowance (``cpu + waited`` within ``STARVED_DEMAND_SHARE``
+      x ``wall_seconds`` x ``threads``): a fork bomb or a storm of busy threads waits a lot too,
+      but because of its own crowd of runnable tasks, and stays its own fault.
+
+    ``waited_seconds`` None (the kernel keeps no run-queue statistics) means it cannot be told: False.
+    """
+    if waited_seconds is None:
+        return False
+    wall = float(limits["wall_seconds"])
+    return (waited_seconds >= STARVED_WAIT_SHARE * wall and waited_seconds > cpu_seconds
+            and cpu_seconds + waited_seconds <= STARVED_DEMAND_SHARE * wall * threads(limits))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grader.sandbox import failures
+from grader.sandbox.limits import machine_starved
 
 # Words in an error message that tell which resource ran out.
 MEMORY_ERROR = re.compile(r"^MemoryError|failed to map segment|can't allocate memory|Cannot allocate memory|std::bad_alloc", re.M)
@@ -31,7 +32,8 @@ class Ending:
     timed_out: bool = False
     setup_error: str | None = None
     too_big: str | None = None
-    cpu_seconds: float = 0.0
+    cpu_seconds: float = 0.0  # every process of the run, up to its end (or its wall deadline)
+    waited_seconds: float | None = None  # runnable but waiting for a CPU, measured at the wall deadline
 
 
 def signal_name(number: int) -> str:
@@ -48,6 +50,10 @@ def classify(ending: Ending, execution: Any, records: list[Any], limits: dict[st
         return "rejected", ending.too_big
     if ex is not None and ex.problem:
         return "rejected", ex.problem
+    if ending.timed_out and machine_starved(ending.cpu_seconds, ending.waited_seconds, limits):
+        return "sandbox-error", (f"the machine was too busy to run the code in time: in the "
+                                 f"{float(limits['wall_seconds']):g}s allowed it got {ending.cpu_seconds:.1f}s of CPU "
+                                 f"time and waited {ending.waited_seconds:.1f}s for a free core; not the code's fault")
     if ending.timed_out:
         return "timeout-wall", (f"the run took longer than the {float(limits['wall_seconds']):g}s limit and was "
                                 "stopped" + (f"; {len(records)} check(s) had been observed" if records else ""))

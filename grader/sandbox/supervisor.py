@@ -9,7 +9,9 @@
    permission on the host), a fresh /proc, a few device nodes, a copy of the submission;
 2. forks the runner, which chroots into that tree, lowers its rlimits, drops every capability,
    sets ``no_new_privs`` and becomes the slot's unprivileged uid before executing Python;
-3. waits, enforcing the wall deadline, and reaps every orphan (a PID 1's duty);
+3. waits, enforcing the wall deadline, and reaps every orphan (a PID 1's duty); at the deadline
+   it first measures the CPU time the sandbox's processes used and how long they waited for a
+   CPU (``cpu_use``), so the host can tell a stuck submission from a busy machine;
 4. kills everything left in the namespace, copies the runner's outputs out through file
    descriptors that never follow the student's symlinks, and writes ``supervisor.json``: the only
    account of the run the host trusts.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import select
 import shutil
 import signal
@@ -32,8 +35,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from grader.sandbox import cpu_use, mounts
 from grader.sandbox import limits as run_limits
-from grader.sandbox import mounts
 
 POLL_SECONDS = 0.05
 TERM_GRACE_SECONDS = 2.0
@@ -44,7 +47,8 @@ SANDBOX_DIR = "/sandbox"  # inside: job.json (root's), out/ (the runner's), log/
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text())
     report: dict[str, Any] = {"exit_code": None, "signal": None, "timed_out": False, "lost_grader": False,
-                              "setup_error": None, "too_big": None, "cpu_seconds": 0.0, "max_rss_mb": 0.0}
+                              "setup_error": None, "too_big": None, "cpu_seconds": 0.0, "waited_seconds": None,
+                              "max_rss_mb": 0.0, "uid": spec["uid"]}
     out = Path(spec["out_host"])
     try:
         root = build_root(spec)
@@ -62,11 +66,13 @@ def main(argv: list[str]) -> int:
         _become_student(spec, root, logs, failed_write)  # never returns
     for fd in (*logs, failed_write):
         os.close(fd)
-    _supervise(child, spec, report)
+    _supervise(child, spec, report, root / "proc")
     why = os.read(failed_read, 4000)
     if why:
         report["setup_error"] = "starting the runner failed: " + why.decode(errors="replace")
     _kill_everything()
+    if not report["timed_out"]:  # every process of the sandbox was reaped by now, by us or its parent
+        report["cpu_seconds"] = round(_reaped_cpu_seconds(), 2)
     _copy_outputs(root, out, spec["output_caps"])
     return _finish(out, report)
 
@@ -187,8 +193,9 @@ def _become_student(spec: dict[str, Any], root: Path, logs: tuple[int, int], fai
         os._exit(127)
 
 
-def _supervise(child: int, spec: dict[str, Any], report: dict[str, Any]) -> None:
-    """Wait for the runner until the wall deadline, reaping orphans; stop everything at the deadline."""
+def _supervise(child: int, spec: dict[str, Any], report: dict[str, Any], proc_dir: Path) -> None:
+    """Wait for the runner until the wall deadline, reaping orphans; at the deadline, measure what
+    the sandbox's processes used (``proc_dir``: the sandbox's /proc), then stop everything."""
     deadline = time.monotonic() + float(spec["wall_seconds"])
     lifeline = spec["lifeline_fd"]
     while True:
@@ -200,6 +207,9 @@ def _supervise(child: int, spec: dict[str, Any], report: dict[str, Any]) -> None
             os._exit(1)  # PID 1 exiting takes the whole namespace down
         if time.monotonic() > deadline:
             report["timed_out"] = True
+            usage = _usage_now(proc_dir)
+            report["cpu_seconds"] = round(usage.cpu_seconds, 2)
+            report["waited_seconds"] = None if usage.waited_seconds is None else round(usage.waited_seconds, 2)
             _signal_all(signal.SIGTERM)
             end = time.monotonic() + TERM_GRACE_SECONDS
             while time.monotonic() < end and not _reap(child, report):
@@ -219,9 +229,21 @@ def _reap(child: int, report: dict[str, Any]) -> bool:
         if pid == child:
             report["exit_code"] = os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None
             report["signal"] = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
-            report["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 2)
             report["max_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
             return True
+
+
+def _usage_now(proc_dir: Path) -> cpu_use.Usage:
+    """What every process of the sandbox used so far: the live ones from its /proc (all but this
+    PID 1), the reaped ones from this process's children's account."""
+    live = cpu_use.measure([int(e) for e in os.listdir(proc_dir) if e.isdigit() and e != "1"], proc=str(proc_dir))
+    return cpu_use.Usage(live.cpu_seconds + _reaped_cpu_seconds(), live.waited_seconds)
+
+
+def _reaped_cpu_seconds() -> float:
+    """CPU time of every process this PID 1 reaped, with what they had reaped in turn."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _signal_all(sig: int) -> None:

@@ -66,3 +66,29 @@ def test_a_wall_timeout_wins_over_what_the_code_raised():
 def test_the_setup_failing_is_never_blamed_on_the_student():
     execution = notebook(kernel_died=True, died_in_cell=0)  # a record the student's code could have forged
     assert classify(Ending(setup_error="boom"), execution, [], LIMITS)[0] == "sandbox-error"
+
+
+# A 60 s wall budget on one thread: the run stopped at its deadline, having used `cpu` seconds of
+# CPU and waited `waited` seconds (summed over its threads) for one.
+@pytest.mark.parametrize("cpu, waited, status", [
+    (5.0, 50.0, "sandbox-error"),  # ready to run the whole time, but got a tenth of a core: a busy machine
+    (20.0, 40.0, "sandbox-error"),  # a third of a core
+    (1.0, 0.5, "timeout-wall"),  # slept or blocked: it never waited for a CPU
+    (2.0, 20.0, "timeout-wall"),  # a slow start on a busy machine, then it slept: the machine took under half
+    (45.0, 35.0, "timeout-wall"),  # it got more CPU than it waited for: slow code, not a busy machine
+    (60.0, 7000.0, "timeout-wall"),  # a fork bomb: its own crowd of processes made it wait
+    (5.0, None, "timeout-wall"),  # no run-queue statistics on this kernel: it cannot be told
+])
+def test_a_wall_timeout_is_the_machines_fault_only_when_the_run_was_starved(cpu, waited, status):
+    ending = Ending(timed_out=True, cpu_seconds=cpu, waited_seconds=waited)
+    found, message = classify(ending, notebook(), OBSERVED, LIMITS | {"threads": 1})
+    assert found == status
+    if status == "sandbox-error":
+        assert "too busy" in message and f"{cpu:.1f}s of CPU" in message and f"waited {waited:.1f}s" in message
+
+
+def test_a_starved_run_may_use_every_thread_it_is_allowed():
+    """Four math threads starved for the whole minute want four minutes of CPU: within their allowance."""
+    ending = Ending(timed_out=True, cpu_seconds=40.0, waited_seconds=200.0)
+    assert classify(ending, notebook(), OBSERVED, LIMITS | {"threads": 4})[0] == "sandbox-error"
+    assert classify(ending, notebook(), OBSERVED, LIMITS | {"threads": 1})[0] == "timeout-wall"
