@@ -9,7 +9,8 @@ student's (their id, their output); two students who hand in the same bytes are 
 A row moves ``pending`` → ``running`` → ``done`` (a final result, whatever the student's code did)
 or ``failed`` (the grader's own infrastructure failed, status ``sandbox-error``). Only ``done``
 rows are reused by a later run; ``running`` rows left by a killed grader and ``failed`` rows are
-graded again. Every start counts as an attempt.
+graded again. Every start counts as an attempt; within one run, a failed attempt is retried
+after a pause that grows (``retry_delay``).
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ if TYPE_CHECKING:
     from grader.submission import Submission
 
 JOURNAL_NAME = "journal.sqlite"
-# Infrastructure failures are retried this many times within one run (so 1 + this many attempts);
-# failures of the student's code never are: they would fail the same way again.
-MAX_INFRA_RETRIES = 2
+# Infrastructure failures are retried within one run, after these pauses (so 1 + this many
+# attempts): a machine busy enough to fail a run gets time to calm down. Failures of the
+# student's code never are retried: they would fail the same way again.
+RETRY_BACKOFF_SECONDS = (5.0, 20.0)
+MAX_INFRA_RETRIES = len(RETRY_BACKOFF_SECONDS)
 INFRASTRUCTURE_STATUSES = frozenset({"sandbox-error"})
 
 APPLICATION_ID = 0x47524A4E  # "GRJN" in the SQLite header: tells our journal from any other database
@@ -81,6 +84,11 @@ def key_for(sub: Submission, rubric_hash: str) -> JobKey:
     import grader  # read now, not at import: a test may pretend to be another version
 
     return JobKey(Path(os.path.abspath(sub.source)).name, sub.content_hash, rubric_hash, grader.__version__)
+
+
+def retry_delay(retry: int) -> float:
+    """Seconds to wait before the ``retry``-th new attempt (1, 2...): longer each time."""
+    return RETRY_BACKOFF_SECONDS[min(retry, len(RETRY_BACKOFF_SECONDS)) - 1]
 
 
 def is_infrastructure_failure(result: SubmissionResult) -> bool:

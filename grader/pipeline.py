@@ -20,7 +20,7 @@ from grader import __version__, data, environment, profiles, references, sandbox
 from grader.checks.base import Observation
 from grader.errors import GraderError
 from grader.executors.local import LocalExecutor
-from grader.journal import MAX_INFRA_RETRIES, JobKey, Journal, is_infrastructure_failure, key_for
+from grader.journal import MAX_INFRA_RETRIES, JobKey, Journal, is_infrastructure_failure, key_for, retry_delay
 from grader.judging import has_invalid_observation, judge_all
 from grader.results import CheckResult, SubmissionResult
 from grader.rubric import LoadedRubric
@@ -230,9 +230,13 @@ def _kept_and_todo(subs: list[submission.Submission], prep: Prepared, journal: J
 
 def _grade_journaled(sub: submission.Submission, key: JobKey, prep: Prepared, slot: sandbox.Slot, journal: Journal,
                      grade: GradeFunction, stopping: threading.Event) -> SubmissionResult | None:
-    """Grade one job, retrying infrastructure failures a bounded number of times, and store the
-    result. Returns None, and puts the job back to ``pending``, when the batch was stopped meanwhile."""
-    for _attempt in range(1 + MAX_INFRA_RETRIES):
+    """Grade one job, retrying infrastructure failures a bounded number of times after growing
+    pauses, and store the result. Returns None, and puts the job back to ``pending``, when the
+    batch was stopped meanwhile."""
+    for attempt in range(1 + MAX_INFRA_RETRIES):
+        if attempt and stopping.wait(retry_delay(attempt)):  # stopped during the pause
+            journal.release(key)
+            return None
         journal.start(key)
         result = grade(sub, prep, slot)
         if stopping.is_set():  # its child may have been killed under it: the result says nothing

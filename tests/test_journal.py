@@ -9,12 +9,13 @@ import os
 import signal
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 import grader
-from grader import data, pipeline, profiles, submission
+from grader import data, journal, pipeline, profiles, submission
 from grader.errors import GraderError
 from grader.journal import JOURNAL_NAME, MAX_INFRA_RETRIES, Journal, key_for
 from grader.results import SubmissionResult
@@ -41,6 +42,12 @@ def make_result(sub, prep, status: str = "ok", seconds: float = 1.5) -> Submissi
                             message=status, isolation="none", score=1.0, max_score=2.0, visible_score=1.0,
                             visible_max=1.0, checks=[], seconds=seconds, assignment="tiny",
                             rubric_hash=prep.rubric.text_hash, grader_version=grader.__version__)
+
+
+@pytest.fixture(autouse=True)
+def short_retry_pauses(monkeypatch):
+    """Retries pause a few hundredths of a second here instead of the seconds a real batch waits."""
+    monkeypatch.setattr(journal, "RETRY_BACKOFF_SECONDS", (0.05, 0.2))
 
 
 @pytest.fixture
@@ -135,6 +142,41 @@ def test_sandbox_errors_are_retried_a_bounded_number_of_times(tmp_path, subs, pr
     again = FakeGrade({"alice": "sandbox-error"})
     run(subs, prep, path, again)
     assert again.calls == ["alice"] * (1 + MAX_INFRA_RETRIES)
+
+
+def test_retries_pause_longer_each_time(tmp_path, subs, prep):
+    starts: list[float] = []
+
+    def grade(sub, prep, slot):
+        starts.append(time.monotonic())
+        return make_result(sub, prep, "sandbox-error")
+
+    run(subs[:1], prep, tmp_path / JOURNAL_NAME, grade)
+    pauses = [later - earlier for earlier, later in zip(starts, starts[1:])]
+    assert len(pauses) == MAX_INFRA_RETRIES
+    assert pauses[0] >= 0.05 and pauses[1] >= 0.2
+    assert journal.retry_delay(1) < journal.retry_delay(2) == journal.retry_delay(9)  # bounded
+
+
+def test_a_batch_stopped_during_a_retry_pause_leaves_the_job_pending(tmp_path, subs, prep, monkeypatch):
+    """Ctrl-C while alice waits to be retried: no further attempt, and her row goes back to pending."""
+    from grader import sandbox
+
+    monkeypatch.setattr(journal, "RETRY_BACKOFF_SECONDS", (30.0, 30.0))
+    monkeypatch.setattr(sandbox, "stop_all", lambda: None)
+    grade = FakeGrade({"alice": "sandbox-error"})
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))  # Ctrl-C in the main thread
+    timer.start()
+    started = time.monotonic()
+    path = tmp_path / JOURNAL_NAME
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run(subs[:1], prep, path, grade)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 10, "the pause did not end when the batch stopped"
+    assert grade.calls == ["alice"]
+    assert (rows(path)["alice"]["state"], rows(path)["alice"]["attempts"]) == ("pending", 1)
 
 
 @pytest.mark.parametrize("status", ["timeout-wall", "crash", "kernel-died", "no-result", "rejected", "memory"])
