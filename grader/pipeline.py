@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from grader import __version__, data, environment, profiles, references, sandbox, submission
+from grader import __version__, data, environment, mappings, numerics, profiles, references, sandbox, submission
 from grader.checks.base import Observation
 from grader.errors import GraderError
 from grader.executors.local import LocalExecutor
@@ -38,6 +38,7 @@ class Settings:
     keep_work: bool = False
     isolation: str = "auto"
     profile: str = "auto"  # quick | full | auto (quick on synthetic data, full on real data); see grader.profiles
+    mappings: mappings.Mappings = field(default_factory=dict)  # per student, target -> the student's name for it
 
 
 @dataclass
@@ -101,20 +102,22 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
         submitted = submission.code_texts(entry)  # read before the student's process can touch the files
         read_only = _link_data(prep, entry.root)
         limits = rubric.limits.model_dump() | prep.settings.limit_overrides
+        mapping = prep.settings.mappings.get(sub.student, {})
         plan = {"seed": rubric.seed, "targets": {k: t.model_dump(mode="json") for k, t in rubric.targets.items()},
-                "checks": prep.planned.checks, "profile": prep.planned.profile}
+                "checks": prep.planned.checks, "profile": prep.planned.profile, "mapping": mapping}
         run = sandbox.run(sandbox.Job(entry=entry, plan=plan, limits=limits, out_dir=base / "out",
                                       slot=slot, isolation=prep.isolation,
                                       read_only=read_only))
         results = judge_all(rubric.checks, run.records, run.arrays, prep.expected, run.status, run.message,
-                            submitted)
+                            submitted, execution=run.execution, targets=rubric.targets)
         status = "invalid-output" if run.status == "ok" and has_invalid_observation(results) else run.status
         ex = run.execution
         return _assemble(sub, prep, results, status, run.message, start, isolation=run.isolation,
                          form=entry.form, cells=[c.model_dump() for c in ex.cells] if ex else [],
                          modules=[m.model_dump() for m in ex.modules] if ex else [],
                          removed_commands=ex.removed_commands if ex else [],
-                         cuda_on_cpu=ex.cuda_on_cpu if ex else [], stdout=run.stdout, stderr=run.stderr)
+                         cuda_on_cpu=ex.cuda_on_cpu if ex else [], stdout=run.stdout, stderr=run.stderr,
+                         numerics=_numerics(prep, slot), mapping=mapping)
     finally:
         if not prep.settings.keep_work:
             shutil.rmtree(base, ignore_errors=True)
@@ -219,7 +222,7 @@ def _kept_and_todo(subs: list[submission.Submission], prep: Prepared, journal: J
     results: list[SubmissionResult | None] = [None] * len(subs)
     todo: dict[JobKey, list[int]] = {}
     for position, sub in enumerate(subs):
-        key = key_for(sub, prep.rubric.text_hash)
+        key = key_for(sub, _graded_against(prep, sub))
         kept = None if force else journal.finished(key)
         if kept is not None:
             results[position] = _as_submitted(kept, sub)
@@ -257,6 +260,21 @@ def shared_cores(prep: Prepared, side_by_side: int) -> Prepared:
     threads = max(1, (os.cpu_count() or 1) // side_by_side)
     settings = dataclasses.replace(prep.settings, limit_overrides={**prep.settings.limit_overrides, "threads": threads})
     return dataclasses.replace(prep, settings=settings)
+
+
+def _graded_against(prep: Prepared, sub: submission.Submission) -> str:
+    """The rubric's hash, and the student's mapping when an instructor gave one: a new mapping
+    regrades that submission alone."""
+    mapped = mappings.key(prep.settings.mappings.get(sub.student, {}))
+    return f"{prep.rubric.text_hash}+{mapped}" if mapped else prep.rubric.text_hash
+
+
+def _numerics(prep: Prepared, slot: sandbox.Slot) -> dict[str, object] | None:
+    """The numeric configuration the accuracy checks trained under (the host's own knowledge of
+    the slot, never the sandbox's word); None when nothing trained."""
+    if not prep.planned.expected:
+        return None
+    return numerics.describe("cpu" if slot.gpu is None else f"cuda device {slot.gpu}")
 
 
 def _as_submitted(result: SubmissionResult, sub: submission.Submission) -> SubmissionResult:
