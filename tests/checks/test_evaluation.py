@@ -1,8 +1,10 @@
 """``evaluation``: compute_loss_and_accuracy against the host's own numbers on seeded data.
 
-The probe runs in-process on hand-written versions of the course's function: the right one, one
-that averages batch means, one that returns a percentage, one that hard-codes its answer, one
-that returns a single number. The judge recomputes the truth from the seed every time.
+The probe runs in-process on hand-written versions of the course's function: one per accepted
+reading of the handout (loss per sample or mean of batch means, accuracy as a fraction or a
+percentage), the usual slips (per-batch accuracy, a sum never divided, a sum of batch means
+over the number of samples), one that hard-codes its answer, one that returns a single number.
+The judge recomputes the truth from the seed every time.
 """
 
 from __future__ import annotations
@@ -81,26 +83,92 @@ def test_the_host_truth_is_the_same_on_every_build():
     assert truth(spec(seed=3)) != truth(spec(seed=4))
 
 
-def test_a_mean_of_batch_means_fails_both_rows_and_says_why():
-    verdict = KIND.judge(spec(), observe(batch_means), None)
-    assert verdict.fraction == 0.0
-    assert "mean of the batch means" in verdict.message
-    assert "mean of per-batch accuracies" in verdict.message
+def batch_mean_loss(dataloader, model, loss_criterion):
+    """The course staff's reading: the loss is the mean of the batch means, the accuracy counted."""
+    loss, _ = batch_means(dataloader, model, loss_criterion)
+    return loss, per_sample(dataloader, model, loss_criterion)[1]
 
 
-def test_a_percentage_fails_the_accuracy_row_only():
-    def percent(dataloader, model, loss_criterion):
-        loss, accuracy = per_sample(dataloader, model, loss_criterion)
-        return loss, 100 * accuracy
+def percent(dataloader, model, loss_criterion):
+    loss, accuracy = per_sample(dataloader, model, loss_criterion)
+    return loss, 100 * accuracy
 
-    verdict = KIND.judge(spec(), observe(percent), None)
+
+def summed_batch_losses(dataloader, model, loss_criterion):
+    total, correct, seen = 0.0, 0, 0
+    with torch.no_grad():
+        for x, y in dataloader:
+            out = model(x)
+            total += loss_criterion(out, y).item()
+            correct += (out.argmax(1) == y).sum().item()
+            seen += len(y)
+    return total, correct / seen
+
+
+def summed_batch_losses_over_samples(dataloader, model, loss_criterion):
+    total, accuracy = summed_batch_losses(dataloader, model, loss_criterion)
+    return total / len(dataloader.dataset), accuracy
+
+
+def test_both_readings_of_the_average_loss_pass_and_the_message_names_the_one_taken():
+    want = truth(spec())
+    per_sample_verdict = KIND.judge(spec(), observe(per_sample), None)
+    batch_mean_verdict = KIND.judge(spec(), observe(batch_mean_loss), None)
+    assert per_sample_verdict.fraction == batch_mean_verdict.fraction == 1.0
+    assert per_sample_verdict.message == (f"loss {want.loss:.6f} (the mean per sample) and accuracy "
+                                          f"{want.accuracy:.4f} (a fraction) are right")
+    assert batch_mean_verdict.table[0]["got"] == f"{want.loss_of_batch_means:.6f} (the mean of the batch means)"
+
+
+def test_a_rubric_can_require_one_reading_of_the_loss():
+    verdict = KIND.judge(spec(loss_averages=["sample-mean"]), observe(batch_mean_loss), None)
     assert verdict.fraction == 0.5
-    assert "a percentage" in verdict.message
+    assert verdict.table[0]["got"].endswith("(the mean of the batch means, which this check does not accept)")
+    assert KIND.judge(spec(loss_averages=["batch-mean"]), observe(per_sample), None).fraction == 0.5
 
 
-def test_hard_coded_numbers_fail():
+def test_a_per_batch_accuracy_fails_and_says_why():
+    verdict = KIND.judge(spec(), observe(batch_means), None)
+    assert verdict.fraction == 0.5
+    assert verdict.table[0]["ok"] and not verdict.table[1]["ok"]
+    assert "the mean of per-batch accuracies as a fraction" in verdict.message
+
+
+def test_a_percentage_passes_and_says_so():
+    verdict = KIND.judge(spec(), observe(percent), None)
+    assert verdict.fraction == 1.0
+    assert verdict.table[1]["got"] == f"{100 * truth(spec()).accuracy:.4f} (a percentage)"
+
+
+def test_a_rubric_can_require_a_fraction():
+    verdict = KIND.judge(spec(accuracy_scales=["fraction"]), observe(percent), None)
+    assert verdict.fraction == 0.5
+    assert "(a percentage, which this check does not accept)" in verdict.message
+
+
+@pytest.mark.parametrize("fn, why", [
+    (summed_batch_losses, "the sum of the 4 batch losses"),
+    (summed_batch_losses_over_samples, "the sum of the batch means divided by the number of samples"),
+])
+def test_the_usual_slips_of_the_loss_fail_and_are_named(fn, why):
+    verdict = KIND.judge(spec(), observe(fn), None)
+    assert verdict.fraction == 0.5
+    assert why in verdict.message
+
+
+@pytest.mark.parametrize("relative, ok", [(0.9e-4, True), (1.1e-4, False)])
+def test_loss_tolerance_boundary_for_each_reading(relative, ok):
+    want = truth(spec())
+    for right in (want.loss, want.loss_of_batch_means):
+        obs = EvaluationObservation(returned="tuple(float, float)", loss=right * (1 + relative), accuracy=want.accuracy)
+        assert KIND.judge(spec(), obs, None).table[0]["ok"] is ok
+
+
+def test_hard_coded_numbers_fail_saying_how_far_off():
     verdict = KIND.judge(spec(), observe(lambda dataloader, model, loss_criterion: (0.768, 0.74)), None)
     assert verdict.fraction == 0.0
+    assert "(off by 62.63% from the mean per sample)" in verdict.message
+    assert "got 0.7400 (off by 0.2400 as a fraction)" in verdict.message
 
 
 def test_not_a_pair_fails_with_what_came_back():
@@ -132,3 +200,10 @@ def test_the_spec_wants_a_short_last_batch():
         spec(samples=48, batch_size=16)
     with pytest.raises(ValueError, match="short last batch"):
         spec(samples=10, batch_size=16)
+
+
+def test_the_spec_rejects_unknown_or_no_readings():
+    with pytest.raises(ValueError, match="loss_averages"):
+        spec(loss_averages=["sum"])
+    with pytest.raises(ValueError, match="accuracy_scales"):
+        spec(accuracy_scales=[])
