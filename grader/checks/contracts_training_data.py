@@ -9,8 +9,9 @@ Probe side only. The harness, not the student, decides what the training functio
   gradients on is a *training step*; calls on validation data make up a *validation pass*, which
   ends at the next training step (calls on training data without gradients, e.g. a training
   accuracy, are neither). The recorder counts the model's mode and the gradient switch in each,
-  and at the start of every validation pass stores the network's parameters: the parameters that
-  pass evaluates. Which data a call is on is the data last served.
+  and at the start of every validation pass stores the network's parameters (the parameters that
+  pass evaluates) and the order the validation samples are served in (which samples share a
+  batch, for a loss averaged per batch). Which data a call is on is the data last served.
 * From the middle of the run the training batches carry *misleading* labels (every class shifted
   by one), so the validation loss rises in the last epochs. The lowest-validation epoch is then
   never the last one, and a function that returns its final weights instead of a copy of the best
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator, Literal, NamedTuple
 
 import numpy as np
 
@@ -39,6 +40,8 @@ class LoopRecorder:
         self.validation_forwards = self.validation_in_train_mode = self.validation_with_grad = 0
         self.train_steps = self.train_steps_in_eval_mode = 0
         self.snapshots: list[np.ndarray] = []
+        self.validation_order: Any = None  # the served order of the validation samples, set by TinyBatches
+        self.validation_orders: list[Any] = []  # one per validation pass, beside its snapshot
 
     @property
     def misleading(self) -> bool:
@@ -54,6 +57,7 @@ class LoopRecorder:
                 self.in_validation = True
                 self.validation_passes += 1
                 self.snapshots.append(flat_state(module))
+                self.validation_orders.append(self.validation_order)
             self.validation_forwards += 1
             self.validation_in_train_mode += bool(module.training)
             self.validation_with_grad += gradients
@@ -83,6 +87,8 @@ class TinyBatches:
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
         self.recorder.serving = self.split
+        if self.split == "validation":
+            self.recorder.validation_order = self.order
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         misleading = self.misleading_labels is not None and self.recorder.misleading
         return self.samples[rows], (self.misleading_labels if misleading else self.labels)[rows]
@@ -155,23 +161,38 @@ def flat_returned(value: Any, like: Any) -> tuple[np.ndarray | None, str]:
     return np.concatenate(parts), ""
 
 
-def recomputed_losses(like: Any, snapshots: list[np.ndarray], samples: Any, targets: Any) -> list[float]:
-    """The mean cross-entropy per validation sample of each snapshot, computed by the harness."""
+class RecomputedLosses(NamedTuple):
+    """The harness's validation loss of each pass, in the two averages a student's loop may take:
+    the mean over the validation samples, and the mean of the batch means (the batches as that
+    pass was served). The sums follow from these and the batch count."""
+
+    sample_means: list[float]
+    batch_means: list[float]
+
+
+def recomputed_losses(like: Any, snapshots: list[np.ndarray], orders: list[Any], samples: Any, targets: Any,
+                      batch_size: int) -> RecomputedLosses:
+    """The cross-entropy of each snapshot on the validation data, computed by the harness; ``orders``
+    (one per snapshot, ``None``: unshuffled) say which samples each batch of that pass held."""
     import copy
 
     import torch
 
     network = copy.deepcopy(like)
-    losses = []
-    for flat in snapshots:
+    sample_means, batch_means = [], []
+    for flat, order in zip(snapshots, orders):
         state, offset = {}, 0
         for key, value in torch.nn.Module.state_dict(network).items():
             state[key] = torch.from_numpy(flat[offset:offset + value.numel()].copy()).reshape(value.shape)
             offset += value.numel()
         network.load_state_dict(state)
         with torch.no_grad():
-            losses.append(float(torch.nn.functional.cross_entropy(network.eval()(samples), targets)))
-    return losses
+            losses = torch.nn.functional.cross_entropy(network.eval()(samples), targets, reduction="none")
+        served = losses if order is None else losses[order]
+        sample_means.append(float(losses.mean()))
+        batches = [served[i:i + batch_size].mean() for i in range(0, len(served), batch_size)]
+        batch_means.append(float(torch.stack(batches).mean()))
+    return RecomputedLosses(sample_means, batch_means)
 
 
 @contextmanager

@@ -8,12 +8,15 @@ globals for the duration of the call; ``LoopSession.record`` then turns what was
 loss the harness recomputes for each, and the returned best model flattened the same way.
 
 Host side: ``loop_requirements`` compares those numbers, never trusting a verdict from the sandbox.
+A validation loss may be read several ways (``LOSS_READINGS``); the host derives the sums from
+the recomputed means and the batch count it knows from the rubric.
 """
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -28,6 +31,11 @@ if TYPE_CHECKING:
 PLACEHOLDERS = {"$network", "$epochs", "$train_data", "$validation_data", "$optimizer", "$loss", "$device"}
 SAME_PARAMETERS_ATOL = 1e-6  # a copy is exact; consecutive epochs differ by far more
 LOSS_RTOL, LOSS_ATOL = 1e-4, 1e-6  # float32 sums in another order stay far inside this
+
+LossReading = Literal["sample-mean", "batch-mean", "batch-sum", "sample-sum"]
+LOSS_READINGS: tuple[LossReading, ...] = ("sample-mean", "batch-mean", "batch-sum", "sample-sum")
+READING_SAID: dict[str, str] = {"sample-mean": "the mean per sample", "batch-mean": "the mean of the batch losses",
+                                "batch-sum": "the sum of the batch losses", "sample-sum": "the sum over the samples"}
 
 
 class LoopRecord(BaseModel):
@@ -46,7 +54,8 @@ class LoopRecord(BaseModel):
     validation_forwards_in_train_mode: int
     validation_forwards_with_grad: int
     parameters_by_pass: Array
-    recomputed_validation_losses: list[float]
+    recomputed_validation_losses: list[float]  # the mean per validation sample, one per pass
+    recomputed_validation_batch_means: list[float] = []  # the mean of the batch means, batches as served
     returned_parameters: Array | None = None
     returned_parameters_problem: str = ""
 
@@ -89,14 +98,16 @@ class LoopSession:
         r = self.recorder
         size = sum(p.numel() for p in self.fresh_network.state_dict().values())
         returned, problem = flat_returned(best, self.fresh_network) if best is not None else (None, "")
+        recomputed = recomputed_losses(self.fresh_network, r.snapshots, r.validation_orders, self.validation_x,
+                                       self.validation_y, self.spec.data.batch_size)  # type: ignore[union-attr]
         return LoopRecord(
             data_in_globals=self.data_in_globals, train_steps=r.train_steps,
             train_steps_in_eval_mode=r.train_steps_in_eval_mode, validation_passes=r.validation_passes,
             validation_forwards=r.validation_forwards, validation_forwards_in_train_mode=r.validation_in_train_mode,
             validation_forwards_with_grad=r.validation_with_grad,
             parameters_by_pass=np.stack(r.snapshots) if r.snapshots else np.zeros((0, size), np.float32),
-            recomputed_validation_losses=recomputed_losses(self.fresh_network, r.snapshots, self.validation_x,
-                                                           self.validation_y),
+            recomputed_validation_losses=recomputed.sample_means,
+            recomputed_validation_batch_means=recomputed.batch_means,
             returned_parameters=returned, returned_parameters_problem=problem)
 
 
@@ -139,8 +150,8 @@ def loop_requirements(spec: "TrainingSpec", elements: list["Element"], loop: Loo
         rows.append(_count_row("validation runs without gradients", loop.validation_forwards,
                                loop.validation_forwards_with_grad, "validation forwards",
                                "with gradients on (torch.no_grad() missing?)"))
-    if spec.validation_loss_is_sample_mean:
-        rows.append(_sample_mean_row(own_losses or [], loop.recomputed_validation_losses))
+    if spec.validation_loss_matches:
+        rows.append(_validation_loss_row(spec, own_losses or [], loop))
     return rows
 
 
@@ -187,13 +198,47 @@ def _count_row(requirement: str, total: int, wrong: int, what: str, how: str) ->
             "got": f"{wrong} of {total} {what} {how}" if wrong else f"all {total} {what}"}
 
 
-def _sample_mean_row(own: list[float], recomputed: list[float]) -> dict[str, Any]:
-    requirement = "validation losses are the mean cross-entropy per validation sample"
+def _recomputed_by_reading(spec: "TrainingSpec", loop: LoopRecord) -> dict[str, list[float]]:
+    """The harness's validation loss of each pass in every reading: the two means as recomputed, the
+    sums from them and the numbers of batches and samples the rubric's data has."""
+    data = spec.data
+    samples = data.validation_samples if data else 0
+    batches = math.ceil(samples / data.batch_size) if data else 0
+    means, batch_means = loop.recomputed_validation_losses, loop.recomputed_validation_batch_means
+    return {"sample-mean": means, "batch-mean": batch_means,
+            "batch-sum": [m * batches for m in batch_means], "sample-sum": [m * samples for m in means]}
+
+
+def _validation_loss_row(spec: "TrainingSpec", own: list[float], loop: LoopRecord) -> dict[str, Any]:
+    accepted = spec.validation_loss_readings
+    said = [READING_SAID[r] for r in accepted]
+    requirement = "validation losses are the validation cross-entropy as " + (
+        said[0] if len(said) == 1 else f"{', '.join(said[:-1])} or {said[-1]}")
+    recomputed = loop.recomputed_validation_losses
     if len(own) != len(recomputed) or not own:
         return {"requirement": requirement, "got": f"{len(own)} losses for {len(recomputed)} validation passes",
                 "ok": False}
-    gaps = [abs(o - r) - (LOSS_ATOL + LOSS_RTOL * abs(r)) for o, r in zip(own, recomputed)]
-    worst = int(np.argmax(gaps))
-    o, r = own[worst], recomputed[worst]
-    got = f"epoch {worst + 1}: {o:.6g}, recomputed {r:.6g}" + (f" (off by {abs(o - r) / abs(r):.2%})" if r else "")
-    return {"requirement": requirement, "got": got, "ok": max(gaps) <= 0}
+    by_reading = _recomputed_by_reading(spec, loop)
+    gaps = {r: _gaps(own, values) for r, values in by_reading.items() if len(values) == len(own)}
+    matching = [r for r in LOSS_READINGS if r in gaps and max(gaps[r]) <= 0]
+    taken = [r for r in matching if r in accepted]
+    if taken:
+        also = " and ".join(READING_SAID[r] for r in taken[1:])
+        return {"requirement": requirement, "ok": True,
+                "got": READING_SAID[taken[0]] + (f" (the same numbers as {also} on this data)" if also else "")}
+    if matching:
+        return {"requirement": requirement, "ok": False,
+                "got": f"{READING_SAID[matching[0]]}, which this check does not accept"}
+    # the accepted reading the losses come closest to, and the epoch where they are furthest from it
+    closest = min((r for r in accepted if r in gaps), default="sample-mean",
+                  key=lambda r: max(abs(o - v) / max(abs(v), LOSS_ATOL) for o, v in zip(own, by_reading[r])))
+    worst = int(np.argmax(gaps[closest]))
+    o, r = own[worst], by_reading[closest][worst]
+    got = (f"epoch {worst + 1}: {o:.6g}, recomputed {r:.6g} as {READING_SAID[closest]}"
+           + (f" (off by {abs(o - r) / abs(r):.2%})" if r else ""))
+    return {"requirement": requirement, "got": got, "ok": False}
+
+
+def _gaps(own: list[float], recomputed: list[float]) -> list[float]:
+    """How far each returned loss lies outside the tolerance around the recomputed one (<= 0: inside)."""
+    return [abs(o - r) - (LOSS_ATOL + LOSS_RTOL * abs(r)) for o, r in zip(own, recomputed)]

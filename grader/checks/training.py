@@ -15,9 +15,16 @@ training step and validation pass, which makes the loop's behaviour checkable in
   weights) fails.
 * ``train_eval_modes``: training steps run in train mode, validation in eval mode.
 * ``validation_without_grad``: validation runs with gradients off (``torch.no_grad()``).
-* ``validation_loss_is_sample_mean``: the returned validation losses equal the harness's mean
-  cross-entropy per validation sample (a mean of per-batch means is off when the last batch is
-  smaller).
+* ``validation_loss_matches``: the returned validation losses are the cross-entropy the harness
+  recomputes on the validation data for the parameters each pass evaluated, in one of the
+  ``validation_loss_readings``. mlp-checkpoint's handout asks for the "loss averaged/accumulated
+  over all minibatches", so by default four readings pass and the message names the one found:
+  the mean per sample, the mean of the batch losses, and the two sums ("accumulated": of the
+  batch losses, or of every sample's loss when the criterion sums). A rubric can list fewer. The
+  readings are different numbers when the validation data ends in a smaller batch
+  (``data.validation_samples`` not a multiple of ``data.batch_size``, as by default).
+  ``validation_loss_is_sample_mean: true``, the older spelling, means ``validation_loss_matches``
+  with the one reading ``sample-mean``.
 
 The rubric maps the call with ``args`` / ``kwargs`` and says what each returned value means.
 """
@@ -33,7 +40,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
 from grader.checks.common import is_plain_tensor, type_name
-from grader.checks.contracts_training_loop import PLACEHOLDERS, LoopRecord, call_session, loop_requirements
+from grader.checks.contracts_training_loop import (LOSS_READINGS, PLACEHOLDERS, LoopRecord, LossReading, call_session,
+                                                   loop_requirements)
 
 Role = Literal["per-epoch", "training-losses", "validation-losses", "best-model", "model", "any"]
 PER_EPOCH = ("per-epoch", "training-losses", "validation-losses")
@@ -77,8 +85,29 @@ class TrainingSpec(CheckSpec):
     lr: float = Field(0.05, gt=0, description="learning rate of the `$optimizer` the harness passes (SGD)")
     train_eval_modes: bool = Field(False, description="training steps in train mode, validation in eval mode")
     validation_without_grad: bool = Field(False, description="validation forwards run with gradients off")
-    validation_loss_is_sample_mean: bool = Field(
-        False, description="returned validation losses are the mean cross-entropy per validation sample")
+    validation_loss_matches: bool = Field(
+        False, description="returned validation losses are the harness's recomputed validation loss, in one of "
+                           "validation_loss_readings")
+    validation_loss_readings: list[LossReading] = Field(
+        default_factory=lambda: list(LOSS_READINGS), min_length=1,
+        description="accepted readings of the validation loss: the mean per sample (sample-mean), the mean of the "
+                    "batch losses (batch-mean), the sum of the batch losses (batch-sum), the sum over the samples "
+                    "(sample-sum)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_spelling(cls, entry: Any) -> Any:
+        """``validation_loss_is_sample_mean: true`` (rubrics written before the readings) keeps its
+        meaning: the losses must be the mean per sample."""
+        if not isinstance(entry, dict) or "validation_loss_is_sample_mean" not in entry:
+            return entry
+        entry = dict(entry)
+        if {"validation_loss_matches", "validation_loss_readings"} & entry.keys():
+            raise ValueError("validation_loss_is_sample_mean is the older spelling of validation_loss_matches with "
+                             "validation_loss_readings: [sample-mean]; give one or the other")
+        if entry.pop("validation_loss_is_sample_mean"):
+            entry |= {"validation_loss_matches": True, "validation_loss_readings": ["sample-mean"]}
+        return entry
 
     @model_validator(mode="after")
     def _contracts_need_harness_data(self) -> "TrainingSpec":
@@ -87,7 +116,7 @@ class TrainingSpec(CheckSpec):
         if unknown:
             raise ValueError(f"unknown placeholder {', '.join(unknown)}; known: {', '.join(sorted(PLACEHOLDERS))}")
         wants_loop = ("best-model" in self.returns or self.train_eval_modes or self.validation_without_grad
-                      or self.validation_loss_is_sample_mean or self.uses("$train_data", "$validation_data"))
+                      or self.validation_loss_matches or self.uses("$train_data", "$validation_data"))
         if wants_loop and self.data is None:
             raise ValueError("best-model, the mode and gradient contracts and $train_data / $validation_data "
                              "need `data` (the harness must recognise the validation pass)")
@@ -98,8 +127,10 @@ class TrainingSpec(CheckSpec):
                                      f"kwargs, or data.{split}_globals")
         if "best-model" in self.returns and self.epochs < 2:
             raise ValueError("best-model needs at least 2 epochs (the best must differ from the last)")
-        if self.validation_loss_is_sample_mean and "validation-losses" not in self.returns:
-            raise ValueError("validation_loss_is_sample_mean needs a `validation-losses` element in `returns`")
+        if self.validation_loss_matches and "validation-losses" not in self.returns:
+            raise ValueError("validation_loss_matches needs a `validation-losses` element in `returns`")
+        if "validation_loss_readings" in self.model_fields_set and not self.validation_loss_matches:
+            raise ValueError("validation_loss_readings has no effect without validation_loss_matches: true")
         return self
 
     def uses(self, *placeholders: str) -> bool:
@@ -222,8 +253,10 @@ class Training(CheckKind):
             returned = f"{len(spec.returns)} per-epoch value lists"
         else:
             returned = ", ".join(spec.returns)
-        return Verdict.from_requirements(rows, passed=f"returns {returned} and trains "
-                                                      f"({obs.seconds:.1f}s for {spec.epochs} epoch(s))")
+        passed = f"returns {returned} and trains ({obs.seconds:.1f}s for {spec.epochs} epoch(s))"
+        if spec.validation_loss_matches:  # the last row: which reading of the validation loss was found
+            passed += f"; its validation losses are {rows[-1]['got']}"
+        return Verdict.from_requirements(rows, passed=passed)
 
 
 def _per_epoch_row(n: int, role: str, got: Element, epochs: int) -> dict[str, Any]:

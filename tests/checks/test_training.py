@@ -18,9 +18,9 @@ import torch
 
 from grader import checks, observations
 from grader.checks.base import ProbeContext, StudentRaised, Verdict
-from grader.checks.contracts_training_data import LoopRecorder, TinyBatches, in_globals, make_split
+from grader.checks.contracts_training_data import LoopRecorder, TinyBatches, in_globals, make_split, recomputed_losses
 from grader.checks.contracts_training_loop import LoopRecord
-from grader.checks.training import Element, TrainingObservation
+from grader.checks.training import Element, TrainingObservation, build_fixture
 from grader.targets import TargetSpec
 
 CONTRACTS = Path(__file__).resolve().parents[1] / "fixtures" / "contracts"
@@ -168,7 +168,7 @@ CUSTOM_OPS = dict(
     data={"labels": "one-hot", "train_globals": ["training_dataset", "train_dataset"],
           "validation_globals": ["validation_dataset", "val_dataset"]},
     returns=["best-model", "training-losses", "validation-losses"],
-    train_eval_modes=True, validation_without_grad=True, validation_loss_is_sample_mean=True)
+    train_eval_modes=True, validation_without_grad=True, validation_loss_matches=True)
 
 MLP_CHECKPOINT = dict(
     target="train_with_checkpoints", network={"input": [1, 28, 28], "classes": 10}, epochs=4,
@@ -179,7 +179,7 @@ FC_VS_CNN = dict(
     target="train", network={"input": [1, 28, 28], "classes": 10}, epochs=3, args=["$network", "$epochs", 0.01],
     data={"train_globals": ["train_loader"], "validation_globals": ["test_loader"]},
     returns=["validation-losses", "per-epoch"], train_eval_modes=True, validation_without_grad=True,
-    validation_loss_is_sample_mean=True)
+    validation_loss_matches=True)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -188,7 +188,12 @@ FC_VS_CNN = dict(
     ({"args": ["$network", "$epoch"]}, "unknown placeholder $epoch"),
     ({"data": {"train_globals": ["training_dataset"]}}, "`data` needs a way in for the validation data"),
     ({"returns": ["best-model", "training-losses", "per-epoch"]},
-     "validation_loss_is_sample_mean needs a `validation-losses` element"),
+     "validation_loss_matches needs a `validation-losses` element"),
+    ({"validation_loss_readings": []}, "validation_loss_readings"),
+    ({"validation_loss_readings": ["batch-median"]}, "validation_loss_readings"),
+    ({"validation_loss_matches": False, "validation_loss_readings": ["sample-mean"]},
+     "validation_loss_readings has no effect without validation_loss_matches: true"),
+    ({"validation_loss_is_sample_mean": True}, "give one or the other"),
 ])
 def test_spec_rejects_contracts_it_cannot_check(change, message):
     with pytest.raises(ValueError, match=message.replace("$", r"\$")):
@@ -197,6 +202,21 @@ def test_spec_rejects_contracts_it_cannot_check(change, message):
 
 def test_spec_without_data_keeps_the_old_fields():
     assert spec(**TRAINING).data is None
+
+
+def test_spec_accepts_every_reading_of_the_validation_loss_unless_told_otherwise():
+    assert spec(**CUSTOM_OPS).validation_loss_readings == ["sample-mean", "batch-mean", "batch-sum", "sample-sum"]
+    assert spec(**(CUSTOM_OPS | {"validation_loss_readings": ["batch-sum"]})).validation_loss_readings == ["batch-sum"]
+
+
+@pytest.mark.parametrize("older, matches, readings", [
+    (True, True, ["sample-mean"]),
+    (False, False, ["sample-mean", "batch-mean", "batch-sum", "sample-sum"]),
+])
+def test_spec_older_spelling_keeps_its_meaning(older, matches, readings):
+    fields = {k: v for k, v in CUSTOM_OPS.items() if k != "validation_loss_matches"}
+    the_spec = spec(**fields, validation_loss_is_sample_mean=older)
+    assert (the_spec.validation_loss_matches, the_spec.validation_loss_readings) == (matches, readings)
 
 
 # ================================================================ loop contracts on hand-made records
@@ -210,15 +230,19 @@ def loop(returned: np.ndarray | None = PARAMETERS[1], **fields: Any) -> LoopReco
                   train_steps_in_eval_mode=0, validation_passes=4, validation_forwards=12,
                   validation_forwards_in_train_mode=0, validation_forwards_with_grad=0,
                   parameters_by_pass=PARAMETERS, recomputed_validation_losses=[2.0, 1.5, 1.7, 1.9],
-                  returned_parameters=returned)
+                  recomputed_validation_batch_means=[2.2, 1.6, 1.8, 2.0], returned_parameters=returned)
     return LoopRecord(**(values | fields))
 
 
-def custom_ops(record: LoopRecord, validation_losses: list[float] | None = None) -> Verdict:
+def custom_ops(record: LoopRecord, validation_losses: list[float] | None = None, **fields: Any) -> Verdict:
     own = validation_losses or [2.0, 1.5, 1.7, 1.9]
     obs = observed([element(None, "torch.nn.modules.container.Sequential"), element([2.3, 2.1, 2.2, 2.4]),
                     element(own)], loop=record)
-    return judge(spec(**CUSTOM_OPS, partial_credit=True), obs)
+    return judge(spec(**(CUSTOM_OPS | fields), partial_credit=True), obs)
+
+
+EVERY_READING = ("validation losses are the validation cross-entropy as the mean per sample, the mean of the batch "
+                 "losses, the sum of the batch losses or the sum over the samples")
 
 
 BEST = "returns the parameters of epoch 2 of 4, the one with the lowest validation loss"
@@ -230,8 +254,10 @@ def test_loop_contracts_all_met():
     assert [r["requirement"] for r in v.table][-6:] == [
         "validates once per epoch on the given validation data (4 passes)", BEST,
         "training steps run in train mode", "validation runs in eval mode", "validation runs without gradients",
-        "validation losses are the mean cross-entropy per validation sample"]
-    assert v.message == ("returns best-model, training-losses, validation-losses and trains (0.2s for 4 epoch(s))")
+        EVERY_READING]
+    assert v.table[-1]["got"] == "the mean per sample"
+    assert v.message == ("returns best-model, training-losses, validation-losses and trains (0.2s for 4 epoch(s)); "
+                         "its validation losses are the mean per sample")
 
 
 def test_best_model_of_the_last_epoch_fails():
@@ -276,13 +302,52 @@ def test_mode_and_gradient_contracts_fail_on_one_forward(fields, failed, got):
 
 
 @pytest.mark.parametrize("relative, ok", [(0.9e-4, True), (1.2e-4, False)])
-def test_sample_mean_tolerance_boundary(relative, ok):
+def test_validation_loss_tolerance_boundary(relative, ok):
     recomputed = [2.0, 1.5, 1.7, 1.9]
     v = custom_ops(loop(recomputed_validation_losses=recomputed),
                    validation_losses=[r * (1 + relative) if i == 2 else r for i, r in enumerate(recomputed)])
     row = v.table[-1]
     assert row["ok"] is ok
-    assert row["got"].startswith("epoch 3: 1.70")
+    if ok:
+        assert row["got"] == "the mean per sample"
+    else:
+        assert row["got"] == "epoch 3: 1.7002, recomputed 1.7 as the mean per sample (off by 0.01%)"
+
+
+# 20 validation samples in batches of 8: 3 batches
+@pytest.mark.parametrize("own, reading", [
+    ([2.2, 1.6, 1.8, 2.0], "the mean of the batch losses"),
+    ([6.6, 4.8, 5.4, 6.0], "the sum of the batch losses"),
+    ([40.0, 30.0, 34.0, 38.0], "the sum over the samples"),
+])
+def test_every_reading_the_handout_allows_passes_and_is_named(own, reading):
+    v = custom_ops(loop(), validation_losses=own)
+    assert v.fraction == 1.0, v.message
+    assert v.table[-1]["got"] == reading
+    assert v.message.endswith(f"; its validation losses are {reading}")
+
+
+def test_a_rubric_can_require_one_reading():
+    v = custom_ops(loop(), validation_losses=[2.2, 1.6, 1.8, 2.0], validation_loss_readings=["sample-mean"])
+    assert v.message == ("validation losses are the validation cross-entropy as the mean per sample: got the mean of "
+                         "the batch losses, which this check does not accept")
+
+
+def test_readings_equal_on_the_data_are_both_named():
+    v = custom_ops(loop(recomputed_validation_batch_means=[2.0, 1.5, 1.7, 1.9]))
+    assert v.table[-1]["got"] == "the mean per sample (the same numbers as the mean of the batch losses on this data)"
+
+
+def test_losses_of_no_reading_name_the_closest_and_how_far_off():
+    v = custom_ops(loop(), validation_losses=[2.2, 1.6, 1.8, 2.6])  # batch means but the last epoch
+    assert v.table[-1] == {"requirement": EVERY_READING, "ok": False,
+                           "got": "epoch 4: 2.6, recomputed 2 as the mean of the batch losses (off by 30.00%)"}
+
+
+def test_a_record_without_batch_means_checks_the_other_readings():
+    v = custom_ops(loop(recomputed_validation_batch_means=[]), validation_losses=[2.2, 1.6, 1.8, 2.0],
+                   validation_loss_readings=["batch-mean"])
+    assert v.table[-1]["got"] == "epoch 1: 2.2, recomputed 2 as the mean per sample (off by 10.00%)"
 
 
 def test_sample_mean_with_another_number_of_losses():
@@ -376,11 +441,83 @@ def test_custom_ops_fit_keeping_a_live_reference_fails(target):
 @pytest.mark.parametrize("target, failed", [
     ("fit_validating_in_train_mode", "validation runs in eval mode"),
     ("fit_validating_with_gradients", "validation runs without gradients"),
-    ("fit_averaging_validation_loss_per_batch", "validation losses are the mean cross-entropy per validation sample"),
 ])
 def test_custom_ops_fit_with_one_mistake_fails_exactly_that_requirement(target, failed):
     _, v = loop_verdict(CUSTOM_OPS, target)
     assert failed_requirements(v) == [failed], v.message
+
+
+def test_custom_ops_fit_averaging_per_batch_passes_unless_the_rubric_wants_the_mean_per_sample():
+    _, v = loop_verdict(CUSTOM_OPS, "fit_averaging_validation_loss_per_batch")
+    assert v.fraction == 1.0, v.message
+    assert v.table[-1]["got"] == "the mean of the batch losses"
+    _, v = loop_verdict(CUSTOM_OPS | {"validation_loss_readings": ["sample-mean"]},
+                        "fit_averaging_validation_loss_per_batch")
+    assert v.message == ("validation losses are the validation cross-entropy as the mean per sample: got the mean of "
+                         "the batch losses, which this check does not accept")
+
+
+def validating_with(reduce: Any, shuffle_validation: bool = False) -> Any:
+    """A training function whose validation loss is ``reduce([(batch mean loss, batch size), ...])``."""
+    def fit(network, train_data, validation_data, epochs):
+        optimizer = torch.optim.SGD(network.parameters(), lr=0.05)
+        losses = []
+        for _ in range(epochs):
+            network.train()
+            for x, y in train_data:
+                optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(network(x), y).backward()
+                optimizer.step()
+            network.eval()
+            if shuffle_validation:
+                validation_data.shuffle()
+            with torch.no_grad():
+                batches = [(torch.nn.functional.cross_entropy(network(x), y).item(), len(y))
+                           for x, y in validation_data]
+            losses.append(reduce(batches))
+        return losses
+    return fit
+
+
+VALIDATING = dict(target="fit", network={"input": [1, 28, 28], "classes": 10}, epochs=2,
+                  args=["$network", "$train_data", "$validation_data", "$epochs"], data={},
+                  returns=["validation-losses"], validation_loss_matches=True)
+
+
+@pytest.mark.parametrize("reduce, reading", [
+    (lambda batches: sum(loss * n for loss, n in batches) / sum(n for _, n in batches), "the mean per sample"),
+    (lambda batches: sum(loss for loss, _ in batches) / len(batches), "the mean of the batch losses"),
+    (lambda batches: sum(loss for loss, _ in batches), "the sum of the batch losses"),
+    (lambda batches: sum(loss * n for loss, n in batches), "the sum over the samples"),
+])
+def test_loops_of_every_reading_pass_and_are_named(reduce, reading):
+    the_spec = spec(**VALIDATING)
+    v = judge(the_spec, probe(the_spec, context(fit=validating_with(reduce))))
+    assert v.fraction == 1.0, v.message
+    assert v.table[-1]["got"] == reading
+
+
+def test_a_loop_dividing_summed_batch_means_by_the_samples_fails():
+    the_spec = spec(**VALIDATING)
+    reduce = lambda batches: sum(loss for loss, _ in batches) / sum(n for _, n in batches)  # noqa: E731
+    v = judge(the_spec, probe(the_spec, context(fit=validating_with(reduce))))
+    assert v.fraction < 1.0
+    assert v.table[-1]["got"].startswith("epoch ") and "recomputed" in v.table[-1]["got"]
+
+
+def test_batch_means_follow_the_order_a_shuffled_validation_pass_was_served_in():
+    the_spec = spec(**VALIDATING)
+    reduce = lambda batches: sum(loss for loss, _ in batches) / len(batches)  # noqa: E731
+    obs = probe(the_spec, context(fit=validating_with(reduce, shuffle_validation=True)))
+    v = judge(the_spec, obs)
+    assert v.fraction == 1.0, v.message
+    assert v.table[-1]["got"] == "the mean of the batch losses"
+    # in the order the samples were made, the batches hold other samples: another number
+    x, y = make_split([1, 28, 28], 10, 20, seed=0, part=1)
+    layout = build_fixture(the_spec.network)
+    in_made_order = recomputed_losses(layout, list(obs.loop.parameters_by_pass), [None, None], x, y, batch_size=8)
+    assert in_made_order.sample_means == pytest.approx(obs.loop.recomputed_validation_losses, rel=1e-6)
+    assert abs(in_made_order.batch_means[1] - obs.loop.recomputed_validation_batch_means[1]) > 1e-3
 
 
 def test_custom_ops_fit_leaves_the_students_data_in_place():
