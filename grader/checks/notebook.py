@@ -7,16 +7,30 @@ Figures are counted as plots (``grader.sandbox.figures``): each subplot of a mat
 that plots data counts one, so loss and accuracy side by side in one figure are two; a grid of
 images counts one. Failing cells are named "cell N, line L", N counted from 1 with markdown
 cells included, as in the run's status message and ``number`` in the JSON's cells.
+
+A submission in the module form has no notebook structure to judge, and a rubric that accepts
+modules (``submission.forms: [notebook, module]``) cannot hold the lack of it against the student:
+for a module the check is *not applicable*, ``CheckSkipped``, left out of the score and of the
+maximum. The rubric's acceptance need not be checked here: the pipeline rejects a submission in
+a form the rubric does not list before anything runs, so a module only reaches this judge when
+the rubric accepts modules.
+
+The form the run reports is the student's process's word, and a skipped check is worth more to a
+weak notebook than a failed one. So the skip needs the host's own copy of the submitted code
+(``recheck``, ``submission.code_texts``): module files (``task2.py``) confirm a module; notebook
+cells (``cell 3``) under a reported module fail the check for review. Without that copy the judge
+alone fails a module, as it cannot tell a real one from a forged record.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from grader.checks import register
-from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
+from grader.checks.base import CheckKind, CheckSkipped, CheckSpec, Observation, ProbeContext, Verdict
 from grader.sandbox import failures
 
 
@@ -70,8 +84,8 @@ class Notebook(CheckKind):
 
     @staticmethod
     def judge(spec: NotebookSpec, obs: NotebookObservation, expected: None) -> Verdict:
-        if obs.form != "notebook":
-            return Verdict.failed(f"the submission is a {obs.form}, not a notebook; this check needs a notebook")
+        if obs.form != "notebook":  # not applicable once recheck confirms the form with the host's copy
+            return Verdict.failed(f"the run reports a {obs.form}, not a notebook; this check needs a notebook")
         rows = []
         if spec.executes:
             shown = obs.failed_cells[:3]
@@ -93,6 +107,35 @@ class Notebook(CheckKind):
         if not rows:
             return Verdict.passed("no structural requirement set")
         return Verdict.from_requirements(rows)
+
+    @staticmethod
+    def recheck(spec: NotebookSpec, obs: NotebookObservation, verdict: Verdict, found_as: str | None,
+                submitted: list[tuple[str, str]]) -> Verdict:
+        """Not applicable to a module, as the host's copy of the code shows it; a reported module
+        whose code the host read as notebook cells fails for review."""
+        form = submitted_form(submitted)
+        if form == "module":
+            raise CheckSkipped("the submission is a module, which this assignment accepts: notebook structure "
+                               "(markdown cells, figures shown) is asked of notebooks only, so this check does not apply")
+        if form == "notebook" and obs.form != "notebook":
+            failed = Verdict.failed(f"the run reports a {obs.form}, but a notebook was submitted")
+            failed.review = "the execution record contradicts the submitted file (tampered record?)"
+            return failed
+        return verdict
+
+
+NOTEBOOK_CELL = re.compile(r"cell \d+")  # submission.code_texts' label of a notebook code cell
+
+
+def submitted_form(submitted: list[tuple[str, str]]) -> Literal["notebook", "module"] | None:
+    """The form of the submission by the host's copy of its code (``submission.code_texts``): module
+    files are labelled by their path (``task2.py``), notebook code cells ``cell N``. ``None`` when
+    that copy holds no code (a notebook without code cells) or labels of both kinds."""
+    if submitted and all(label.endswith(".py") for label, _ in submitted):
+        return "module"
+    if submitted and all(NOTEBOOK_CELL.fullmatch(label) for label, _ in submitted):
+        return "notebook"
+    return None
 
 
 def _failure(cell: FailedCell) -> str:

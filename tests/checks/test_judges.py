@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -9,13 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from grader import checks
+from grader import checks, submission
 from grader.checks.answer import AnswerObservation, observe_value
-from grader.checks.base import ProbeContext, StudentRaised, Unresolved, Verdict
+from grader.checks.base import CheckSkipped, ProbeContext, StudentRaised, Unresolved, Verdict
 from grader.checks.defined import DefinedObservation
-from grader.checks.notebook import FailedCell, NotebookObservation
+from grader.checks.notebook import FailedCell, NotebookObservation, submitted_form
 from grader.checks.param_count import ParamCountObservation
 from grader.checks.shape import Forward, ShapeObservation
+from grader.judging import judge_all
+from grader.observations import ProbeRecord
 from grader.targets import TargetSpec
 
 
@@ -529,9 +532,63 @@ def test_notebook_words_requirement():
     assert v.message == "at least 200 words of explanation: got 120"
 
 
-def test_notebook_check_on_a_module_fails():
+MODULE_FILES = [("task2.py", "import torch\n"), ("utils/mnist_reader.py", "def load_mnist(): ...\n")]
+NOTEBOOK_CELLS = [("cell 2", "import torch\n"), ("cell 4", "fit(model, 4)\n")]
+
+
+def notebook_result(obs: NotebookObservation, submitted: list[tuple[str, str]] | None):
+    """The notebook check as the pipeline judges it: the judge, then the recheck with the host's copy."""
+    the_spec = spec("notebook", **NOTEBOOK)
+    record = ProbeRecord.model_validate({"check": the_spec.id, "status": "observed", "data": obs.model_dump()})
+    (result,) = judge_all([the_spec], [record], {}, {}, "ok", "ran to completion", submitted)
+    return result
+
+
+def test_notebook_check_on_a_module_the_host_confirms_is_not_applicable():
+    with pytest.raises(CheckSkipped, match="the submission is a module, which this assignment accepts"):
+        checks.get("notebook").recheck(spec("notebook", **NOTEBOOK), notebook_obs(form="module"),
+                                       Verdict.failed("judged"), None, MODULE_FILES)
+    result = notebook_result(notebook_obs(form="module", markdown_cells=0, figures=0), MODULE_FILES)
+    assert (result.outcome, result.points, result.counted) == ("skipped", 0.0, False)
+    assert result.message == ("skipped: the submission is a module, which this assignment accepts: notebook structure "
+                              "(markdown cells, figures shown) is asked of notebooks only, so this check does not "
+                              "apply (not counted in the score)")
+
+
+def test_notebook_check_on_a_module_without_the_hosts_copy_fails():
     v = judge("notebook", spec("notebook", **NOTEBOOK), notebook_obs(form="module"))
-    assert (v.fraction, v.message) == (0.0, "the submission is a module, not a notebook; this check needs a notebook")
+    assert (v.fraction, v.message) == (0.0, "the run reports a module, not a notebook; this check needs a notebook")
+    assert notebook_result(notebook_obs(form="module"), []).outcome == "failed"  # no code read: form unknown
+
+
+def test_notebook_reported_as_a_module_fails_for_review():
+    result = notebook_result(notebook_obs(form="module"), NOTEBOOK_CELLS)
+    assert (result.outcome, result.counted) == ("failed", True)
+    assert result.message == "the run reports a module, but a notebook was submitted"
+    assert result.review == "the execution record contradicts the submitted file (tampered record?)"
+
+
+def test_a_module_reported_as_a_notebook_earns_no_notebook_points():
+    result = notebook_result(notebook_obs(), MODULE_FILES)
+    assert (result.outcome, result.counted) == ("skipped", False)
+
+
+def test_a_notebook_keeps_its_verdict_after_the_recheck():
+    result = notebook_result(notebook_obs(figures=1), NOTEBOOK_CELLS)
+    assert (result.outcome, result.message) == ("failed", "at least 2 plots: got 1")
+
+
+def test_the_form_by_the_hosts_copy_follows_submission_code_texts(tmp_path):
+    notebook = {"cells": [{"cell_type": "markdown", "source": "# Steps"}, {"cell_type": "code", "source": "x = 1\n"}],
+                "nbformat": 4, "nbformat_minor": 5, "metadata": {}}
+    (tmp_path / "nb").mkdir()
+    (tmp_path / "nb" / "hw.ipynb").write_text(json.dumps(notebook))
+    (tmp_path / "mod").mkdir()
+    (tmp_path / "mod" / "task2.py").write_text("A = 1\n")
+    assert submitted_form(submission.code_texts(submission.find_entry(tmp_path / "nb", []))) == "notebook"
+    assert submitted_form(submission.code_texts(submission.find_entry(tmp_path / "mod", []))) == "module"
+    assert submitted_form([]) is None
+    assert submitted_form([("cell 2", ""), ("task2.py", "")]) is None
 
 
 def test_notebook_without_requirements_passes():
