@@ -182,7 +182,13 @@ def cmd_grade(args: argparse.Namespace) -> int:
     for path in args.submissions:
         if not path.exists():
             raise GraderError("no such file or folder", where=str(path), hint="pass a batch folder or submission files")
-    subs = submission.discover(args.submissions)
+    own_modules = frozenset([*rubric.model.submission.modules,
+                             *(Path(p).stem for p in rubric.model.submission.provided if p.endswith(".py"))])
+    subs = submission.discover(args.submissions, own_modules)
+    for path in args.submissions:
+        if submission.is_one_submission(path, own_modules):
+            print(f"note: {path} holds the assignment's own modules, so it is graded as one submission "
+                  "(to grade a batch, pass the folder that holds one entry per student)", file=sys.stderr)
     if not subs:
         raise GraderError("no submissions found", where=", ".join(map(str, args.submissions)),
                           hint="a batch folder holds one .ipynb, .py, .zip or folder per student")
@@ -238,7 +244,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     rubric = _load_rubric(args.rubric or args.assignment)
     if not args.submission.exists():
         raise GraderError("no such file or folder", where=str(args.submission))
-    result = pipeline.grade_one(submission.single(args.submission), pipeline.prepare(rubric, _settings(args, rubric)))
+    # through the batch path, alone: a failure of the machine (sandbox-error) is retried there too
+    (result,) = pipeline.grade_batch([submission.single(args.submission)],
+                                     pipeline.prepare(rubric, _settings(args, rubric)))
     print(self_check_table(result))
     visible = [c for c in result.checks if c.visibility == "visible"]
     if any(c.outcome == "grader-error" for c in visible) or result.status == "sandbox-error":
@@ -262,9 +270,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
               f"{len(expected)} expectation(s) from {rubric.reference_dir.name})")
         for line in _calibration_lines(rubric, args.profile):
             print(f"  {line}")
+        failed |= not _validate_reference(rubric, args.profile)
         if args.all or args.examples:
             failed |= not _validate_examples(rubric, args.workers)
     return EXIT_GRADER_ERROR if failed else EXIT_OK
+
+
+def _validate_reference(rubric: Any, profile: str) -> bool:
+    """Grade the reference folder as a submission; print why it misses full marks, if it does."""
+    from grader import pipeline, submission, validation
+
+    prep = pipeline.prepare(rubric, pipeline.Settings(profile=profile))
+    result = pipeline.grade_one(submission.single(rubric.reference_dir), prep)
+    problems = validation.reference_problems(result)
+    print(f"  reference graded as a submission: {result.score:g} / {result.max_score:g}"
+          + ("" if not problems else f"; {len(problems)} problem(s): the rubric or the reference is wrong"))
+    for line in problems:
+        print(f"    {line}")
+    for check in result.checks:
+        if not check.counted:
+            print(f"    not counted on this machine: {check.id}: {check.message}")
+    return not problems
 
 
 def _validate_examples(rubric: Any, workers: int) -> bool:

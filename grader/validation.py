@@ -1,8 +1,11 @@
-"""Proving a rubric with its examples: each grades exactly as ``submissions/<id>/expected.yaml`` says.
+"""Proving a rubric: the reference itself scores full marks, and each example grades exactly as
+``submissions/<id>/expected.yaml`` says.
 
-The manifest gives every example's status and every check's points; its ``full_marks`` example is
-the reference written as a student would hand it in, so "the reference scores full marks" is
-checked on the same path as every submission. ``example_problems`` names each difference.
+``reference_problems`` grades the reference folder as a module-folder submission, on the same path
+as every student: a check it does not pass is the rubric's or the reference's error (a wrong
+literal expectation, a target the reference does not resolve, a reference that does not import),
+found there once instead of on every student. The manifest gives every example's status and every
+check's points; ``example_problems`` names each difference.
 """
 
 from __future__ import annotations
@@ -54,6 +57,14 @@ def load_manifest(folder: Path) -> dict[str, Any]:
         raise GraderError(f"the manifest does not have the expected shape: {problems}", where=str(path),
                           hint="every example is `name: {why, status, checks: {check-id: points}}`") from None
     return {name: entry.model_dump() for name, entry in entries.items()}
+
+
+def reference_problems(result: SubmissionResult) -> list[str]:
+    """Every counted check the reference, graded as a submission, does not pass; empty when it
+    scores full marks. Checks skipped for want of something on this machine are not counted."""
+    problems = [f"the reference's run ended {result.status}: {result.message}"] if result.status != "ok" else []
+    problems += [f"{c.id}: {c.outcome}: {c.message}" for c in result.checks if c.counted and c.outcome != "passed"]
+    return problems
 
 
 def example_problems(manifest: dict[str, Any], graded: dict[str, SubmissionResult]) -> list[str]:

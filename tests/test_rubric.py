@@ -310,3 +310,15 @@ def test_every_target_a_check_names_is_cross_checked(tmp_path):
     assert f"line {line_of(text, 'train_fn: trian_fn')}: check 'loop-accuracy' (checks[1]), field 'train_fn': " \
            "no target 'trian_fn' in `targets:` (did you mean 'train_fn'?)" in problems[0]
     assert "check 'split' (checks[2]), field 'target': no target 'test_sett'" in problems[1]
+
+
+def test_every_bundled_check_survives_the_trip_to_the_sandbox():
+    """The plan sends each check to the sandbox as JSON and the probe validates it again there:
+    a spec whose dump does not validate (a default read as a set field) fails every submission."""
+    from grader import checks
+    from grader.rubric import load
+
+    for path in sorted((Path(__file__).resolve().parent.parent / "rubrics").glob("*.yaml")):
+        for spec in load(path).model.checks:
+            again = checks.get(spec.kind).Spec.model_validate(spec.model_dump(mode="json"))
+            assert again.model_dump(mode="json") == spec.model_dump(mode="json"), f"{path.name}: {spec.id}"

@@ -129,7 +129,10 @@ class TrainingSpec(CheckSpec):
             raise ValueError("best-model needs at least 2 epochs (the best must differ from the last)")
         if self.validation_loss_matches and "validation-losses" not in self.returns:
             raise ValueError("validation_loss_matches needs a `validation-losses` element in `returns`")
-        if "validation_loss_readings" in self.model_fields_set and not self.validation_loss_matches:
+        # compared with the default, not with the fields set: the plan sends the spec to the sandbox
+        # dumped whole, default readings included
+        default = type(self).model_fields["validation_loss_readings"].get_default(call_default_factory=True)
+        if self.validation_loss_readings != default and not self.validation_loss_matches:
             raise ValueError("validation_loss_readings has no effect without validation_loss_matches: true")
         return self
 

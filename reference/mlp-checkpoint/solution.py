@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 
 import torch
 import torchvision
@@ -79,6 +80,19 @@ def make_loaders(train_set, val_set, test_set, batch_size=64):
     return (DataLoader(train_set, batch_size=batch_size, shuffle=True),
             DataLoader(val_set, batch_size=256, shuffle=False),
             DataLoader(test_set, batch_size=256, shuffle=False))
+
+
+def _splits_where_the_data_is():
+    """The three data sets and their loaders when Fashion-MNIST is in ``data/``, as where a
+    submission runs; none when it is not (the grader also imports the reference on its own
+    machine, for expectations, where no data is linked)."""
+    if not os.path.isdir("data"):
+        return (None,) * 6
+    splits = make_splits()
+    return (*splits, *make_loaders(*splits))
+
+
+train_set, val_set, test_set, train_loader, val_loader, test_loader = _splits_where_the_data_is()
 
 
 # ---------------------------------------------------------------- 2. model
