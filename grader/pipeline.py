@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from grader import __version__, data, environment, mappings, numerics, profiles, references, sandbox, submission
+from grader import __version__, data, environment, mappings, numerics, profiles, provided, references, sandbox, submission
 from grader.checks.base import Observation
 from grader.errors import GraderError
 from grader.executors.local import LocalExecutor
 from grader.journal import MAX_INFRA_RETRIES, JobKey, Journal, is_infrastructure_failure, key_for, retry_delay
 from grader.judging import has_invalid_observation, judge_all
+from grader.sandbox import data_paths
 from grader.results import CheckResult, SubmissionResult
 from grader.rubric import LoadedRubric
 from grader.scoring import totals
@@ -92,13 +93,13 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
         if sub.problem:
             return _unrun(sub, prep, "rejected", sub.problem, start)
         try:
-            entry = submission.stage(sub, base / "work", rubric.submission.modules)
+            entry = submission.stage(sub, base / "work", rubric.submission.modules, tuple(rubric.submission.forms))
         except submission.Rejected as exc:
             return _unrun(sub, prep, "rejected", str(exc), start)
         if entry.form not in rubric.submission.forms:
             return _unrun(sub, prep, "rejected", f"submitted as a {entry.form}; this assignment accepts "
                           f"{' or '.join(rubric.submission.forms)}", start)
-        _copy_provided(prep.rubric, entry.root)
+        kept = _copy_provided(prep.rubric, entry.root)
         submitted = submission.code_texts(entry)  # read before the student's process can touch the files
         read_only = _link_data(prep, entry.root)
         limits = rubric.limits.model_dump() | prep.settings.limit_overrides
@@ -106,8 +107,8 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
         plan = {"seed": rubric.seed, "targets": {k: t.model_dump(mode="json") for k, t in rubric.targets.items()},
                 "checks": prep.planned.checks, "profile": prep.planned.profile, "mapping": mapping}
         run = sandbox.run(sandbox.Job(entry=entry, plan=plan, limits=limits, out_dir=base / "out",
-                                      slot=slot, isolation=prep.isolation,
-                                      read_only=read_only))
+                                      slot=slot, isolation=prep.isolation, read_only=read_only,
+                                      env=_served_data(prep)))
         results = judge_all(rubric.checks, run.records, run.arrays, prep.expected, run.status, run.message,
                             submitted, execution=run.execution, targets=rubric.targets)
         status = "invalid-output" if run.status == "ok" and has_invalid_observation(results) else run.status
@@ -117,7 +118,7 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
                          modules=[m.model_dump() for m in ex.modules] if ex else [],
                          removed_commands=ex.removed_commands if ex else [],
                          cuda_on_cpu=ex.cuda_on_cpu if ex else [], stdout=run.stdout, stderr=run.stderr,
-                         numerics=_numerics(prep, slot), mapping=mapping)
+                         numerics=_numerics(prep, slot), mapping=mapping, notes=[*entry.notes, *kept])
     finally:
         if not prep.settings.keep_work:
             shutil.rmtree(base, ignore_errors=True)
@@ -147,18 +148,31 @@ class _Unwatched:
 GradeFunction = Callable[[submission.Submission, Prepared, sandbox.Slot], SubmissionResult]
 
 
-def _copy_provided(rubric: LoadedRubric, root: Path) -> None:
+def _copy_provided(rubric: LoadedRubric, root: Path) -> list[str]:
     """The course's own files (readers, helpers) go next to the student's code, replacing any
-    copy the student handed in: graded code runs against the course's versions."""
+    copy the student handed in: graded code runs against the course's versions. A student's copy
+    that adds to the course's file keeps its additions importable (``provided.keep_additions``);
+    returns what was said about that, for the result."""
+    notes = []
     for relative in rubric.model.submission.provided:
         source = rubric.reference_dir / relative
         target = root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
+        elif provided.keep_additions(source, target, root):
+            notes.append(f"{relative}: the course's file is graded as provided; what your copy adds stays importable")
+            continue
         else:
             target.unlink(missing_ok=True)
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
+    return notes
+
+
+def _served_data(prep: Prepared) -> dict[str, str]:
+    """Where torchvision's data sets are served from inside the sandbox (``sandbox.data_paths``):
+    the data root, which ``_link_data`` shows read-only at its own path."""
+    return {data_paths.ENV: str(prep.data.path.resolve())} if prep.data.path is not None else {}
 
 
 def _link_data(prep: Prepared, root: Path) -> list[Path]:

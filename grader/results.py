@@ -43,6 +43,7 @@ class SubmissionResult(BaseModel):
     profile: str | None = None  # quick | full: the budget the accuracy checks trained with (grader.profiles)
     numerics: dict[str, Any] | None = None  # the numeric configuration they trained under (grader.numerics)
     mapping: dict[str, str] = {}  # an instructor's names for this student's targets (grader.mappings)
+    notes: list[str] = []  # what the submission's layout made the grader decide (a missing module, a notebook left out)
     score: float
     max_score: float
     visible_score: float

@@ -54,6 +54,7 @@ class Entry:
     root: Path                    # folder placed on sys.path / working directory contents
     notebook: Path | None = None  # the notebook, for the notebook form
     modules: tuple[str, ...] = ()  # module names to import, for the module form
+    notes: tuple[str, ...] = ()   # what the layout made the grader decide (a module missing, a notebook left out)
 
 
 class Rejected(Exception):
@@ -67,11 +68,15 @@ def student_id(path: Path) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "unnamed"
 
 
-def discover(paths: list[Path]) -> list[Submission]:
-    """Submissions in the given paths: a folder is a batch (one entry per student), a file is one."""
+def discover(paths: list[Path], module_names: frozenset[str] = frozenset()) -> list[Submission]:
+    """Submissions in the given paths: a folder is a batch (one entry per student), a file is one.
+
+    A folder that holds one of ``module_names`` itself (``trainer.py``, ``task2.py``: the
+    assignment's modules) is one student's module folder, not a batch of one-file submissions:
+    it is graded as one (``is_one_submission`` tells the caller, to say so)."""
     found: list[Submission] = []
     for path in paths:
-        if path.is_dir():
+        if path.is_dir() and not is_one_submission(path, module_names):
             for child in sorted(path.iterdir()):
                 if child.name in IGNORED or child.name in MANIFEST_NAMES or child.name.startswith("."):
                     continue
@@ -79,6 +84,11 @@ def discover(paths: list[Path]) -> list[Submission]:
         else:
             found.append(single(path))
     return found
+
+
+def is_one_submission(folder: Path, module_names: frozenset[str]) -> bool:
+    """Whether ``folder`` is a module folder of the assignment rather than a batch."""
+    return folder.is_dir() and any((folder / f"{name}.py").is_file() for name in module_names)
 
 
 def single(path: Path) -> Submission:
@@ -117,7 +127,8 @@ def module_name(stem: str) -> str:
     return name if name.isidentifier() and not name[0].isdigit() else f"submission_{name}"
 
 
-def stage(submission: Submission, workdir: Path, module_order: list[str]) -> Entry:
+def stage(submission: Submission, workdir: Path, module_order: list[str],
+          forms: tuple[str, ...] = ("notebook", "module")) -> Entry:
     """Copy the submission into ``workdir`` (unpacking archives) and find its entry point."""
     src = submission.source
     workdir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +143,7 @@ def stage(submission: Submission, workdir: Path, module_order: list[str]) -> Ent
                         ignore=shutil.ignore_patterns(*IGNORED))
         for link in [p for p in workdir.rglob("*") if p.is_symlink()]:
             raise Rejected(f"the folder contains a symbolic link ({link.relative_to(workdir)}); submit real files")
-    return find_entry(_unwrap(workdir), module_order)
+    return find_entry(_unwrap(workdir), module_order, forms)
 
 
 def _unwrap(folder: Path) -> Path:
@@ -150,7 +161,17 @@ PROTECTED_MODULES = frozenset({"grader", "torch", "torchvision", "numpy", "IPyth
                                "matplotlib_inline"})
 
 
-def find_entry(folder: Path, module_order: list[str]) -> Entry:
+def find_entry(folder: Path, module_order: list[str], forms: tuple[str, ...] = ("notebook", "module")) -> Entry:
+    """The entry point of a staged submission, as a teaching assistant would read the folder.
+
+    * A notebook (with helper modules beside it) is the notebook form, unless the assignment is
+      graded from modules and the folder has them: the notebook a course's zip script adds to
+      every hand-in is then left out, and the result says so.
+    * A module folder imports the rubric's ``module_order`` that is there, in that order; a listed
+      module that is missing costs only the checks that need it. A module named like a missing
+      one (``task3_1.py``, ``Task3.py`` for ``task3.py``) is imported in its place, and the
+      result says so. Without a module order every module is imported, in name order.
+    """
     shadowing = sorted(p.name for p in folder.iterdir()
                        if (p.suffix == ".py" and p.stem in PROTECTED_MODULES)
                        or (p.is_dir() and p.name in PROTECTED_MODULES and (p / "__init__.py").exists()))
@@ -159,23 +180,53 @@ def find_entry(folder: Path, module_order: list[str]) -> Entry:
                        f"{', '.join(sorted({Path(n).stem for n in shadowing}))} that the grader and your code need; "
                        "rename it and submit again")
     notebooks = sorted(p for p in folder.glob("*.ipynb"))
-    if len(notebooks) > 1:
-        raise Rejected(f"several notebooks ({', '.join(p.name for p in notebooks)}); submit exactly one")
-    if notebooks:
-        return Entry(form="notebook", root=folder, notebook=notebooks[0])
     modules = sorted(p.stem for p in folder.glob("*.py") if p.stem.isidentifier())
+    graded_from_modules = "module" in forms and modules and (
+        "notebook" not in forms or (module_order and set(module_order) & set(modules)))
+    if notebooks and not graded_from_modules:
+        if len(notebooks) > 1:
+            raise Rejected(f"several notebooks ({', '.join(p.name for p in notebooks)}); submit exactly one")
+        return Entry(form="notebook", root=folder, notebook=notebooks[0])
     if not modules:
         odd = sorted(p.name for p in folder.glob("*.py"))
         if odd:
             raise Rejected(f"no importable module: {', '.join(odd)} cannot be imported by that name; "
                            "use letters, digits and underscores")
         raise Rejected("no notebook (.ipynb) and no Python module (.py) found")
+    notes = [f"{', '.join(p.name for p in notebooks)} left out: this assignment is graded from its modules"] \
+        if notebooks else []
     if module_order:
-        missing = [m for m in module_order if m not in modules]
-        if missing:
-            raise Rejected(f"missing module(s) {', '.join(m + '.py' for m in missing)}; found {', '.join(modules)}")
-        modules = module_order
-    return Entry(form="module", root=folder, modules=tuple(modules))
+        modules, said = _in_module_order(modules, module_order)
+        notes += said
+    return Entry(form="module", root=folder, modules=tuple(modules), notes=tuple(notes))
+
+
+def _in_module_order(present: list[str], module_order: list[str]) -> tuple[list[str], list[str]]:
+    """The modules to import for ``module_order``, and what was decided, in words."""
+    chosen, notes = [], []
+    for wanted in module_order:
+        if wanted in present:
+            chosen.append(wanted)
+            continue
+        stand_ins = [m for m in present if m not in module_order and m not in chosen and _renamed(m, wanted)]
+        if stand_ins:
+            chosen += stand_ins
+            notes.append(f"no {wanted}.py: graded {', '.join(m + '.py' for m in stand_ins)} in its place")
+        else:
+            notes.append(f"no {wanted}.py (found {', '.join(m + '.py' for m in present)}): only the checks that "
+                         "need it lose points")
+    if not chosen:  # nothing the rubric names: every module, as without an order
+        return present, notes
+    return chosen, notes
+
+
+def _renamed(module: str, wanted: str) -> bool:
+    """``task3_1``, ``Task3``, ``task_3b`` for ``task3``: the same name, decorated."""
+    def plain(name: str) -> str:
+        return re.sub(r"[^a-z0-9]", "", name.lower())
+
+    return plain(module).startswith(plain(wanted)) and plain(module) != plain(wanted) or \
+        (plain(module) == plain(wanted) and module != wanted)
 
 
 # The host reads at most this much of a submission's code for its own scans.

@@ -199,9 +199,44 @@ def test_stage_folder_of_modules_in_rubric_order(batch, tmp_path):
     assert entry.modules == ("task2", "task1")
 
 
-def test_stage_folder_missing_a_module_the_rubric_names(batch, tmp_path):
-    with pytest.raises(Rejected, match=r"missing module\(s\) task3.py; found task1, task2"):
-        stage(single(batch / "carol"), tmp_path / "work", ["task1", "task3"])
+def test_a_module_the_rubric_names_that_is_missing_costs_only_its_checks(batch, tmp_path):
+    entry = stage(single(batch / "carol"), tmp_path / "work", ["task1", "task3"])
+    assert (entry.form, entry.modules) == ("module", ("task1",))
+    assert entry.notes == ("no task3.py (found task1.py, task2.py): only the checks that need it lose points",)
+
+
+def test_a_module_named_like_a_missing_one_is_graded_in_its_place(tmp_path):
+    folder = tmp_path / "frank"
+    folder.mkdir()
+    for name in ("trainer", "task2", "task3_1", "Task3b", "task4b", "create_submission_zip"):
+        (folder / f"{name}.py").write_text("")
+    entry = find_entry(folder, ["trainer", "task2", "task3", "task4a"], ("module",))
+    assert entry.modules == ("trainer", "task2", "Task3b", "task3_1")
+    assert entry.notes == ("no task3.py: graded Task3b.py, task3_1.py in its place",
+                           "no task4a.py (found Task3b.py, create_submission_zip.py, task2.py, task3_1.py, task4b.py, "
+                           "trainer.py): only the checks that need it lose points")
+
+
+def test_the_notebook_a_zip_script_adds_is_left_out_of_a_module_assignment(tmp_path):
+    folder = tmp_path / "grace"
+    folder.mkdir()
+    (folder / "task2.py").write_text("")
+    (folder / "plotting.ipynb").write_text(NOTEBOOK)
+    (folder / "report.ipynb").write_text(NOTEBOOK)
+    for forms in (("module",), ("notebook", "module")):
+        entry = find_entry(folder, ["task2"], forms)
+        assert (entry.form, entry.modules) == ("module", ("task2",))
+        assert entry.notes == ("plotting.ipynb, report.ipynb left out: this assignment is graded from its modules",)
+
+
+def test_a_folder_that_is_one_module_submission_is_not_read_as_a_batch(tmp_path):
+    folder = tmp_path / "cifar10-cnn"
+    folder.mkdir()
+    (folder / "trainer.py").write_text("")
+    (folder / "task2.py").write_text("")
+    (found,) = discover([folder], frozenset({"trainer", "task2"}))
+    assert found.source == folder and found.student == "cifar10-cnn"
+    assert len(discover([folder])) == 2  # without the assignment's module names: a batch of two files
 
 
 def test_stage_folder_holding_a_notebook_and_helpers(tmp_path):

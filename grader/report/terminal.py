@@ -19,6 +19,7 @@ def self_check_table(result: SubmissionResult) -> str:
     id_w = max([len("check")] + [len(c.id) for c in student.checks])
     head = f"{'check':<{id_w}}  {'result':<12} {'points':>9}  feedback"
     lines = [f"{result.assignment}: {result.source}", f"status: {result.status} ({result.message})"]
+    lines += [f"note: {note}" for note in result.notes]
     if result.data == "synthetic":
         lines.append("data: synthetic (the real data set was not found; accuracy is judged against the reference "
                      "on the same synthetic data)")

@@ -173,6 +173,7 @@ def execute(job: dict[str, Any], execution: dict[str, Any], save: Any) -> None:
         kernel_process = getattr(client.km.provisioner, "process", None)
         _count_plots(client, nb)
         _cuda_fallback(client, nb, execution)
+        _serve_data(client, nb)
         for index, cell in enumerate(nb.cells):
             if execution["kernel_died"]:
                 cells.append({"index": index, "type": cell.cell_type, "status": "skipped"})
@@ -217,6 +218,14 @@ def _cuda_fallback(client: Any, nb: Any, execution: dict[str, Any]) -> None:
     if asked and _run_setup(client, nb, "import grader.sandbox.cpu_fallback as _grader_cpu_fallback\n"
                                          "_grader_cpu_fallback.install()"):
         execution["cuda_on_cpu"] = asked
+
+
+def _serve_data(client: Any, nb: Any) -> None:
+    """Torchvision data sets find the grader's copy of the data wherever the cells look (``data_paths``)."""
+    from grader.sandbox import data_paths
+
+    if data_paths.wanted_by([c.source for c in nb.cells if c.cell_type == "code"]):
+        _run_setup(client, nb, "import grader.sandbox.data_paths as _grader_data_paths\n_grader_data_paths.install()")
 
 
 def _count_plots(client: Any, nb: Any) -> None:
