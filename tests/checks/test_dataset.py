@@ -164,6 +164,16 @@ def test_items_disjoint_allowance_boundary(shared, ok):
     assert (v.fraction == 1.0) is ok, v.message
 
 
+@pytest.mark.parametrize("validation, ok", [((6, 7), True), ((4, 5), True), ((6, 9), False)])
+def test_a_pair_that_may_coincide_is_accepted_as_the_same_set_or_apart_but_not_half_shared(validation, ok):
+    """Validation on the test set, as one sentence of the handout tells students to do."""
+    the_spec = spec(**SPLIT, items={"disjoint": True, "may_coincide": [[2, 3]]})
+    v = judge(the_spec, items(hashed(1, 2, 3), hashed(*validation), hashed(6, 7)))
+    assert (v.fraction == 1.0) is ok, v.message
+    if validation == (6, 7):
+        assert "data sets 2 and 3 are the same samples (the handout allows it)" in v.table[-1]["got"]
+
+
 def test_items_probe_of_a_function_returning_two_data_sets():
     def datasets(transform):
         return [(torch.zeros(2), 1)] * 5, [(torch.zeros(2), 0)] * 3
