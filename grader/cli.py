@@ -289,7 +289,7 @@ def _validate_reference(rubric: Any, profile: str) -> bool:
         print(f"    {line}")
     for check in result.checks:
         if not check.counted:
-            print(f"    not counted on this machine: {check.id}: {check.message}")
+            print(f"    not counted: {check.id}: {check.message}")
     return not problems
 
 

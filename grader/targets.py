@@ -23,6 +23,7 @@ a student's namespace (inside the sandbox) and in the reference (on the host).
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import inspect
 import types
@@ -45,12 +46,30 @@ class Contract(BaseModel):
     args: list[Any] = Field([], description="constructor arguments, by position (the handout's)")
     input: list[int] | None = Field(None, description="input shape, batch included, e.g. [2, 1, 28, 28]")
     output: list[int] | None = Field(None, description="output shape the input must give, e.g. [2, 10]")
+    contains: list[str] = Field([], description="kinds of layer the built model must contain, as class-name patterns "
+                                                "with * and | (module path included: torch.nn.modules.conv.Conv2d, "
+                                                "*.ResBlock|*.ResidualBlock)")
+    excludes: list[str] = Field([], description="kinds of layer it must not contain, same patterns")
 
     def label(self) -> str:
         text = f"builds from ({', '.join(repr(a) for a in self.args)})"
         if self.input and self.output:
             text += f" and maps {self.input} to {self.output}"
+        if self.contains:
+            text += f", containing {' and '.join(self.contains)}"
+        if self.excludes:
+            text += f", without {' or '.join(self.excludes)}"
         return text
+
+    def layers_fit(self, model: Any) -> bool:
+        """Whether ``model``'s layers (``module.qualname`` of each submodule's class) meet
+        ``contains`` and ``excludes``."""
+        names = {f"{type(m).__module__}.{type(m).__qualname__}" for m in model.modules()}
+
+        def found(pattern: str) -> bool:
+            return any(fnmatch.fnmatchcase(n, p.strip()) for n in names for p in pattern.split("|"))
+
+        return all(found(p) for p in self.contains) and not any(found(p) for p in self.excludes)
 
 
 class TargetSpec(BaseModel):
@@ -175,6 +194,9 @@ def _meets(obj: Any, contract: Contract) -> bool:
 
     try:
         built = build(obj, contract.args)
+        if (contract.contains or contract.excludes) and not (
+                isinstance(built, torch.nn.Module) and contract.layers_fit(built)):
+            return False
         if contract.input is None or contract.output is None:
             return True
         if not isinstance(built, torch.nn.Module):
@@ -189,14 +211,21 @@ def _meets(obj: Any, contract: Contract) -> bool:
 
 def build(obj: Any, args: list[Any] | dict[str, Any]) -> Any:
     """Call a builder with ``args``; a built ``nn.Module`` (an ``instances`` target) is copied
-    instead when no arguments are asked for, so the check never changes the student's object."""
+    instead when no arguments are asked for, and the copy's layers re-initialised (each
+    ``reset_parameters``), so a check neither changes the student's object nor starts from the
+    weights the notebook trained: it gets the model as a builder would have made it."""
     if not callable(obj) or _is_module_instance(obj):
         if args:
             raise TypeError(f"{type(obj).__name__} is an object the notebook built, and the check needs to build it "
                             f"with arguments {args!r}")
         import copy
 
-        return copy.deepcopy(obj)
+        fresh = copy.deepcopy(obj)
+        for layer in fresh.modules() if _is_module_instance(fresh) else []:
+            reset = getattr(layer, "reset_parameters", None)
+            if callable(reset):
+                reset()
+        return fresh
     return obj(*args) if isinstance(args, list) else obj(**args)
 
 

@@ -372,8 +372,11 @@ def test_a_built_model_counts_where_the_target_accepts_instances_and_is_copied_w
                                                                                         "output": [2, 10]})
     r = resolve(spec, [ns(net=net)])
     assert r.ok and r.obj is net and r.how == "behaviour"
+    with torch.no_grad():
+        net[1].weight.fill_(0.5)  # as if the notebook had trained it
     copy = build(r.obj, [])
-    assert copy is not net and torch.equal(copy[1].weight, net[1].weight)
+    assert copy is not net and copy[1].weight.shape == net[1].weight.shape
+    assert not torch.equal(copy[1].weight, net[1].weight) and (net[1].weight == 0.5).all()
     with pytest.raises(TypeError, match="needs to build it with arguments"):
         build(net, [784])
 
@@ -384,3 +387,28 @@ def test_an_instructors_mapping_replaces_every_step_and_says_so():
     assert r.ok and r.obj is fc_net and r.how == "instructor"
     wrong = resolve(TargetSpec(name="fully_connected"), spaces, mapped="typo")
     assert wrong.problem == "missing" and "'typo', which is not defined" in wrong.candidates[0]
+
+
+def test_a_contract_tells_two_networks_of_the_same_interface_apart_by_their_layers():
+    """custom-ops: the network of hand-written ops and the torch.nn one map the same shapes."""
+
+    class Conv2d(torch.nn.Module):  # the student's own op, named like torch's
+        def __init__(self):
+            super().__init__()
+            self.inner = torch.nn.Identity()
+
+        def forward(self, x):
+            return x
+
+    Conv2d.__module__ = OWN
+    custom = torch.nn.Sequential(Conv2d(), torch.nn.Flatten(), torch.nn.LazyLinear(10))
+    builtin = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1), torch.nn.Flatten(), torch.nn.LazyLinear(10))
+    shapes = {"input": [2, 1, 28, 28], "output": [2, 10]}
+    spaces = [ns(custom=custom, builtin=builtin)]
+    torch_spec = TargetSpec(name="torch_network", instances=True,
+                            contract={**shapes, "contains": ["torch.nn.modules.conv.Conv2d"]})
+    own_spec = TargetSpec(name="custom_network", instances=True,
+                          contract={**shapes, "contains": ["*.Conv2d"], "excludes": ["torch.nn.modules.conv.*"]})
+    assert resolve(torch_spec, spaces).obj is builtin
+    assert resolve(own_spec, spaces).obj is custom
+    assert "containing torch.nn.modules.conv.Conv2d" in torch_spec.label()
