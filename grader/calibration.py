@@ -226,7 +226,7 @@ def calibrate(rubric: "LoadedRubric", seeds: int, requested_profile: str = "auto
     reference fails.
     """
     from grader import __version__, data, numerics, profiles
-    from grader.checks.accuracy import AccuracySpec, score
+    from grader.checks.accuracy import AccuracySpec
 
     wanted = [c for c in rubric.model.checks if isinstance(c, AccuracySpec) and c.threshold == "calibrated"]
     if not wanted:
@@ -244,9 +244,27 @@ def calibrate(rubric: "LoadedRubric", seeds: int, requested_profile: str = "auto
     seed_list = [rubric.model.seed + i for i in range(seeds)]
     planned = {spec.id: profiles.planned_spec(rubric, spec, profile, found, device) for spec in wanted}
     truths = {check_id: profiles.truth_for(rubric, spec, profile, found) for check_id, spec in planned.items()}
+    accuracies, trained_on = reference_accuracies(rubric, planned, truths, seed_list, jobs, progress)
+    stats = {check_id: _stats(rubric, planned[check_id], [by_seed[s] for s in seed_list],
+                              len(truths[check_id].labels), reference_hash)
+             for check_id, by_seed in accuracies.items()}
+    run = CalibrationRun(profile=profile, device=trained_on, data=found.origin,
+                         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                         seeds=seed_list, grader_version=__version__, numerics=numerics.describe(trained_on),
+                         checks=stats)
+    return write(rubric, run)
+
+
+def reference_accuracies(rubric: "LoadedRubric", planned: dict[str, "AccuracySpec"], truths: dict[str, Any],
+                         seeds: list[int], jobs: int = 1, progress: Callable[[str], None] = lambda line: None
+                         ) -> tuple[dict[str, dict[int, float]], str]:
+    """The reference's test accuracy for every planned check and seed (``{check: {seed: accuracy}}``)
+    and the device kind it trained on; ``truths`` are the checks' ``AccuracyTruth``s."""
+    from grader.checks.accuracy import score
+
     accuracies: dict[str, dict[int, float]] = {check_id: {} for check_id in planned}
     devices = set()
-    for check_id, seed, (predictions, where, seconds) in _train_seeds(rubric, planned, seed_list, jobs):
+    for check_id, seed, (predictions, where, seconds) in _train_seeds(rubric, planned, seeds, jobs):
         truth = truths[check_id]
         accuracies[check_id][seed] = score(predictions, truth.labels, truth.classes).accuracy
         devices.add(where)
@@ -255,15 +273,7 @@ def calibrate(rubric: "LoadedRubric", seeds: int, requested_profile: str = "auto
     if len(devices) != 1:
         raise GraderError(f"the reference trained on several devices ({', '.join(sorted(devices))})",
                           where="grader calibrate", hint="make one device visible (CUDA_VISIBLE_DEVICES)")
-    stats = {check_id: _stats(rubric, planned[check_id], [by_seed[s] for s in seed_list],
-                              len(truths[check_id].labels), reference_hash)
-             for check_id, by_seed in accuracies.items()}
-    trained_on = devices.pop()
-    run = CalibrationRun(profile=profile, device=trained_on, data=found.origin,
-                         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                         seeds=seed_list, grader_version=__version__, numerics=numerics.describe(trained_on),
-                         checks=stats)
-    return write(rubric, run)
+    return accuracies, devices.pop()
 
 
 def _stats(rubric: "LoadedRubric", planned: "AccuracySpec", accuracies: list[float], n_test: int,

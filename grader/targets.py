@@ -146,6 +146,8 @@ def resolve(spec: TargetSpec, namespaces: list[Namespace], mapped: str | None = 
     qualified_first = [x for x in named if "." in x[0]] + [x for x in named if "." not in x[0]]
     for name, how in qualified_first:
         found = _lookup(name, namespaces, spec.kind, spec.instances)
+        if spec.signature:  # a name is not enough: it must take the handout's arguments (`train` is common)
+            found = [(n, o) for n, o in found if _arity_matches(o, spec.signature) or not parameter_names(o)]
         if len(found) == 1:
             return Resolution(obj=found[0][1], found_as=found[0][0], how=how)  # type: ignore[arg-type]
         if len(found) > 1:

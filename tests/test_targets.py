@@ -412,3 +412,19 @@ def test_a_contract_tells_two_networks_of_the_same_interface_apart_by_their_laye
     assert resolve(torch_spec, spaces).obj is builtin
     assert resolve(own_spec, spaces).obj is custom
     assert "containing torch.nn.modules.conv.Conv2d" in torch_spec.label()
+
+
+def test_a_listed_name_that_cannot_take_the_handouts_arguments_is_passed_over():
+    """mlp-checkpoint lists `train` for the whole training loop; a one-epoch `train(model, loader)`
+    of the same name is not it, and the loop is then found by its arity."""
+    def train(model, loader):
+        return None
+
+    def run_epochs(net, trainloader, validloader, criterion, opt, n_epochs):
+        return None
+
+    train.__module__ = run_epochs.__module__ = OWN
+    spec = TargetSpec(aliases=["train"], signature=["model", "train_loader", "val_loader", "loss_fn", "optimizer",
+                                                    "epochs"], kind="callable")
+    r = resolve(spec, [ns(train=train, run_epochs=run_epochs)])
+    assert r.ok and r.obj is run_epochs and r.how == "arity"

@@ -69,6 +69,7 @@ def run_modules(job: dict[str, Any], execution: dict[str, Any], save: Any) -> No
     namespaces = []
     _cuda_fallback(root, entry["modules"], execution)
     _serve_data(root)
+    _notebook_exports_run(execution)
     for name in entry["modules"]:
         if name in sys.modules:  # an earlier module imported it: one copy, not a second run
             execution["modules"].append({"name": name, "status": "ok", "error": None, "output": ""})
@@ -143,6 +144,38 @@ def _cuda_fallback(root: str, modules: list[str], execution: dict[str, Any]) -> 
     asked = cpu_fallback.mentions(texts)
     if asked and cpu_fallback.install():
         execution["cuda_on_cpu"] = asked
+
+
+class _NoShell:
+    """What ``get_ipython()`` gives a module exported from a notebook (``jupyter nbconvert --to
+    script`` writes ``get_ipython().run_line_magic('matplotlib', 'inline')``): the magics and shell
+    commands are not run, as in a graded notebook, and the run records each one."""
+
+    def __init__(self, removed: list[str]):
+        self.removed = removed
+
+    def run_line_magic(self, name: str, line: str = "", *args: Any, **kwargs: Any) -> None:
+        self.removed.append(f"%{name} {line}".strip())
+
+    def run_cell_magic(self, name: str, line: str = "", cell: str = "", *args: Any, **kwargs: Any) -> None:
+        self.removed.append(f"%%{name} {line}".strip())
+
+    def system(self, command: str = "", *args: Any, **kwargs: Any) -> None:
+        self.removed.append(f"!{command}")
+
+    getoutput = system
+
+    def magic(self, line: str = "", *args: Any, **kwargs: Any) -> None:
+        self.removed.append(f"%{line}")
+
+
+def _notebook_exports_run(execution: dict[str, Any]) -> None:
+    """A module exported from a notebook calls ``get_ipython()``: give it a shell that runs nothing."""
+    import builtins
+
+    if not hasattr(builtins, "get_ipython"):
+        shell = _NoShell(execution["removed_commands"])
+        builtins.get_ipython = lambda: shell  # type: ignore[attr-defined]
 
 
 def _serve_data(root: str) -> None:

@@ -242,3 +242,14 @@ def test_a_module_imported_by_an_earlier_one_runs_once(tmp_path, tiny_prepared):
     result, checks = grade(folder, tiny_prepared)
     assert checks["net-shape"].outcome == "passed", checks["net-shape"].message
     assert checks["answer"].outcome == "passed"
+
+
+def test_a_module_exported_from_a_notebook_runs_past_its_magics(tmp_path, tiny_prepared):
+    """nbconvert --to script writes get_ipython() calls; the script still runs and the magics are reported."""
+    module = tmp_path / "exported.py"
+    module.write_text("get_ipython().run_line_magic('matplotlib', 'inline')\n"
+                      "get_ipython().system('pip install tqdm')\n" + GOOD_NET + "\nanswer = 42\n")
+    result, checks = grade(module, tiny_prepared)
+    assert result.status == "ok", result.message
+    assert checks["net-shape"].outcome == "passed" and checks["answer"].outcome == "passed"
+    assert result.removed_commands == ["%matplotlib inline", "!pip install tqdm"]
