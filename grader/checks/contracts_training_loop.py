@@ -97,7 +97,8 @@ class LoopSession:
     def record(self, best: Any) -> LoopRecord:
         r = self.recorder
         size = sum(p.numel() for p in self.fresh_network.state_dict().values())
-        returned, problem = flat_returned(best, self.fresh_network) if best is not None else (None, "")
+        returned, problem = flat_returned(best, self.fresh_network) if best is not None else (
+            None, "None: no model was returned (was the best one never set?)")
         recomputed = recomputed_losses(self.fresh_network, r.snapshots, r.validation_orders, self.validation_x,
                                        self.validation_y, self.spec.data.batch_size)  # type: ignore[union-attr]
         return LoopRecord(

@@ -438,6 +438,12 @@ def test_custom_ops_fit_keeping_a_live_reference_fails(target):
     assert v.message == f"{BEST}: got epoch 4's (the last)"
 
 
+def test_a_best_model_that_is_none_fails_its_row_saying_so():
+    _, v = loop_verdict(CUSTOM_OPS, "fit_never_setting_the_best")
+    rows = [r for r in v.table if not r["ok"]]
+    assert rows and all("None: no model was returned" in r["got"] for r in rows), v.table
+
+
 @pytest.mark.parametrize("target, failed", [
     ("fit_validating_in_train_mode", "validation runs in eval mode"),
     ("fit_validating_with_gradients", "validation runs without gradients"),
