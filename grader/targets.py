@@ -372,6 +372,25 @@ def can_build(obj: Any, args: list[Any] | dict[str, Any]) -> bool:
     return True
 
 
+def by_role(obj: Any, wanted: list[str | list[str]] | None, args: list[Any]) -> list[Any] | None:
+    """``args`` (given in the handout's order of ``wanted``) reordered to the callable's own order
+    when its parameter names say which is which (``DenseBlock(num_layers, in_channels, growth)``);
+    None when they do not all name a role, or already follow the handout's order."""
+    names = parameter_names(obj)
+    if not wanted or names is None or len(args) != len(wanted) or len(names) < len(args):
+        return None
+    options = [{o.lower() for o in ([w] if isinstance(w, str) else w)} for w in wanted]
+    roles = []
+    for name in names[:len(args)]:
+        matching = [i for i, accepted in enumerate(options) if name.lower() in accepted]
+        if len(matching) != 1:
+            return None
+        roles.append(matching[0])
+    if sorted(roles) != list(range(len(args))) or roles == list(range(len(args))):
+        return None
+    return [args[role] for role in roles]
+
+
 def describe(name: str, obj: Any) -> str:
     """``name(a, b)`` for callables, ``name: type`` for values."""
     if callable(obj):

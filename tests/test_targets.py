@@ -428,3 +428,22 @@ def test_a_listed_name_that_cannot_take_the_handouts_arguments_is_passed_over():
                                                     "epochs"], kind="callable")
     r = resolve(spec, [ns(train=train, run_epochs=run_epochs)])
     assert r.ok and r.obj is run_epochs and r.how == "arity"
+
+
+def test_arguments_follow_the_roles_the_students_parameter_names_give():
+    from grader.targets import by_role
+
+    wanted = [["in_channels", "in_ch"], ["growth_rate", "k"], ["num_layers", "n_layers", "num_convs"]]
+
+    def dense_block(num_convs, in_ch, k):
+        return None
+
+    def in_order(in_channels, growth_rate, num_layers):
+        return None
+
+    def unnamed(a, b, c):
+        return None
+
+    assert by_role(dense_block, wanted, [4, 6, 3]) == [3, 4, 6]
+    assert by_role(in_order, wanted, [4, 6, 3]) is None  # already the handout's order
+    assert by_role(unnamed, wanted, [4, 6, 3]) is None  # no roles to read: positions stand

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from grader.checks.base import ProbeContext, StudentRaised, call_description
-from grader.targets import build, can_build, describe
+from grader.targets import build, by_role, can_build, describe
 
 Args = list[Any] | dict[str, Any]
 
@@ -13,11 +13,15 @@ Args = list[Any] | dict[str, Any]
 def call_target(ctx: ProbeContext, key: str, args: Args) -> Any:
     """Resolve target ``key`` and call it with ``args`` (a list is positional, a dict keywords);
     a built model (a target that accepts ``instances``) is copied when no arguments are asked for.
+    Positional ``args`` follow the target's ``signature``; a callable whose parameter names give
+    the same roles in another order gets them in its own order (the call in messages shows it).
 
     A target whose signature cannot take ``args`` is the student's error, said as the two
     signatures side by side rather than as Python's ``TypeError`` from deep inside the call."""
     fn = ctx.resolve(key)
     name = ctx.found_name(key)
+    if isinstance(args, list) and (reordered := by_role(fn, ctx.targets[key].signature, args)) is not None:
+        args = reordered  # the student's parameters name the handout's roles in another order
     during = f"calling {describe_call(name, args)}"
     if not can_build(fn, args):
         wanted = ctx.targets[key].description or ctx.targets[key].label()
