@@ -46,7 +46,8 @@ def test_schema_is_json_with_every_kind():
 def test_validate_good_rubric():
     done = grader("validate", "fc-vs-cnn", TINY)
     assert done.returncode == 0, done.stderr
-    assert "fc-vs-cnn.yaml: ok (16 checks, 28 points, 5 expectation(s)" in done.stdout
+    assert "fc-vs-cnn.yaml: ok (16 checks, 28 points, 4 expectation(s)" in done.stdout
+    assert "reference graded as a submission: " in done.stdout and "problem(s)" not in done.stdout
 
 
 def test_validate_bad_rubric_exits_2_without_traceback(tmp_path):
@@ -80,7 +81,8 @@ def test_grade_writes_every_report(tmp_path):
     assert f"summary page {out / 'index.html'}" in done.stdout
     summary = {row["student"]: row for row in json.loads((out / "summary.json").read_text())}
     assert set(summary) == {"good", "wrong_answer", "broken"}
-    assert summary["good"]["score"] == 5 and summary["good"]["max_score"] == 6  # not a notebook: notebook check fails
+    # a module: the notebook check does not apply and is left out of the score and the maximum
+    assert summary["good"]["score"] == 5 and summary["good"]["max_score"] == 5
     assert summary["broken"]["status"] == "rejected"
     assert set(summary["good"]["checks"][0]) == {"id", "outcome", "points", "max_points", "counted", "message", "review"}
     rows = list(csv.DictReader((out / "gradebook.csv").open()))
@@ -97,10 +99,14 @@ def test_check_shows_visible_checks_and_exit_code(tmp_path):
     good = tmp_path / "good.py"
     good.write_text(GOOD_NET + "\nanswer = 42\n")
     done = grader("check", str(good), "--rubric", TINY)
-    assert done.returncode == 3  # the notebook check is visible and a module cannot pass it
+    assert done.returncode == 0, done.stdout  # a module: the notebook check does not apply
     assert "net-params" not in done.stdout  # hidden
     assert "net-shape" in done.stdout and "PASS" in done.stdout
-    assert "visible score: 4 / 5" in done.stdout
+    assert "visible score: 4 / 4" in done.stdout
+    wrong = tmp_path / "wrong.py"
+    wrong.write_text(GOOD_NET + "\nanswer = 41\n")
+    done = grader("check", str(wrong), "--rubric", TINY)
+    assert done.returncode == 3 and "visible score: 3 / 4" in done.stdout
     nb = tmp_path / "good.ipynb"
     from tests.conftest import write_notebook
 
