@@ -77,7 +77,7 @@ def calibrated_threshold(accuracies: list[float], n_test: int, floor: float) -> 
     term that won."""
     mean, lowest = sum(accuracies) / len(accuracies), min(accuracies)
     margin = 2 * math.sqrt(max(lowest * (1 - lowest), 0.0) / n_test)
-    seeds = f"{len(accuracies)} seeds"
+    seeds = f"{len(accuracies)} seed{'s' if len(accuracies) != 1 else ''}"
     if lowest - margin <= mean - floor:
         return Threshold(lowest - margin, f"calibrated over {seeds}: lowest {lowest:.3f} less 2 SE {margin:.3f}")
     return Threshold(mean - floor, f"calibrated over {seeds}: mean {mean:.3f} less floor {floor:.3f}")

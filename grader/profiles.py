@@ -131,7 +131,7 @@ def truth_for(rubric: "LoadedRubric", planned: "AccuracySpec", name: str, data: 
                                      f"({'; '.join(differing)}), so its accuracies do not apply here")
             else:
                 current[run.device] = stats
-    original = next(c for c in rubric.model.checks if c.id == planned.id)
+    original = next((c for c in rubric.model.checks if c.id == planned.id), planned)
     return AccuracyTruth(labels=labels, classes=classes, profile=name, data=data.origin, calibrations=current,
                          stale=stale, calibrate_command=calibration.command(rubric, name),
                          changes=changes(original, planned))  # type: ignore[arg-type]

@@ -12,6 +12,15 @@ FIXTURES = Path(__file__).parent / "fixtures"
 PROJECT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C reaches the tests (and the graders they start) whatever started the suite: a shell
+    runs a background job (`make test &`) with SIGINT ignored, which children inherit, and the
+    tests of Ctrl-C handling would then see nothing."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache() -> Iterator[None]:
     """Expectations and synthetic data go to a cache of the test session, not the user's.

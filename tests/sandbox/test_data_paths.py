@@ -36,7 +36,7 @@ def test_a_home_path_with_download_reads_the_served_copy_offline(tmp_path):
 def test_a_root_that_holds_the_data_is_left_as_the_student_wrote_it(tmp_path):
     import torchvision
 
-    root = synthetic.ensure("mnist", data.synthetic_root())
+    root = synthetic.ensure("mnist", tmp_path / "only-mnist")
     assert data_paths.holds(torchvision.datasets.MNIST, str(root))
     assert not data_paths.holds(torchvision.datasets.FashionMNIST, str(root))
     assert not data_paths.holds(torchvision.datasets.CIFAR10, str(tmp_path))
