@@ -172,15 +172,19 @@ def resolve(spec: TargetSpec, namespaces: list[Namespace], mapped: str | None = 
 
 def _prefer_builders(found: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     """A model class and a function (that builds it): the function is what the handout asks for."""
-    functions = [f for f in found if not inspect.isclass(f[1])]
-    return functions if len(found) == 2 and len(functions) == 1 else found
+    functions = [f for f in found if inspect.isroutine(f[1]) or isinstance(f[1], functools.partial)]
+    classes = [f for f in found if inspect.isclass(f[1])]
+    return functions if len(found) == 2 and len(functions) == 1 and len(classes) == 1 else found
 
 
 def _by_behaviour(spec: TargetSpec, found: list[tuple[str, Any]]) -> Resolution | None:
     """The one candidate that meets ``spec.contract``, or None (no contract, or not exactly one)."""
     if spec.contract is None or not found:
         return None
-    fitting = _prefer_builders([(n, o) for n, o in found if _meets(o, spec.contract)])
+    fitting = [(n, o) for n, o in found if _meets(o, spec.contract)]
+    # a builder and networks it (or another cell) built: the builder is what the handout asks for
+    builders = [(n, o) for n, o in fitting if not _is_module_instance(o)]
+    fitting = _prefer_builders(builders or fitting)
     if len(fitting) == 1:
         return Resolution(obj=fitting[0][1], found_as=fitting[0][0], how="behaviour")
     if len(fitting) > 1:

@@ -447,3 +447,15 @@ def test_arguments_follow_the_roles_the_students_parameter_names_give():
     assert by_role(dense_block, wanted, [4, 6, 3]) == [3, 4, 6]
     assert by_role(in_order, wanted, [4, 6, 3]) is None  # already the handout's order
     assert by_role(unnamed, wanted, [4, 6, 3]) is None  # no roles to read: positions stand
+
+
+def test_a_trained_network_beside_its_builder_is_not_taken_for_a_second_builder():
+    """`m2 = pytorch_cnn()` trained in the notebook: the builder is the target, not a tie."""
+    def pytorch_cnn():
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+
+    pytorch_cnn.__module__ = OWN
+    m2 = pytorch_cnn()
+    spec = TargetSpec(name="torch_network", instances=True, contract={"input": [2, 1, 28, 28], "output": [2, 10]})
+    r = resolve(spec, [ns(pytorch_cnn=pytorch_cnn, m2=m2)])
+    assert r.ok and r.obj is pytorch_cnn and r.how == "behaviour"
