@@ -11,7 +11,8 @@ seeds), under the same pinned numeric configuration as grading, and counts the r
 stored threshold. Zero failures in N seeds bound the true rate below about 3/N (95%), so showing
 1 in 1,000 takes a few thousand seeds; 300 shows 1 in 100.
 
-Prints a table and writes JSON to ``bench/results/calibration_tail.json`` (or ``--out``).
+Prints a table and writes JSON to ``bench/results/calibration_tail.json`` (or ``--out``): one row
+per check, a run replacing the rows of the checks it measured.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ FRESH_SEEDS_FROM = 10_000
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def measure(rubric_path: Path, seeds: int, jobs: int, profile: str) -> list[dict]:
+def measure(rubric_path: Path, seeds: int, jobs: int, profile: str, only: set[str]) -> list[dict]:
     loaded = rubric.load(rubric_path)
-    wanted = [c for c in loaded.model.checks if isinstance(c, AccuracySpec) and c.threshold == "calibrated"]
+    wanted = [c for c in loaded.model.checks if isinstance(c, AccuracySpec) and c.threshold == "calibrated"
+              and (not only or c.id in only)]
     if not wanted:
         return []
     found = data.resolve(loaded.model.data.dataset, None)
@@ -65,10 +67,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=300, help="fresh seeds per check (default 300)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="seeds trained at once")
     parser.add_argument("--profile", default="quick")
+    parser.add_argument("--checks", nargs="*", default=[], help="only these check ids (default: every calibrated one)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "calibration_tail.json")
     args = parser.parse_args()
     paths = [ROOT / "rubrics" / f"{a}.yaml" for a in args.assignments] or sorted((ROOT / "rubrics").glob("*.yaml"))
-    rows = [row for path in paths for row in measure(path, args.seeds, args.jobs, args.profile)]
+    rows = [row for path in paths for row in measure(path, args.seeds, args.jobs, args.profile, set(args.checks))]
     print(f"{'assignment':16} {'check':28} {'threshold':>9} {'lowest':>7} {'mean':>7} {'fails':>9} {'estimated':>10}")
     for r in rows:
         if "problem" in r:
@@ -77,7 +80,13 @@ def main() -> None:
         print(f"{r['assignment']:16} {r['check']:28} {r['threshold']:9.4f} {r['lowest']:7.4f} {r['mean']:7.4f} "
               f"{r['failures']:>4}/{r['fresh_seeds']:<4} {r['estimated_rate']:10.2g}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"load_average": os.getloadavg()[0], "rows": rows}, indent=2) + "\n")
+    # one row per check: a run measures some checks and keeps the others' last measurement
+    kept = json.loads(args.out.read_text())["rows"] if args.out.is_file() else []
+    measured = {(r["assignment"], r["check"]) for r in rows}
+    rows = [r for r in kept if (r["assignment"], r["check"]) not in measured] + rows
+    for r in rows:
+        r.setdefault("load_average", round(os.getloadavg()[0], 2))
+    args.out.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 
