@@ -32,8 +32,10 @@ import dataclasses
 
 import ast
 import fnmatch
+import functools
 import inspect
 import linecache
+import os
 import sys
 import textwrap
 import types
@@ -349,13 +351,37 @@ def _code_file(obj: Any) -> str:
 
 
 def _student_defined(obj: Any) -> bool:
-    """A function or class whose code lives outside the Python installation (in a notebook cell
+    """A function or class whose code lives outside the installed libraries (in a notebook cell
     or one of the student's modules)."""
     if not (inspect.isclass(obj) or inspect.isfunction(obj)):
         return False
     path = _code_file(obj)
-    installed = {sys.prefix, sys.base_prefix, sys.exec_prefix}
-    return bool(path) and not any(path.startswith(p.rstrip("/") + "/") for p in installed)
+    if not path:
+        return False
+    real = os.path.realpath(path)
+    return not any(p.startswith(folder) for p in (path, real) for folder in library_folders())
+
+
+@functools.cache
+def library_folders() -> tuple[str, ...]:
+    """Where installed code lives: the interpreter's prefixes, every site-packages folder (the
+    user's too), and the folders torch and numpy were imported from, which a user site,
+    ``PYTHONPATH`` or a ``.pth`` file may put outside the prefixes (torch's own methods would
+    otherwise count as the student's)."""
+    import site
+    import sysconfig
+
+    folders = {sys.prefix, sys.base_prefix, sys.exec_prefix, *sysconfig.get_paths().values()}
+    try:
+        folders |= {*site.getsitepackages(), site.getusersitepackages()}
+    except AttributeError:  # a virtualenv's old site module
+        pass
+    for name in ("torch", "numpy"):
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "__file__", None):
+            folders.add(os.path.dirname(os.path.dirname(module.__file__)))
+    return tuple(sorted({os.path.realpath(f).rstrip("/") + "/" for f in folders if f} |
+                        {f.rstrip("/") + "/" for f in folders if f}))
 
 
 def _functions_of(obj: Any) -> list[types.FunctionType]:

@@ -659,3 +659,26 @@ def test_judge_all_rechecks_with_the_submitted_files():
     assert unscanned.outcome == "passed"
     assert flagged.outcome == "failed" and flagged.review == "forbidden implementation"
     assert "in the submitted source (cell 2: Conv2d" in flagged.message
+
+
+def test_torch_installed_outside_the_interpreters_prefix_is_still_not_student_code(monkeypatch):
+    """A user site, PYTHONPATH or a .pth file can put torch outside sys.prefix: its own methods
+    must not be scanned as the student's (every custom op failed that way)."""
+    import torch
+
+    from grader.checks import forbidden
+
+    monkeypatch.setattr(forbidden.sys, "prefix", "/nowhere")
+    monkeypatch.setattr(forbidden.sys, "base_prefix", "/nowhere")
+    monkeypatch.setattr(forbidden.sys, "exec_prefix", "/nowhere")
+    forbidden.library_folders.cache_clear()
+    try:
+        assert not forbidden._student_defined(torch.nn.Module)
+        assert not forbidden._student_defined(torch.nn.functional.relu)
+
+        def own_op(x):
+            return x
+
+        assert forbidden._student_defined(own_op)
+    finally:
+        forbidden.library_folders.cache_clear()
