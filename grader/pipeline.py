@@ -18,11 +18,12 @@ from typing import Callable, Protocol
 
 from grader import __version__, data, environment, mappings, numerics, profiles, provided, references, sandbox, submission
 from grader.checks.base import Observation
+from grader.data import synthetic
 from grader.errors import GraderError
 from grader.executors.local import LocalExecutor
 from grader.journal import MAX_INFRA_RETRIES, JobKey, Journal, is_infrastructure_failure, key_for, retry_delay
 from grader.judging import has_invalid_observation, judge_all
-from grader.sandbox import data_paths
+from grader.sandbox import data_paths, data_sizes
 from grader.results import CheckResult, SubmissionResult
 from grader.rubric import LoadedRubric
 from grader.scoring import totals
@@ -118,7 +119,7 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
                          modules=[m.model_dump() for m in ex.modules] if ex else [],
                          removed_commands=ex.removed_commands if ex else [],
                          cuda_on_cpu=ex.cuda_on_cpu if ex else [], stdout=run.stdout, stderr=run.stderr,
-                         numerics=_numerics(prep, slot), mapping=mapping, notes=[*entry.notes, *kept])
+                         numerics=_numerics(prep, slot), mapping=mapping, notes=[*entry.notes, *kept, *data_sizes.notes_for(submitted, _stand_ins(prep))])
     finally:
         if not prep.settings.keep_work:
             shutil.rmtree(base, ignore_errors=True)
@@ -171,8 +172,15 @@ def _copy_provided(rubric: LoadedRubric, root: Path) -> list[str]:
 
 def _served_data(prep: Prepared) -> dict[str, str]:
     """Where torchvision's data sets are served from inside the sandbox (``sandbox.data_paths``):
-    the data root, which ``_link_data`` shows read-only at its own path."""
-    return {data_paths.ENV: str(prep.data.path.resolve())} if prep.data.path is not None else {}
+    the data root, which ``_link_data`` shows read-only at its own path; and, for a synthetic
+    stand-in, the real and stand-in sizes that literal splits are scaled between (``sandbox.data_sizes``)."""
+    if prep.data.path is None:
+        return {}
+    return {data_paths.ENV: str(prep.data.path.resolve())} | data_sizes.env_for(_stand_ins(prep))
+
+
+def _stand_ins(prep: Prepared) -> list[tuple[int, int]]:
+    return synthetic.stand_ins(prep.data.dataset) if prep.data.origin == "synthetic" else []
 
 
 def _link_data(prep: Prepared, root: Path) -> list[Path]:

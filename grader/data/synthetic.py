@@ -37,14 +37,25 @@ class Recipe:
     sizes: dict[str, int]
     seed: int
     version: int
+    real_sizes: dict[str, int]  # each split's size in the real data set (what literal splits in student code add up to)
 
 
 RECIPES: dict[str, Recipe] = {
     # 1,200 / 300 with seed 20221: the expected grades of the fc-vs-cnn examples depend on it.
-    "mnist": Recipe(synthetic_patterns.digits, {"train": 1200, "t10k": 300}, seed=20221, version=1),
-    "fashion-mnist": Recipe(synthetic_patterns.garments, {"train": 2000, "t10k": 500}, seed=20222, version=1),
-    "cifar10": Recipe(synthetic_patterns.scenes, {"train": 2000, "test": 500}, seed=20223, version=1),
+    "mnist": Recipe(synthetic_patterns.digits, {"train": 1200, "t10k": 300}, seed=20221, version=1,
+                    real_sizes=catalog.IDX_SPLITS),
+    "fashion-mnist": Recipe(synthetic_patterns.garments, {"train": 2000, "t10k": 500}, seed=20222, version=1,
+                            real_sizes=catalog.IDX_SPLITS),
+    "cifar10": Recipe(synthetic_patterns.scenes, {"train": 2000, "test": 500}, seed=20223, version=1,
+                      real_sizes={"train": 50_000, "test": 10_000}),
 }
+
+
+def stand_ins(dataset: str) -> list[tuple[int, int]]:
+    """``(real size, synthetic size)`` of each split of ``dataset``'s synthetic stand-in, e.g.
+    ``[(60000, 2000), (10000, 500)]``; empty for a data set without one."""
+    recipe = RECIPES.get(dataset)
+    return [(recipe.real_sizes[split], size) for split, size in recipe.sizes.items()] if recipe else []
 
 
 def ensure(dataset: str, root: Path) -> Path:

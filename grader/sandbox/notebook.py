@@ -13,6 +13,7 @@ from 0, and "cell N" in every message is ``index + 1``, markdown cells counted.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -221,11 +222,15 @@ def _cuda_fallback(client: Any, nb: Any, execution: dict[str, Any]) -> None:
 
 
 def _serve_data(client: Any, nb: Any) -> None:
-    """Torchvision data sets find the grader's copy of the data wherever the cells look (``data_paths``)."""
-    from grader.sandbox import data_paths
+    """Torchvision data sets find the grader's copy of the data wherever the cells look (``data_paths``),
+    and literal split sizes fit a synthetic stand-in (``data_sizes``)."""
+    from grader.sandbox import data_paths, data_sizes
 
-    if data_paths.wanted_by([c.source for c in nb.cells if c.cell_type == "code"]):
+    sources = [c.source for c in nb.cells if c.cell_type == "code"]
+    if data_paths.wanted_by(sources):
         _run_setup(client, nb, "import grader.sandbox.data_paths as _grader_data_paths\n_grader_data_paths.install()")
+    if data_sizes.wanted_by(sources) and os.environ.get(data_sizes.ENV):
+        _run_setup(client, nb, "import grader.sandbox.data_sizes as _grader_data_sizes\n_grader_data_sizes.install()")
 
 
 def _count_plots(client: Any, nb: Any) -> None:

@@ -179,8 +179,9 @@ def _notebook_exports_run(execution: dict[str, Any]) -> None:
 
 
 def _serve_data(root: str) -> None:
-    """Torchvision data sets find the grader's copy of the data wherever the code looks (``data_paths``)."""
-    from grader.sandbox import data_paths
+    """Torchvision data sets find the grader's copy of the data wherever the code looks (``data_paths``),
+    and literal split sizes fit a synthetic stand-in (``data_sizes``)."""
+    from grader.sandbox import data_paths, data_sizes
 
     texts = []
     for path in Path(root).rglob("*.py"):
@@ -190,6 +191,8 @@ def _serve_data(root: str) -> None:
             continue
     if data_paths.wanted_by(texts):
         data_paths.install()
+    if data_sizes.wanted_by(texts):
+        data_sizes.install()
 
 
 def _watch_lifeline(fd: int) -> None:
