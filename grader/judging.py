@@ -80,7 +80,7 @@ def judge_one(spec: CheckSpec, record: observations.ProbeRecord | None, arrays: 
     try:
         verdict = kind.judge(spec, obs, expected)
         if submitted is not None:
-            verdict = kind.recheck(spec, obs, verdict, record.found_as, submitted)
+            verdict = kind.recheck(spec, obs, verdict, record.found_as, submitted, expected)
     except CheckSkipped as exc:
         result = result_for(spec, "skipped", 0.0, f"skipped: {exc.render()} (not counted in the score)", record=record)
         result.counted = False
@@ -93,6 +93,8 @@ def judge_one(spec: CheckSpec, record: observations.ProbeRecord | None, arrays: 
     message = verdict.message
     if record.found_how in HOW_SAID and record.found_as:
         message += f" (graded `{record.found_as}`, found {HOW_SAID[record.found_how]})"
+    if record.built_as:
+        message += f" ({record.built_as})"
     result = result_for(spec, outcome, points_for(spec.points, fraction, spec.partial_credit), message,
                      table=verdict.table, record=record)
     result.review = verdict.review

@@ -294,7 +294,7 @@ def _graded_against(prep: Prepared, sub: submission.Submission) -> str:
 def _numerics(prep: Prepared, slot: sandbox.Slot) -> dict[str, object] | None:
     """The numeric configuration the accuracy checks trained under (the host's own knowledge of
     the slot, never the sandbox's word); None when nothing trained."""
-    if not prep.planned.expected:
+    if not prep.planned.trains:
         return None
     return numerics.describe("cpu" if slot.gpu is None else f"cuda device {slot.gpu}")
 
@@ -316,7 +316,7 @@ def _assemble(sub: submission.Submission, prep: Prepared, results: list[CheckRes
     t = totals(results)
     return SubmissionResult(
         student=sub.student, source=str(sub.source), content_hash=sub.content_hash, status=status, message=message,
-        data=prep.data.origin, profile=prep.planned.profile["name"] if prep.planned.expected else None,
+        data=prep.data.origin, profile=prep.planned.profile["name"] if prep.planned.trains else None,
         score=t.score, max_score=t.max_score, visible_score=t.visible_score,
         visible_max=t.visible_max, checks=results, seconds=round(time.monotonic() - start, 2),
         assignment=prep.rubric.model.assignment, rubric_hash=prep.rubric.text_hash,

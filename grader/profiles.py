@@ -157,16 +157,29 @@ class Plan:
 
     profile: dict[str, Any]
     checks: list[dict[str, Any]]
-    expected: dict[str, "AccuracyTruth"]
+    expected: dict[str, Any]  # by check id: an accuracy check's AccuracyTruth, a notebook check's StandIns
+
+    @property
+    def trains(self) -> bool:
+        """Whether any check trains (an accuracy check): then the profile and numerics apply."""
+        from grader.checks.accuracy import AccuracyTruth
+
+        return any(isinstance(truth, AccuracyTruth) for truth in self.expected.values())
 
 
 def plan(rubric: "LoadedRubric", data: "DataRoot", requested: str = "auto") -> Plan:
     """Apply the chosen profile: accuracy checks get its budget and the data; the rest go as they are."""
     from grader.checks.accuracy import AccuracySpec
 
+    from grader.checks.notebook import NotebookSpec, StandIns
+    from grader.data import synthetic
+
     name = choose(requested, data.origin)
     checks, expected = [], {}
     for spec in rubric.model.checks:
+        if isinstance(spec, NotebookSpec) and data.origin == "synthetic":
+            # a failing line that needs the real size is the stand-in's doing (checks.notebook)
+            expected[spec.id] = StandIns(stand_ins=synthetic.stand_ins(data.dataset))
         if isinstance(spec, AccuracySpec):
             planned = planned_spec(rubric, spec, name, data)
             expected[spec.id] = truth_for(rubric, planned, name, data)

@@ -188,11 +188,11 @@ class CheckKind:
 
     @staticmethod
     def recheck(spec: Any, obs: Any, verdict: Verdict, found_as: str | None,
-                submitted: list[tuple[str, str]]) -> Verdict:
+                submitted: list[tuple[str, str]], expected: Any | None = None) -> Verdict:
         """A second look at ``verdict`` with the host's own copy of the submitted code
         (``(label, text)`` pairs read before the student's process ran, see
-        ``submission.code_texts``). Kinds that scan source override it; the default keeps the
-        verdict."""
+        ``submission.code_texts``) and the host's ``expected`` for the check. Kinds that scan
+        source override it; the default keeps the verdict."""
         return verdict
 
 

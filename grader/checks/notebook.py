@@ -52,6 +52,13 @@ class FailedCell(BaseModel):
     missing_module: str | None = None
 
 
+class StandIns(Observation):
+    """The host's knowledge for this check (``profiles.plan``): when the data served is a synthetic
+    stand-in, each split's ``(real size, stand-in size)``."""
+
+    stand_ins: list[tuple[int, int]]
+
+
 class NotebookObservation(Observation):
     form: str
     code_cells: int
@@ -110,10 +117,15 @@ class Notebook(CheckKind):
 
     @staticmethod
     def recheck(spec: NotebookSpec, obs: NotebookObservation, verdict: Verdict, found_as: str | None,
-                submitted: list[tuple[str, str]]) -> Verdict:
+                submitted: list[tuple[str, str]], expected: StandIns | None = None) -> Verdict:
         """Not applicable to a module, as the host's copy of the code shows it; a reported module
-        whose code the host read as notebook cells fails for review."""
+        whose code the host read as notebook cells fails for review. A cell that failed on a line
+        needing the real data set's size, on a synthetic stand-in, is left to a person."""
         form = submitted_form(submitted)
+        stand_ins = expected.stand_ins if isinstance(expected, StandIns) else []
+        sized = [c for c in obs.failed_cells if _needs_real_size(c, submitted, stand_ins)]
+        if form == "notebook" and sized and obs.form == "notebook":
+            return _without_stand_in_failures(spec, obs, sized, stand_ins)
         if form == "module":
             raise CheckSkipped("the submission is a module, which this assignment accepts: notebook structure "
                                "(markdown cells, figures shown) is asked of notebooks only, so this check does not apply")
@@ -122,6 +134,33 @@ class Notebook(CheckKind):
             failed.review = "the execution record contradicts the submitted file (tampered record?)"
             return failed
         return verdict
+
+
+def _needs_real_size(cell: FailedCell, submitted: list[tuple[str, str]], stand_ins: list[tuple[int, int]]) -> bool:
+    """Whether ``cell`` failed on a line (the host's copy) that writes a real split's size as a
+    literal (``assert X.shape[0] == 60000``) while the harness served a smaller synthetic stand-in."""
+    if not stand_ins or cell.line is None:
+        return False
+    text = dict(submitted).get(f"cell {cell.number}")
+    lines = text.splitlines() if text else []
+    if not 0 < cell.line <= len(lines):
+        return False
+    literals = {int(n.replace("_", "")) for n in re.findall(r"(?<![\w.])\d[\d_]*(?![\w.])", lines[cell.line - 1])}
+    return any(real in literals and real != small for real, small in stand_ins)
+
+
+def _without_stand_in_failures(spec: NotebookSpec, obs: NotebookObservation, sized: list[FailedCell],
+                               stand_ins: list[tuple[int, int]]) -> Verdict:
+    """The verdict with the cells that need the real data set's size left out, for a person to see:
+    they would run on the real data, and the synthetic stand-in is the grader's choice, not the student's."""
+    verdict = Notebook.judge(spec, obs.model_copy(update={"failed_cells": [c for c in obs.failed_cells
+                                                                           if c not in sized]}), None)
+    said = "; ".join(_failure(c) for c in sized)
+    sizes = ", ".join(f"{small:,} instead of {real:,}" for real, small in stand_ins)
+    verdict.message += (f" ({said}: the line expects the real data set's size, and this run served a synthetic "
+                        f"stand-in ({sizes} images), so it is not held against you; a person checks it)")
+    verdict.review = f"cell(s) {', '.join(str(c.number) for c in sized)} need the real data set's size to run"
+    return verdict
 
 
 NOTEBOOK_CELL = re.compile(r"cell \d+")  # submission.code_texts' label of a notebook code cell

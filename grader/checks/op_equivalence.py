@@ -431,7 +431,7 @@ class OpEquivalence(CheckKind):
 
     @staticmethod
     def recheck(spec: OpEquivalenceSpec, obs: OpObservation, verdict: Verdict, found_as: str | None,
-                submitted: list[tuple[str, str]]) -> Verdict:
+                submitted: list[tuple[str, str]], expected: Any | None = None) -> Verdict:
         """Scan the op as the student submitted it, in the host's copy. The probe's sources come
         from the student's process, which could have rewritten them; this copy it never saw."""
         if verdict.review == FORBIDDEN:

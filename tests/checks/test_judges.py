@@ -14,7 +14,7 @@ from grader import checks, submission
 from grader.checks.answer import AnswerObservation, observe_value
 from grader.checks.base import CheckSkipped, ProbeContext, StudentRaised, Unresolved, Verdict
 from grader.checks.defined import DefinedObservation
-from grader.checks.notebook import FailedCell, NotebookObservation, submitted_form
+from grader.checks.notebook import FailedCell, NotebookObservation, StandIns, submitted_form
 from grader.checks.param_count import ParamCountObservation
 from grader.checks.shape import Forward, ShapeObservation
 from grader.judging import judge_all
@@ -576,6 +576,34 @@ def test_a_module_reported_as_a_notebook_earns_no_notebook_points():
 def test_a_notebook_keeps_its_verdict_after_the_recheck():
     result = notebook_result(notebook_obs(figures=1), NOTEBOOK_CELLS)
     assert (result.outcome, result.message) == ("failed", "at least 2 plots: got 1")
+
+
+SIZED_CELLS = [("cell 2", "import numpy as np\n"), ("cell 4", "X, y = load_mnist('data')\nassert X.shape[0] == 60_000\n")]
+FASHION_STAND_IN = StandIns(stand_ins=[(60000, 2000), (10000, 500)])
+
+
+def sized_result(expected: StandIns | None):
+    failed = [FailedCell(number=4, status="error", error="AssertionError", line=2)]
+    the_spec = spec("notebook", **NOTEBOOK)
+    record = ProbeRecord.model_validate({"check": the_spec.id, "status": "observed",
+                                         "data": notebook_obs(failed_cells=failed).model_dump()})
+    (result,) = judge_all([the_spec], [record], {}, {the_spec.id: expected} if expected else {}, "ok", "ran",
+                          SIZED_CELLS)
+    return result
+
+
+def test_a_cell_needing_the_real_size_on_a_stand_in_goes_to_a_person_not_against_the_student():
+    result = sized_result(FASHION_STAND_IN)
+    assert (result.outcome, result.points) == ("passed", result.max_points)
+    assert "cell 4, line 2: AssertionError: the line expects the real data set's size" in result.message
+    assert "2,000 instead of 60,000" in result.message
+    assert result.review == "cell(s) 4 need the real data set's size to run"
+
+
+def test_the_same_failure_on_real_data_is_the_students():
+    result = sized_result(None)
+    assert result.outcome == "failed" and result.review is None
+    assert "cell 4, line 2: AssertionError" in result.message
 
 
 def test_the_form_by_the_hosts_copy_follows_submission_code_texts(tmp_path):
