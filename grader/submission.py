@@ -170,7 +170,9 @@ def find_entry(folder: Path, module_order: list[str], forms: tuple[str, ...] = (
     * A module folder imports the rubric's ``module_order`` that is there, in that order; a listed
       module that is missing costs only the checks that need it. A module named like a missing
       one (``task3_1.py``, ``Task3.py`` for ``task3.py``) is imported in its place, and the
-      result says so. Without a module order every module is imported, in name order.
+      result says so. A listed module done in a notebook of its name instead (``task3.ipynb``) is
+      exported beside the others (into ``folder``, which is the staged copy) and imported in its
+      place. Without a module order every module is imported, in name order.
     """
     shadowing = sorted(p.name for p in folder.iterdir()
                        if (p.suffix == ".py" and p.stem in PROTECTED_MODULES)
@@ -193,31 +195,71 @@ def find_entry(folder: Path, module_order: list[str], forms: tuple[str, ...] = (
             raise Rejected(f"no importable module: {', '.join(odd)} cannot be imported by that name; "
                            "use letters, digits and underscores")
         raise Rejected("no notebook (.ipynb) and no Python module (.py) found")
-    notes = [f"{', '.join(p.name for p in notebooks)} left out: this assignment is graded from its modules"] \
-        if notebooks else []
+    notes = []
     if module_order:
-        modules, said = _in_module_order(modules, module_order)
+        modules, said, notebooks = _in_module_order(modules, module_order, folder, notebooks)
         notes += said
+    if notebooks:
+        notes.insert(0, f"{', '.join(p.name for p in notebooks)} left out: this assignment is graded from its modules")
     return Entry(form="module", root=folder, modules=tuple(modules), notes=tuple(notes))
 
 
-def _in_module_order(present: list[str], module_order: list[str]) -> tuple[list[str], list[str]]:
-    """The modules to import for ``module_order``, and what was decided, in words."""
-    chosen, notes = [], []
+def _in_module_order(present: list[str], module_order: list[str], folder: Path,
+                     notebooks: list[Path]) -> tuple[list[str], list[str], list[Path]]:
+    """The modules to import for ``module_order``, what was decided, in words, and the notebooks
+    still left out. A listed module that is missing, with a notebook of its name beside the others
+    (``task3.ipynb``, ``Task3_models.ipynb`` for ``task3.py``), is that notebook's code cells,
+    exported as a module (``export_notebook``)."""
+    chosen, notes, unused = [], [], list(notebooks)
     for wanted in module_order:
         if wanted in present:
             chosen.append(wanted)
             continue
         stand_ins = [m for m in present if m not in module_order and m not in chosen and _renamed(m, wanted)]
+        done_in = [nb for nb in unused if (nb.stem == wanted or _renamed(nb.stem, wanted))
+                   and not (folder / f"{wanted}.py").exists()]
         if stand_ins:
             chosen += stand_ins
             notes.append(f"no {wanted}.py: graded {', '.join(m + '.py' for m in stand_ins)} in its place")
+        elif len(done_in) == 1 and export_notebook(done_in[0], folder / f"{wanted}.py"):
+            chosen.append(wanted)
+            unused.remove(done_in[0])
+            notes.append(f"no {wanted}.py: graded the code cells of {done_in[0].name} in its place, as one module "
+                         f"(lines are counted in that module; each cell starts at its `# cell N` line)")
         else:
             notes.append(f"no {wanted}.py (found {', '.join(m + '.py' for m in present)}): only the checks that "
                          "need it lose points")
     if not chosen:  # nothing the rubric names: every module, as without an order
-        return present, notes
-    return chosen, notes
+        return present, notes, unused
+    return chosen, notes, unused
+
+
+# A notebook line that only a notebook runs: a magic (``%matplotlib inline``) or a shell escape.
+_NOTEBOOK_ONLY_LINE = re.compile(r"^\s*[%!]")
+
+
+def export_notebook(notebook: Path, target: Path) -> bool:
+    """Write ``notebook``'s code cells to ``target`` as one module, the way ``jupyter nbconvert
+    --to script`` lays them out (a ``# cell N`` line before each, N counted with markdown cells as
+    in every message), with magics and shell escapes commented out (``pass`` keeps a block valid).
+    False when the notebook cannot be read."""
+    try:
+        cells = json.loads(notebook.read_text(encoding="utf-8", errors="replace")).get("cells", [])
+    except (OSError, ValueError, AttributeError):
+        return False
+    parts = []
+    for number, cell in enumerate(cells if isinstance(cells, list) else [], start=1):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        lines = ("".join(source) if isinstance(source, list) else str(source)).splitlines()
+        if lines and lines[0].lstrip().startswith("%%"):
+            lines = [f"# [grader: not run] {line}" for line in lines]
+        lines = [f"{line[: len(line) - len(line.lstrip())]}pass  # [grader: not run] {line.strip()}"
+                 if _NOTEBOOK_ONLY_LINE.match(line) else line for line in lines]
+        parts.append("\n".join([f"# cell {number}", *lines, "", ""]))
+    target.write_text("\n".join(parts), encoding="utf-8")
+    return True
 
 
 def _renamed(module: str, wanted: str) -> bool:

@@ -229,6 +229,29 @@ def test_the_notebook_a_zip_script_adds_is_left_out_of_a_module_assignment(tmp_p
         assert entry.notes == ("plotting.ipynb, report.ipynb left out: this assignment is graded from its modules",)
 
 
+def test_a_task_done_in_a_notebook_of_its_name_is_graded_as_that_module(tmp_path):
+    folder = tmp_path / "heidi"
+    folder.mkdir()
+    (folder / "task2.py").write_text("")
+    cells = [{"cell_type": "markdown", "source": "# Task 3"},
+             {"cell_type": "code", "source": ["%matplotlib inline\n", "import torch\n"]},
+             {"cell_type": "code", "source": "class Model1:\n    pass\n!pip install tqdm\n"},
+             {"cell_type": "code", "source": "%%bash\nls\n"}]
+    (folder / "Task3.ipynb").write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    (folder / "plots.ipynb").write_text(NOTEBOOK)
+    entry = find_entry(folder, ["task2", "task3"], ("module",))
+    assert entry.modules == ("task2", "task3")
+    assert entry.notes == ("plots.ipynb left out: this assignment is graded from its modules",
+                           "no task3.py: graded the code cells of Task3.ipynb in its place, as one module (lines are "
+                           "counted in that module; each cell starts at its `# cell N` line)")
+    exported = (folder / "task3.py").read_text()
+    assert exported.splitlines()[:7] == ["# cell 2", "pass  # [grader: not run] %matplotlib inline", "import torch", "",
+                                         "", "# cell 3", "class Model1:"]
+    assert "pass  # [grader: not run] !pip install tqdm" in exported
+    assert "# [grader: not run] %%bash" in exported
+    compile(exported, "task3.py", "exec")
+
+
 def test_a_folder_that_is_one_module_submission_is_not_read_as_a_batch(tmp_path):
     folder = tmp_path / "cifar10-cnn"
     folder.mkdir()
