@@ -54,9 +54,23 @@ def bind_device(source: str, target: str) -> None:
     mount(None, target, None, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NOEXEC)
 
 
+# A tmpfs's size cap counts file contents only: each file, however empty, also pins an inode and a
+# directory entry (about 1 KiB) of kernel memory that no limit of the run counts. So inodes are
+# capped too, at 16 per MiB of size (16,384 for the default 1 GiB: far more files than any
+# submission writes, about 16 MiB of kernel memory at most) and never below 1,024.
+INODES_PER_MB = 16
+MIN_INODES = 1024
+
+
+def inodes_for(size_mb: int) -> int:
+    """The inode cap of a tmpfs of ``size_mb``."""
+    return max(MIN_INODES, size_mb * INODES_PER_MB)
+
+
 def tmpfs(target: str, size_mb: int, mode: str = "755") -> None:
-    """A memory-backed file system capped at ``size_mb``: the run's only writable place."""
-    mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size_mb}m,mode={mode}")
+    """A memory-backed file system capped at ``size_mb`` and at ``inodes_for(size_mb)`` files:
+    the run's only writable place."""
+    mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size_mb}m,nr_inodes={inodes_for(size_mb)},mode={mode}")
 
 
 def procfs(target: str) -> None:

@@ -55,6 +55,7 @@ EXPECTED = {
     "memory_bomb": ("memory", 0),
     "memory_bomb_in_a_cell": ("memory", 5),
     "fills_disk": ("output-limit", 0),
+    "floods_inodes": ("ok", 5),  # stopped by the tmpfs's inode cap, then graded as usual
     "prints_a_gigabyte": ("output-limit", 0),
     "prints_a_gigabyte_in_a_cell": ("output-limit", 5),
     "daemonizes_child": ("ok", 5),
@@ -154,6 +155,14 @@ def test_case_gets_its_exact_status_and_score(graded, case):
 def test_honest_neighbours_graded_normally(graded):
     for case in ("good_module", "good_notebook"):
         assert all(c["outcome"] == "passed" for c in graded["rows"][case]["checks"])
+
+
+def test_a_flood_of_empty_files_stops_at_the_inode_cap(graded):
+    from grader.sandbox import mounts
+
+    stdout = graded["details"]["floods_inodes"]["stdout"]
+    made = int(stdout.split("FLOOD stopped after ")[1].split()[0])
+    assert 0 < made <= mounts.inodes_for(64), stdout[-300:]  # the rubric's disk_mb
 
 
 def test_no_sandbox_process_is_left(graded):

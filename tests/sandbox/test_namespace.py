@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from grader import pipeline, submission
-from grader.sandbox import namespace, uid_lease
+from grader.sandbox import mounts, namespace, uid_lease
 
 why_not = namespace.unavailable_reason()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(why_not is not None, reason=f"needs the namespace sandbox: {why_not}")]
@@ -41,6 +41,7 @@ report = {
     "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
     "top": sorted(os.listdir("/")),
     "executable": sys.executable,
+    "inodes": {p: os.statvfs(p).f_files for p in ("/tmp", os.getcwd(), "/dev/shm")},
 }
 print("REPORT " + json.dumps(report))
 answer = 42
@@ -79,6 +80,15 @@ def test_the_tmpfs_is_writable_and_nothing_else(inside):
         if path not in ("/tmp", "/home/student/work"):
             assert not ok, f"{path} is writable inside the sandbox"
     assert "reference" not in report["top"] and "rubrics" not in report["top"]
+
+
+def test_every_tmpfs_is_capped_in_files_as_well_as_bytes(inside):
+    """Empty files cost no bytes but pin kernel memory: each writable place has an inode cap."""
+    _, report = inside
+    disk_mb = 1024  # the rubric's default `disk_mb`
+    assert report["inodes"]["/tmp"] == report["inodes"][next(p for p in report["inodes"] if p.endswith("work"))]
+    assert report["inodes"]["/tmp"] == mounts.inodes_for(disk_mb) == 16384
+    assert report["inodes"]["/dev/shm"] == mounts.inodes_for(disk_mb // 4)
 
 
 def test_an_interpreter_under_a_private_home_is_reachable(inside):
