@@ -19,11 +19,26 @@ The probe also returns the op's source and the names of the torch functions and 
 that ran inside the student's forward and backward; the judge matches both against forbidden
 lists (``forbidden.py`` explains how and why on the host). A hit fails the check and flags it
 for human review, whatever the numbers say.
+
+Two readings of the student's op that the handout allows, each named in the message:
+
+* **A parameter under another name.** The counterpart's ``weight`` goes into the op's ``weight``;
+  an op without one (``self.weights``, ``self.kernel``, ``self.W``) gets it in its one tensor
+  attribute of exactly the counterpart's shape, not already taken by another parameter. None, or
+  several, of that shape: a setup failure that says so (several: flagged for a person, who can
+  see which is the kernel). ``parameter_name_deduction`` takes points off for the renaming where
+  the handout fixes the names (custom-ops' skeleton: ``self.weight``, ``self.bias``).
+* **An op written for batched input only** (``batch_dimension: if-needed``). A config whose input
+  has fewer dimensions than the sweep's largest ([1, 100, 100] beside [4, 32, 26, 26]) and on
+  which the op raises is run again with a leading batch dimension of 1, removed from the output
+  before it is compared, for handouts that apply the op to batches.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -101,6 +116,12 @@ class OpEquivalenceSpec(CheckSpec):
     forbidden_ops: list[str] | None = Field(
         None, description="`aten.<op>` / `torch.<function>` globs the op must not run; default: the counterpart's")
     seed: int = Field(0, description="seeds the parameters, inputs and upstream gradients of every config")
+    parameter_name_deduction: float = Field(
+        0, ge=0, description="points taken off when the op keeps a counterpart's parameter under another attribute "
+                             "name (found by its shape), where the handout names the attributes")
+    batch_dimension: Literal["never", "if-needed"] = Field(
+        "never", description="if-needed: an unbatched input (fewer dimensions than the sweep's largest) the op raises "
+                             "on is given again with a batch dimension of 1, removed from the output afterwards")
 
     @field_validator("counterpart")
     @classmethod
@@ -111,6 +132,9 @@ class OpEquivalenceSpec(CheckSpec):
     def _has_a_sweep(self) -> "OpEquivalenceSpec":
         if self.configs is None and self.short_name not in DEFAULT_SWEEPS:
             raise ValueError(f"there is no default sweep for {self.counterpart}; list `configs`")
+        if self.parameter_name_deduction > self.points:
+            raise ValueError(f"parameter_name_deduction ({self.parameter_name_deduction:g}) is more than the check's "
+                             f"points ({self.points:g})")
         return self
 
     @property
@@ -136,6 +160,9 @@ class CaseRun(BaseModel):
     output_type: str = ""
     output: Array | None = None
     gradients: dict[str, Array] = {}
+    renamed: dict[str, str] = {}  # the counterpart's parameter -> the op's attribute it was copied into
+    ambiguous: str = ""  # why a person should decide which attribute holds a parameter
+    batched: bool = False  # the input was given with a batch dimension of 1 (``batch_dimension``)
 
 
 class OpObservation(Observation):
@@ -215,22 +242,79 @@ def gradient_names(spec: OpEquivalenceSpec, parameter_names: list[str]) -> list[
 # ---------------------------------------------------------------- probe side
 
 
-def _copy_parameter(module: Any, name: str, value: Any, owner: str, counterpart: str) -> str | None:
-    """Copy ``value`` into ``module.<name>`` in place (any shape with as many elements); or say why not."""
+@dataclass
+class Placed:
+    """Where one of the counterpart's parameters went in the student's op."""
+
+    tensor: Any = None
+    attribute: str = ""
+    problem: str | None = None
+    ambiguous: bool = False
+
+
+def _copy_into(target: Any, label: str, value: Any, counterpart: str, name: str) -> str | None:
     import torch
 
-    target = getattr(module, name, None)
-    if target is None:
-        return f"{owner} has no `{name}` to copy {counterpart}'s {name} into"
     if type(target) not in (torch.Tensor, torch.nn.Parameter):
-        return f"{owner}.{name} is a {type_name(target)}, not a tensor"
+        return f"{label} is a {type_name(target)}, not a tensor"
     if torch.Tensor.numel(target) != value.numel():
-        return (f"{owner}.{name} has shape {format_shape(list(target.shape))}, "
-                f"{counterpart}'s has {format_shape(list(value.shape))}")
+        return f"{label} has shape {format_shape(list(target.shape))}, {counterpart}'s {name} has {format_shape(list(value.shape))}"
     with torch.no_grad():
         torch.Tensor.copy_(target, value.detach().reshape(target.shape))
     target.grad = None
     return None
+
+
+def _tensor_attributes(module: Any) -> list[tuple[str, Any]]:
+    """The op's parameters, buffers and plain tensor attributes, each once: ``(name, tensor)``."""
+    import torch
+
+    found: dict[int, tuple[str, Any]] = {}
+    pairs = [*torch.nn.Module.named_parameters(module), *torch.nn.Module.named_buffers(module)]
+    pairs += [(k, v) for k, v in vars(module).items() if type(v) in (torch.Tensor, torch.nn.Parameter)]
+    for attribute, tensor in pairs:
+        if type(tensor) in (torch.Tensor, torch.nn.Parameter):
+            found.setdefault(id(tensor), (attribute, tensor))
+    return list(found.values())
+
+
+def _place_parameters(module: Any, counterpart_module: Any, owner: str, counterpart: str,
+                      ctx: ProbeContext) -> dict[str, Placed]:
+    """Copy each of the counterpart's parameters into the op: into the attribute of the same name,
+    else into the one tensor attribute of exactly its shape that no other parameter took."""
+    import torch
+
+    values = dict(counterpart_module.named_parameters())
+    placed: dict[str, Placed] = {}
+    with ctx.student_code(f"reading {owner}'s parameters"):
+        by_name = {n: getattr(module, n, None) for n in values}
+        candidates = _tensor_attributes(module) if isinstance(module, torch.nn.Module) else []
+    for pname, value in values.items():
+        if by_name[pname] is not None:
+            with ctx.student_code(f"copying {counterpart}'s {pname} into {owner}.{pname}"):
+                problem = _copy_into(by_name[pname], f"{owner}.{pname}", value, counterpart, pname)
+            placed[pname] = Placed(tensor=by_name[pname], attribute=pname, problem=problem)
+    taken = {id(p.tensor) for p in placed.values()}
+    for pname, value in values.items():
+        if pname in placed:
+            continue
+        shape = list(value.shape)
+        fits = [(a, t) for a, t in candidates if id(t) not in taken and list(t.shape) == shape]
+        if len(fits) == 1:
+            attribute, tensor = fits[0]
+            taken.add(id(tensor))
+            with ctx.student_code(f"copying {counterpart}'s {pname} into {owner}.{attribute}"):
+                problem = _copy_into(tensor, f"{owner}.{attribute}", value, counterpart, pname)
+            placed[pname] = Placed(tensor=tensor, attribute=attribute, problem=problem)
+        elif fits:
+            names = ", ".join(f"`{a}`" for a, _ in fits)
+            placed[pname] = Placed(ambiguous=True, problem=(
+                f"{owner} has no `{pname}`, and {len(fits)} of its tensors have {counterpart}'s {pname} shape "
+                f"{format_shape(shape)} ({names}): which one is the {pname} is for a person to decide"))
+        else:
+            placed[pname] = Placed(problem=f"{owner} has no `{pname}` to copy {counterpart}'s {pname} into "
+                                           f"(and no tensor attribute of its shape {format_shape(shape)})")
+    return placed
 
 
 def _run_student(spec: OpEquivalenceSpec, index: int, config: OpConfig, op: Any, name: str,
@@ -246,19 +330,17 @@ def _run_student(spec: OpEquivalenceSpec, index: int, config: OpConfig, op: Any,
         module = op(*config.args.values()) if spec.args_as == "positional" else op(**config.args)
         if isinstance(module, torch.nn.Module):
             torch.nn.Module.to(module, dtype)
-    problems = []
     parameter_names = [n for n, _ in counterpart.named_parameters()]
-    for pname, value in counterpart.named_parameters():
-        with ctx.student_code(f"copying {spec.counterpart}'s {pname} into {name}.{pname}"):
-            problem = _copy_parameter(module, pname, value, name, spec.counterpart)
-        problems += [problem] if problem else []
+    placed = _place_parameters(module, counterpart, name, spec.counterpart, ctx)
+    problems = [p.problem for p in placed.values() if p.problem]
+    renamed = {n: p.attribute for n, p in placed.items() if p.attribute and p.attribute != n and not p.problem}
+    ambiguous = "; ".join(p.problem for p in placed.values() if p.ambiguous and p.problem)
     x = seeded_tensor(spec, index, 1, config.input, dtype).requires_grad_(True)
-    with ctx.student_code(f"running {call} on an input of shape {format_shape(config.input)}"), \
-            torch.enable_grad(), recorder.watching("forward"):
-        out = module(x)
+    out, batched = _forward(spec, config, module, x, call, ctx, recorder)
+    common = {"problems": problems, "renamed": renamed, "ambiguous": ambiguous, "batched": batched}
     if not is_plain_tensor(out):
-        return CaseRun(problems=problems, output_type=type_name(out)), module
-    run = CaseRun(problems=problems, output_type=type_name(out), output=as_array(out))
+        return CaseRun(output_type=type_name(out), **common), module
+    run = CaseRun(output_type=type_name(out), output=as_array(out), **common)
     if not spec.backward:
         return run, module
     if not out.requires_grad:
@@ -272,11 +354,44 @@ def _run_student(spec: OpEquivalenceSpec, index: int, config: OpConfig, op: Any,
         run.error = _short_error(exc)
         return run, module
     for gname in gradient_names(spec, parameter_names):
-        with ctx.student_code(f"reading the gradient of {name}.{gname}"):
-            grad = x.grad if gname == "input" else getattr(getattr(module, gname, None), "grad", None)
+        with ctx.student_code(f"reading the gradient of {name}.{placed[gname].attribute or gname}"
+                              if gname in placed else f"reading the gradient of {name}.{gname}"):
+            if gname == "input":
+                grad = x.grad
+            elif gname in placed and placed[gname].tensor is not None:
+                grad = getattr(placed[gname].tensor, "grad", None)
+            else:
+                grad = getattr(getattr(module, gname, None), "grad", None)
         if grad is not None and is_plain_tensor(grad):
             run.gradients[gname] = as_array(grad)
     return run, module
+
+
+def _forward(spec: OpEquivalenceSpec, config: OpConfig, module: Any, x: Any, call: str, ctx: ProbeContext,
+             recorder: OpRecorder) -> tuple[Any, bool]:
+    """The op's output on ``x``, and whether it took a batch dimension to get it (``batch_dimension``):
+    an unbatched input the op raises on is given again as a batch of one, and the output's batch
+    dimension removed. If that raises too, the first error stands."""
+    import torch
+
+    try:
+        with ctx.student_code(f"running {call} on an input of shape {format_shape(config.input)}"), \
+                torch.enable_grad(), recorder.watching("forward"):
+            return module(x), False
+    except StudentRaised:
+        if spec.batch_dimension != "if-needed" or len(config.input) >= max(len(c.input) for c in spec.sweep()):
+            raise
+        first = sys.exc_info()[1]
+    batched = [1, *config.input]
+    try:
+        with ctx.student_code(f"running {call} on the input as a batch of one, {format_shape(batched)}"), \
+                torch.enable_grad(), recorder.watching("forward"):
+            out = module(torch.unsqueeze(x, 0))
+    except StudentRaised:
+        raise first from None
+    if not is_plain_tensor(out) or out.ndim < 1 or out.shape[0] != 1:
+        raise first
+    return torch.squeeze(out, 0), True
 
 
 def _short_error(exc: StudentRaised) -> str:
@@ -427,8 +542,9 @@ class OpEquivalence(CheckKind):
                               f"{len(configs) - passed} of {len(configs)} configs differ from {spec.counterpart} "
                               f"(atol {spec.atol:g}, rtol {spec.rtol:g}); first: {first['config']}: "
                               f"{first['compared']}: {first['detail']}", table)
+        verdict = _readings(spec, configs, obs.runs, verdict)
+        doubts += list(dict.fromkeys(run.ambiguous for run in obs.runs if run.ambiguous))
         return flag(verdict, "; ".join(doubts)) if doubts else verdict
-
     @staticmethod
     def recheck(spec: OpEquivalenceSpec, obs: OpObservation, verdict: Verdict, found_as: str | None,
                 submitted: list[tuple[str, str]], expected: Any | None = None) -> Verdict:
@@ -450,6 +566,29 @@ class OpEquivalence(CheckKind):
 
 
 FORBIDDEN = "forbidden implementation"
+
+
+def _readings(spec: OpEquivalenceSpec, configs: list[OpConfig], runs: list[CaseRun], verdict: Verdict) -> Verdict:
+    """The verdict with what the harness did to compare the op named: a parameter copied into an
+    attribute of another name (less ``parameter_name_deduction`` points), inputs given a batch
+    dimension. Nothing is added when neither happened."""
+    said: list[str] = []
+    fraction = verdict.fraction
+    renamed = {k: v for run in runs for k, v in run.renamed.items()}
+    if renamed:
+        kept = ", ".join(f"{k} in `{v}`" for k, v in renamed.items())
+        said.append(f"{spec.short_name} keeps {spec.counterpart}'s {kept} (found by shape; compared there)")
+        if spec.parameter_name_deduction and spec.points:
+            fraction = max(0.0, fraction - spec.parameter_name_deduction / spec.points)
+            said[-1] += (f"; {spec.parameter_name_deduction:g} of {spec.points:g} points taken off: the handout "
+                         f"names the attributes {', '.join(renamed)}")
+    batched = [format_shape(c.input) for c, run in zip(configs, runs) if run.batched]
+    if batched:
+        said.append(f"{'input' if len(batched) == 1 else 'inputs'} {', '.join(batched)} given as a batch of one "
+                    f"(the op takes batched input only) and the batch dimension removed from the output")
+    if not said:
+        return verdict
+    return dataclasses.replace(verdict, fraction=fraction, message=f"{verdict.message}; {'; '.join(said)}")
 
 
 def _forbidden(hits: list[Hit], passed: int, configs: int) -> Verdict:

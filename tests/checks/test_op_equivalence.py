@@ -537,7 +537,8 @@ def test_an_op_without_a_bias_attribute_says_so():
     the_spec = spec(counterpart="nn.Conv2d", configs=ONE_CONV)
     _, v = probe_and_judge(the_spec, {"Conv": ConvWithoutBias}, "Conv")
     assert v.table[0]["compared"] == "setup"
-    assert v.table[0]["detail"] == "Conv has no `bias` to copy torch.nn.Conv2d's bias into"
+    assert v.table[0]["detail"] == ("Conv has no `bias` to copy torch.nn.Conv2d's bias into "
+                                    "(and no tensor attribute of its shape [2])")
 
 
 def test_an_op_autograd_cannot_differentiate_fails_backward_only():
@@ -682,3 +683,72 @@ def test_torch_installed_outside_the_interpreters_prefix_is_still_not_student_co
         assert forbidden._student_defined(own_op)
     finally:
         forbidden.library_folders.cache_clear()
+
+
+# ================================================================ readings the handout allows
+
+
+def test_a_kernel_under_another_name_is_found_by_its_shape_and_named():
+    _, v = probe_and_judge(spec(counterpart="nn.Conv2d"), vars(load_fixture("kernel_in_weights_attribute")), "Conv2d")
+    assert v.fraction == 1.0, v.message
+    assert v.review is None
+    assert v.message.endswith("; Conv2d keeps torch.nn.Conv2d's weight in `weights` (found by shape; compared there)")
+
+
+def test_the_rubric_can_take_points_off_for_the_renamed_kernel():
+    the_spec = spec(counterpart="nn.Conv2d", points=6, partial_credit=True, parameter_name_deduction=2)
+    _, v = probe_and_judge(the_spec, vars(load_fixture("kernel_in_weights_attribute")), "Conv2d")
+    assert v.fraction == pytest.approx(4 / 6)
+    assert "2 of 6 points taken off: the handout names the attributes weight" in v.message
+    _, kept = probe_and_judge(the_spec, vars(load_fixture("unfold_ops")), "Conv2d")
+    assert kept.fraction == 1.0 and "taken off" not in kept.message
+
+
+def test_a_deduction_larger_than_the_points_is_a_rubric_error():
+    with pytest.raises(ValueError, match="parameter_name_deduction"):
+        spec(counterpart="nn.Conv2d", points=1, parameter_name_deduction=2)
+
+
+def test_two_tensors_of_the_kernel_shape_are_ambiguous_and_go_to_a_person():
+    _, v = probe_and_judge(spec(counterpart="nn.Conv2d", configs=ONE_CONV),
+                           vars(load_fixture("two_kernel_shaped_tensors")), "Conv2d")
+    assert v.fraction == 0.0
+    assert v.table[0]["compared"] == "setup"
+    assert v.table[0]["detail"] == ("Conv2d has no `weight`, and 2 of its tensors have torch.nn.Conv2d's weight shape "
+                                    "[2, 1, 2, 2] (`W`, `velocity`): which one is the weight is for a person to decide")
+    assert v.review and "for a person to decide" in v.review
+
+
+EXPERIMENT = [{"args": {"kernel_size": 3, "stride": 2}, "input": [1, 10, 10]},
+              {"args": {"kernel_size": 3, "stride": 2}, "input": [2, 3, 9, 9]}]
+
+
+def test_an_op_for_batched_input_gets_a_batch_of_one_when_the_rubric_allows():
+    the_spec = spec(counterpart="nn.MaxPool2d", configs=EXPERIMENT, batch_dimension="if-needed")
+    obs, v = probe_and_judge(the_spec, vars(load_fixture("pool_needs_a_batch")), "MaxPool2d")
+    assert v.fraction == 1.0, v.message
+    assert [run.batched for run in obs.runs] == [True, False]
+    assert v.message.endswith("; input [1, 10, 10] given as a batch of one (the op takes batched input only) "
+                              "and the batch dimension removed from the output")
+
+
+def test_an_op_for_batched_input_fails_the_unbatched_config_by_default():
+    the_spec = spec(counterpart="nn.MaxPool2d", configs=EXPERIMENT, partial_credit=True)
+    _, v = probe_and_judge(the_spec, vars(load_fixture("pool_needs_a_batch")), "MaxPool2d")
+    assert v.fraction == 0.5
+    assert "ValueError: not enough values to unpack" in v.table[0]["detail"]
+
+
+def test_when_the_batch_of_one_raises_too_the_first_error_stands():
+    class Picky(nn.Module):
+        def forward(self, x):
+            if x.ndim < 3:
+                raise ValueError("needs 3 dimensions")
+            if x.shape[0] == 1:
+                raise ValueError("needs a batch of two")
+            return x.clamp(min=0)
+
+    the_spec = spec(counterpart="nn.ReLU", configs=[{"input": [2, 3]}, {"input": [2, 2, 3]}], batch_dimension="if-needed")
+    obs = KIND.probe(the_spec, context({"Op": Picky}, "Op"))
+    assert [r.batched for r in obs.runs] == [False, False]
+    assert obs.runs[0].error.startswith("ValueError: needs 3 dimensions (while running Op() on an input of shape [2, 3])")
