@@ -52,7 +52,7 @@ class Unresolved(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     target: str
     looked_for: str
-    problem: Literal["missing", "ambiguous"]
+    problem: Literal["missing", "ambiguous", "unbuildable"]
     candidates: list[str]
 
 
@@ -64,6 +64,7 @@ class ProbeRecord(BaseModel):
     status: Literal["observed", "raised", "unresolved", "probe-error"]
     found_as: str | None = None
     found_how: str | None = None
+    built_as: str | None = None   # how the check built the target, when not with its own arguments
     data: dict[str, Any] | None = None
     error: StudentError | None = None
     unresolved: Unresolved | None = None

@@ -26,6 +26,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import inspect
+import re
 import types
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -50,8 +51,29 @@ class Contract(BaseModel):
                                                 "with * and | (module path included: torch.nn.modules.conv.Conv2d, "
                                                 "*.ResBlock|*.ResidualBlock)")
     excludes: list[str] = Field([], description="kinds of layer it must not contain, same patterns")
+    type: str | None = Field(None, description="what a value is an instance of, or a class derives from, as a "
+                                               "class-name pattern (torch.utils.data.DataLoader): for class and "
+                                               "value targets, which are found by what they are, not by building")
+    split: Literal["train", "test"] | None = Field(
+        None, description="a value's split: the data it serves is the training split or the test split, as its "
+                          "data set's `train` flag says, else as its name does (loadertr, val_loader)")
+    library: list[str] = Field([], description="library classes (dotted, torchvision.datasets.FashionMNIST) that "
+                                               "count when the student defined none of the type and the code "
+                                               "reaches that class (the handout lets a student use it)")
+
+    def builds(self) -> bool:
+        """Whether meeting the contract means building the object (a model builder), not only
+        being of a type (a data set class, a loader)."""
+        return bool(self.args or self.input or self.output or self.contains or self.excludes) or self.type is None
 
     def label(self) -> str:
+        if not self.builds():
+            text = f"is a {self.type.rsplit('.', 1)[-1]}" if self.type else "is"
+            if self.split:
+                text += f" over the {self.split} split"
+            if self.library:
+                text += f" (or {', '.join(self.library)}, when the code uses it)"
+            return text
         text = f"builds from ({', '.join(repr(a) for a in self.args)})"
         if self.input and self.output:
             text += f" and maps {self.input} to {self.output}"
@@ -86,6 +108,14 @@ class TargetSpec(BaseModel):
                                                "get a copy of it")
     contract: Contract | None = Field(None, description="what the handout fixes about the object's behaviour, to find "
                                                         "it when no name or signature does")
+    constructor: Literal["handout", "student"] = Field(
+        "handout", description="handout: the handout fixes the constructor, and a check's arguments must fit it; "
+                               "student: the handout leaves it open (the checks' arguments are the reference's), so a "
+                               "class that cannot take them is built the student's way: with no arguments when all "
+                               "have defaults, else as the student's code built it, else with any arguments when they "
+                               "do not change the network; otherwise a person decides")
+    readings: list["Reading"] = Field([], description="other readings of the handout's constructor: a callable taking "
+                                                      "another number of arguments gets the check's at these positions")
     description: str | None = None
 
     @model_validator(mode="after")
@@ -108,6 +138,22 @@ class TargetSpec(BaseModel):
         return text
 
 
+class Reading(BaseModel):
+    """Another reading of the handout's constructor: a callable that takes ``len(take)`` positional
+    arguments gets the check's arguments at the positions ``take`` lists. The handout's "the output
+    dimensions of the fully connected layers shall be parameters" read as ResBlock(in, out1, out2)
+    from the rubric's (in, hidden) is ``take: [0, 1, 0]``: the second layer gives back the input
+    size, so the skip connection fits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    take: list[int] = Field(min_length=1, description="for each of the student's parameters, the index of the check's "
+                                                      "argument it gets")
+    reading: str = Field(description="the reading in words, for the check's message")
+
+
+TargetSpec.model_rebuild()
+
 How = Literal["name", "alias", "signature", "arity", "behaviour", "instructor"]
 # In words, for the messages of checks whose target was found another way than by a listed name.
 HOW_SAID = {"signature": "by its parameter names", "arity": "by its number of arguments",
@@ -122,8 +168,9 @@ class Resolution:
     obj: Any = None
     found_as: str | None = None            # the name it was found under, e.g. "task2.ExampleModel"
     how: How | None = None
-    problem: Literal["missing", "ambiguous"] | None = None
+    problem: Literal["missing", "ambiguous", "unbuildable"] | None = None
     candidates: list[str] = field(default_factory=list)
+    built: str | None = None               # how a check built it, when not with the check's own arguments
 
     @property
     def ok(self) -> bool:
@@ -144,14 +191,16 @@ def resolve(spec: TargetSpec, namespaces: list[Namespace], mapped: str | None = 
                           candidates=[f"the mapping names {mapped!r}, which {'is not defined' if not found else 'is in several modules'}"])
     named = [(n, "name" if n == spec.name else "alias") for n in [spec.name, *spec.aliases] if n]
     qualified_first = [x for x in named if "." in x[0]] + [x for x in named if "." not in x[0]]
-    for name, how in qualified_first:
-        found = _lookup(name, namespaces, spec.kind, spec.instances)
-        if spec.signature:  # a name is not enough: it must take the handout's arguments (`train` is common)
-            found = [(n, o) for n, o in found if _arity_matches(o, spec.signature) or not parameter_names(o)]
-        if len(found) == 1:
-            return Resolution(obj=found[0][1], found_as=found[0][0], how=how)  # type: ignore[arg-type]
-        if len(found) > 1:
-            return Resolution(problem="ambiguous", candidates=[n for n, _ in found])
+    # exact spellings first; then the same names in any case (`transferModel` for TransferModel)
+    for fold in (False, True):
+        for name, how in qualified_first:
+            found = _lookup(name, namespaces, spec.kind, spec.instances, fold=fold)
+            if spec.signature:  # a name is not enough: it must take the handout's arguments (`train` is common)
+                found = [(n, o) for n, o in found if _arity_matches(o, spec.signature) or not parameter_names(o)]
+            if len(found) == 1:
+                return Resolution(obj=found[0][1], found_as=found[0][0], how=how)  # type: ignore[arg-type]
+            if len(found) > 1:
+                return Resolution(problem="ambiguous", candidates=[n for n, _ in found])
     if spec.signature:
         own = [(n, o) for n, o in _own_objects(namespaces) if _kind_ok(o, spec.kind)]
         for how, fits in (("signature", _signature_matches), ("arity", _arity_matches)):
@@ -161,13 +210,118 @@ def resolve(spec: TargetSpec, namespaces: list[Namespace], mapped: str | None = 
             if len(found) > 1:
                 return _by_behaviour(spec, found) or Resolution(
                     problem="ambiguous", candidates=[describe(n, o) for n, o in found])
-    if spec.contract:
+    if spec.contract and not spec.contract.builds():
+        decided = _by_type(spec, namespaces)
+        if decided:
+            return decided
+    elif spec.contract:
         own = [(n, o) for n, o in _own_objects(namespaces, spec.instances)
-               if _kind_ok(o, spec.kind, spec.instances) and can_build(o, spec.contract.args)]
+               if _kind_ok(o, spec.kind, spec.instances) and contract_args(spec, o) is not None]
         decided = _by_behaviour(spec, _distinct(own))
         if decided:
             return decided
     return Resolution(problem="missing", candidates=candidates(namespaces, spec.kind))
+
+
+def contract_args(spec: TargetSpec, obj: Any) -> list[Any] | None:
+    """The arguments the behaviour step builds ``obj`` with: the contract's when they fit, else
+    (a constructor the handout leaves open) none, when all of the student's have defaults."""
+    args = spec.contract.args if spec.contract else []
+    if can_build(obj, args):
+        return args
+    if spec.constructor == "student" and args and can_build(obj, []):
+        return []
+    return None
+
+
+def _by_type(spec: TargetSpec, namespaces: list[Namespace]) -> Resolution | None:
+    """The one class (deriving from ``contract.type``) or value (an instance of it, over the
+    contract's split) the student defined; failing that, the one ``contract.library`` class the
+    code reaches. Nothing is built or called."""
+    contract = spec.contract
+    assert contract is not None
+    own = _distinct([(n, o) for n, o in _own_objects(namespaces) if _kind_ok(o, spec.kind)])
+    if contract.type:
+        own = [(n, o) for n, o in own if _derives(o if inspect.isclass(o) else type(o), contract.type)]
+    if contract.split:
+        own = [(n, o) for n, o in own if split_of(n.rsplit(".", 1)[-1], o) == contract.split]
+    if not own:
+        own = [(path, cls) for path in contract.library
+               if (cls := _reached(path, namespaces)) is not None]
+    if len(own) == 1:
+        return Resolution(obj=own[0][1], found_as=own[0][0], how="behaviour")
+    if len(own) > 1:
+        return Resolution(problem="ambiguous", candidates=[f"{describe(n, o)}, which {contract.label()}"
+                                                           for n, o in own])
+    return None
+
+
+def _derives(cls: type, pattern: str) -> bool:
+    """Whether ``cls`` or a base of it is named by ``pattern`` (``module.QualName``, * and |); a
+    package names the classes of its modules (torch.utils.data.DataLoader is defined in
+    torch.utils.data.dataloader)."""
+    for base in getattr(cls, "__mro__", ()):
+        module, name = str(getattr(base, "__module__", "")), getattr(base, "__qualname__", "")
+        for p in (p.strip() for p in pattern.split("|")):
+            package, _, wanted = p.rpartition(".")
+            if fnmatch.fnmatchcase(f"{module}.{name}", p) or (
+                    name == wanted and (module == package or module.startswith(package + "."))):
+                return True
+    return False
+
+
+# a variable's name as a human reads it: loadertr, tr_dl, train_loader; val_loader, loadertest, te_dl
+_TRAIN_WORDS = re.compile(r"train|(^|_|loader|dl)tr($|_|loader|dl|set|data)")
+_TEST_WORDS = re.compile(r"test|val|(^|_|loader|dl)te($|_|loader|dl|set|data)")
+
+
+def split_of(name: str, obj: Any) -> Literal["train", "test"] | None:
+    """The split a loader or data set serves: the ``train`` flag of a data set it wraps (a
+    torchvision data set, a Subset of one, a loader over either, a student's class holding one),
+    else its variable's name (``loadertr``, ``train_dl``; ``val_loader``, ``testloader``); None
+    when neither says, or they disagree with each other."""
+    flags = set()
+    seen: set[int] = set()
+    todo = [obj]
+    while todo and len(seen) < 20:
+        item = todo.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        flag = inspect.getattr_static(item, "train", None) if not inspect.isclass(item) else None
+        if isinstance(flag, bool):
+            flags.add("train" if flag else "test")
+        fields = vars(item) if hasattr(item, "__dict__") and not isinstance(item, type) else {}
+        todo.extend(v for k, v in fields.items() if k in {"dataset", "data", "ds", "base", "source", "dataset_"}
+                    and not isinstance(v, (str, bytes, int, float)))
+    if len(flags) == 1:
+        return flags.pop()  # type: ignore[return-value]
+    if flags:
+        return None
+    lowered = name.lower()
+    train, test = bool(_TRAIN_WORDS.search(lowered)), bool(_TEST_WORDS.search(lowered))
+    return "train" if train and not test else "test" if test and not train else None
+
+
+def _reached(path: str, namespaces: list[Namespace]) -> Any:
+    """The library class at dotted ``path`` when the student's code holds it or a module above it
+    (``from torchvision import datasets``), else None."""
+    import sys
+
+    module_name, _, attr = path.rpartition(".")
+    cls = getattr(sys.modules.get(module_name), attr, None)
+    if cls is None:
+        return None
+    for _label, ns in namespaces:
+        for name, obj in ns.items():
+            if name.startswith("_"):
+                continue
+            if obj is cls:
+                return cls
+            if isinstance(obj, types.ModuleType) and (module_name == obj.__name__
+                                                      or module_name.startswith(obj.__name__ + ".")):
+                return cls
+    return None
 
 
 def _prefer_builders(found: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
@@ -181,7 +335,7 @@ def _by_behaviour(spec: TargetSpec, found: list[tuple[str, Any]]) -> Resolution 
     """The one candidate that meets ``spec.contract``, or None (no contract, or not exactly one)."""
     if spec.contract is None or not found:
         return None
-    fitting = [(n, o) for n, o in found if _meets(o, spec.contract)]
+    fitting = [(n, o) for n, o in found if _meets(o, spec.contract, contract_args(spec, o))]
     # a builder and networks it (or another cell) built: the builder is what the handout asks for
     builders = [(n, o) for n, o in fitting if not _is_module_instance(o)]
     fitting = _prefer_builders(builders or fitting)
@@ -193,13 +347,14 @@ def _by_behaviour(spec: TargetSpec, found: list[tuple[str, Any]]) -> Resolution 
     return None
 
 
-def _meets(obj: Any, contract: Contract) -> bool:
-    """Whether ``obj`` builds from the contract's arguments and maps its input to its output.
-    Student code runs here: anything it raises just means "not this one"."""
+def _meets(obj: Any, contract: Contract, args: list[Any] | None = None) -> bool:
+    """Whether ``obj`` builds from the contract's arguments (or ``args``, see ``contract_args``)
+    and maps its input to its output. Student code runs here: anything it raises just means "not
+    this one"."""
     import torch
 
     try:
-        built = build(obj, contract.args)
+        built = build(obj, contract.args if args is None else args)
         if (contract.contains or contract.excludes) and not (
                 isinstance(built, torch.nn.Module) and contract.layers_fit(built)):
             return False
@@ -242,22 +397,26 @@ def _is_module_instance(obj: Any) -> bool:
     return torch is not None and isinstance(obj, torch.nn.Module)
 
 
-def _lookup(name: str, namespaces: list[Namespace], kind: str, instances: bool = False) -> list[tuple[str, Any]]:
+def _lookup(name: str, namespaces: list[Namespace], kind: str, instances: bool = False,
+            fold: bool = False) -> list[tuple[str, Any]]:
+    """Objects of ``kind`` under ``name`` (``fold``: in any case). A qualified name's module part
+    may be a pattern: ``task3*1.Model`` is the ``Model`` of task3_model_1.py (two networks handed in
+    as numbered files are told apart by their numbers)."""
     found, defined_here = [], []
     for label, ns in namespaces:
-        obj = _get_dotted(ns, name)
-        if obj is not _ABSENT and _kind_ok(obj, kind, instances):
-            found.append((name if len(namespaces) == 1 else f"{label}.{name}", obj))
-            if getattr(obj, "__module__", None) == ns.get("__name__"):
-                defined_here.append(found[-1])
+        for shown, obj in _get_folded(ns, name) if fold else [(name, _get_dotted(ns, name))]:
+            if obj is not _ABSENT and _kind_ok(obj, kind, instances):
+                found.append((shown if len(namespaces) == 1 else f"{label}.{shown}", obj))
+                if getattr(obj, "__module__", None) == ns.get("__name__"):
+                    defined_here.append(found[-1])
     # A qualified name "task2.ExampleModel" addresses one module directly.
     if not found and "." in name:
         module, _, rest = name.partition(".")
         for label, ns in namespaces:
-            if label == module:
-                obj = _get_dotted(ns, rest)
-                if obj is not _ABSENT and _kind_ok(obj, kind, instances):
-                    found.append((name, obj))
+            if label == module or ("*" in module and fnmatch.fnmatchcase(label, module)):
+                for shown, obj in _get_folded(ns, rest) if fold else [(rest, _get_dotted(ns, rest))]:
+                    if obj is not _ABSENT and _kind_ok(obj, kind, instances):
+                        found.append((f"{label}.{shown}", obj))
     found = _distinct(found)
     # Several modules hold the name and one defines it: the others imported it, or reuse the name
     # for something the rubric's qualified aliases (tried first) did not ask for.
@@ -278,6 +437,16 @@ def _get_dotted(ns: dict[str, Any], name: str) -> Any:
         obj = inspect.getattr_static(obj, part, _ABSENT) if not isinstance(obj, types.ModuleType) \
             else vars(obj).get(part, _ABSENT)
     return obj
+
+
+def _get_folded(ns: dict[str, Any], name: str) -> list[tuple[str, Any]]:
+    """Names in ``ns`` that spell the bare ``name`` in another case, with their objects (a
+    qualified name is only looked up as spelled)."""
+    if "." in name:
+        return []
+    lowered = name.lower()
+    return [(key, obj) for key, obj in ns.items()
+            if key.lower() == lowered and key != name and not key.startswith("_") and key not in _NOISE]
 
 
 def _distinct(found: list[tuple[str, Any]]) -> list[tuple[str, Any]]:

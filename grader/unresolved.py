@@ -12,6 +12,10 @@ code and the run's record of what failed:
 * **otherwise** (several candidates, or candidates no step could tell apart): ``needs-review``,
   0 points until a person decides, with the candidates. The instructor maps the target to the
   student's name for it (``grader.mappings``) and regrades that one submission.
+
+A target that was found but cannot be built (``unbuildable``: its constructor takes neither the
+check's arguments nor any the harness may pick, see ``checks.common.student_way``) is
+``needs-review`` too, naming both signatures.
 """
 
 from __future__ import annotations
@@ -35,6 +39,11 @@ def judged(spec: CheckSpec, record: observations.ProbeRecord, execution: Any, su
 
     u = record.unresolved
     assert u is not None
+    if u.problem == "unbuildable":  # found, but no way to build it that the handout and the code give
+        message = f"{'; '.join(u.candidates)}. A person decides: 0 points until then"
+        result = result_for(spec, "needs-review", 0.0, message, record=record)
+        result.review = f"how is {u.target} built? {'; '.join(u.candidates)}"
+        return result
     cause = hidden_by_failure(_names(target), execution, submitted)
     if cause:
         return result_for(spec, "errored", 0.0, f"no {u.looked_for}: {cause}", record=record)

@@ -459,3 +459,109 @@ def test_a_trained_network_beside_its_builder_is_not_taken_for_a_second_builder(
     spec = TargetSpec(name="torch_network", instances=True, contract={"input": [2, 1, 28, 28], "output": [2, 10]})
     r = resolve(spec, [ns(pytorch_cnn=pytorch_cnn, m2=m2)])
     assert r.ok and r.obj is pytorch_cnn and r.how == "behaviour"
+
+
+def test_a_listed_name_is_found_in_another_case_after_every_exact_spelling():
+    class transferModel:  # noqa: N801 - the student's spelling
+        pass
+
+    class Model:
+        pass
+
+    spec = TargetSpec(name="task4a.Model", aliases=["TransferModel"], kind="class")
+    r = resolve(spec, [ns("task4a", transferModel=transferModel)])
+    assert r.ok and r.obj is transferModel and r.how == "alias"
+    assert resolve(spec, [ns("task4a", transferModel=transferModel, Model=Model)]).obj is Model
+
+
+def test_two_same_named_classes_in_numbered_files_are_told_apart_by_the_files_number():
+    class First:
+        pass
+
+    class Second:
+        pass
+
+    spaces = [ns("task3_model_1", Model=First), ns("task3_model_2", Model=Second)]
+    first = TargetSpec(aliases=["task3.Model1", "task3*1.Model", "Model1"], kind="class")
+    second = TargetSpec(aliases=["task3.Model2", "task3*2.Model", "Model2"], kind="class")
+    assert resolve(first, spaces).obj is First and resolve(first, spaces).found_as == "task3_model_1.Model"
+    assert resolve(second, spaces).obj is Second
+    # without the numbers, the bare name in two files is for a person
+    assert resolve(TargetSpec(aliases=["Model"], kind="class"), spaces).problem == "ambiguous"
+
+
+class _FlaggedData(torch.utils.data.Dataset):
+    def __init__(self, train):
+        self.train = train
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return torch.zeros(2), 0
+
+
+def test_a_loader_is_found_by_the_split_of_its_data_when_no_name_fits():
+    """fc-vs-cnn's test set used as the validation set: `val_loader` over the test split."""
+    train_loader = torch.utils.data.DataLoader(_FlaggedData(True), batch_size=2)
+    val_loader = torch.utils.data.DataLoader(_FlaggedData(False), batch_size=2)
+    spec = TargetSpec(aliases=["test_loader"], kind="value",
+                      contract={"type": "torch.utils.data.DataLoader", "split": "test"})
+    r = resolve(spec, [ns(train_loader=train_loader, val_loader=val_loader, batch=3)])
+    assert r.ok and r.obj is val_loader and r.how == "behaviour"
+    assert "is a DataLoader over the test split" in spec.label()
+
+
+def test_a_loader_whose_data_has_no_split_flag_is_found_by_its_name():
+    class Plain(torch.utils.data.Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return torch.zeros(2), 0
+
+    loadertr = torch.utils.data.DataLoader(Plain(), batch_size=2, shuffle=True)
+    loadertest = torch.utils.data.DataLoader(Plain(), batch_size=2)
+    spec = TargetSpec(aliases=["train_loader"], kind="value",
+                      contract={"type": "torch.utils.data.DataLoader", "split": "train"})
+    assert resolve(spec, [ns(loadertr=loadertr, loadertest=loadertest)]).obj is loadertr
+    neither = torch.utils.data.DataLoader(Plain(), batch_size=2)
+    assert not resolve(spec, [ns(loader_a=neither, loader_b=loadertest)]).ok
+
+
+def test_a_dataset_class_is_the_one_the_student_derived_else_the_library_class_the_code_uses():
+    class FMNIST(torch.utils.data.Dataset):
+        pass
+
+    class NN(torch.nn.Module):
+        pass
+
+    FMNIST.__module__ = NN.__module__ = OWN
+    spec = TargetSpec(aliases=["FashionMNISTDataset"], kind="class",
+                      contract={"type": "torch.utils.data.Dataset",
+                                "library": ["torchvision.datasets.FashionMNIST"]})
+    r = resolve(spec, [ns(FMNIST=FMNIST, NN=NN)])
+    assert r.ok and r.obj is FMNIST and r.how == "behaviour"
+    import torchvision.datasets
+
+    library = resolve(spec, [ns(NN=NN, datasets=torchvision.datasets)])
+    assert library.ok and library.obj is torchvision.datasets.FashionMNIST
+    assert not resolve(spec, [ns(NN=NN)]).ok  # the code never reaches the library's class
+
+
+def test_an_open_constructor_meets_the_contract_with_its_defaults():
+    """cifar10-cnn's task-3 networks: the contract's (3, 10) do not fit Task3Model(); built without."""
+    class Task3Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 10))
+
+        def forward(self, x):
+            return self.fc(x)
+
+    Task3Net.__module__ = OWN
+    contract = {"args": [3, 10], "input": [2, 3, 2, 2], "output": [2, 10]}
+    fixed = TargetSpec(aliases=["Model1"], kind="class", contract=contract)
+    assert not resolve(fixed, [ns(Task3Net=Task3Net)]).ok
+    open_ = TargetSpec(aliases=["Model1"], kind="class", contract=contract, constructor="student")
+    assert resolve(open_, [ns(Task3Net=Task3Net)]).obj is Task3Net

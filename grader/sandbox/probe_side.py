@@ -65,6 +65,8 @@ def probe_one(raw: dict[str, Any], ctx: ProbeContext, writer: observations.Array
     found = ctx.found.get(target) if isinstance(target, str) else None
     if found is not None and found.ok:
         record.update(found_as=found.found_as, found_how=found.how)
+        if found.built:
+            record.update(built_as=found.built)
     record["seconds"] = round(time.monotonic() - start, 3)
     return record
 
