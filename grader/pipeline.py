@@ -23,7 +23,7 @@ from grader.errors import GraderError
 from grader.executors.local import LocalExecutor
 from grader.journal import MAX_INFRA_RETRIES, JobKey, Journal, is_infrastructure_failure, key_for, retry_delay
 from grader.judging import has_invalid_observation, judge_all
-from grader.sandbox import data_paths, data_sizes
+from grader.sandbox import data_paths, data_sizes, provided_aliases
 from grader.results import CheckResult, SubmissionResult
 from grader.rubric import LoadedRubric
 from grader.scoring import totals
@@ -109,7 +109,8 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
                 "checks": prep.planned.checks, "profile": prep.planned.profile, "mapping": mapping}
         run = sandbox.run(sandbox.Job(entry=entry, plan=plan, limits=limits, out_dir=base / "out",
                                       slot=slot, isolation=prep.isolation, read_only=read_only,
-                                      env=_served_data(prep)))
+                                      env=_served_data(prep) | provided_aliases.env_for(
+                                          *_aliases(prep), [text for _, text in submitted])))
         results = judge_all(rubric.checks, run.records, run.arrays, prep.expected, run.status, run.message,
                             submitted, execution=run.execution, targets=rubric.targets)
         status = "invalid-output" if run.status == "ok" and has_invalid_observation(results) else run.status
@@ -119,7 +120,8 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
                          modules=[m.model_dump() for m in ex.modules] if ex else [],
                          removed_commands=ex.removed_commands if ex else [],
                          cuda_on_cpu=ex.cuda_on_cpu if ex else [], stdout=run.stdout, stderr=run.stderr,
-                         numerics=_numerics(prep, slot), mapping=mapping, notes=[*entry.notes, *kept, *data_sizes.notes_for(submitted, _stand_ins(prep))])
+                         numerics=_numerics(prep, slot), mapping=mapping, notes=[*entry.notes, *kept, *data_sizes.notes_for(submitted, _stand_ins(prep)),
+                                *provided_aliases.notes_for(*_aliases(prep), submitted)])
     finally:
         if not prep.settings.keep_work:
             shutil.rmtree(base, ignore_errors=True)
@@ -177,6 +179,12 @@ def _served_data(prep: Prepared) -> dict[str, str]:
     if prep.data.path is None:
         return {}
     return {data_paths.ENV: str(prep.data.path.resolve())} | data_sizes.env_for(_stand_ins(prep))
+
+
+def _aliases(prep: Prepared) -> tuple[list, str]:
+    """The names and data paths the provided modules also answer to (``sandbox.provided_aliases``),
+    and the folder that serves the data."""
+    return prep.rubric.model.submission.provided_aliases, prep.rubric.model.data.dirname
 
 
 def _stand_ins(prep: Prepared) -> list[tuple[int, int]]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from grader import checks
 from grader.checks.base import CheckSpec
@@ -44,6 +45,28 @@ class Limits(BaseModel):
     open_files: int = Field(1024, gt=0, description="open file descriptors of any one process")
 
 
+class ProvidedAlias(BaseModel):
+    """Names and paths a provided module also answers to (``sandbox.provided_aliases``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    module: str = Field(pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$",
+                        description="a module of the provided files, dotted (utils.mnist_reader)")
+    imports: list[str] = Field([], description="other module names that import it: a dotted name, or `*.` and a "
+                                               "dotted name for that name under any package (a student's clone of "
+                                               "the course's repository)")
+    data_paths: list[str] = Field([], description="path suffixes (data/fashion): a path given to the module's "
+                                                  "functions that does not exist and ends in one of these reads the "
+                                                  "data the grader serves at data.dirname")
+
+    @field_validator("imports")
+    @classmethod
+    def _module_names(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not re.fullmatch(r"(\*\.)?[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", v)]
+        if bad:
+            raise ValueError(f"not a module name (or `*.` and one): {', '.join(map(repr, bad))}")
+        return value
+
+
 class SubmissionSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     forms: list[Literal["notebook", "module"]] = Field(["notebook", "module"], description="accepted forms")
@@ -51,6 +74,18 @@ class SubmissionSpec(BaseModel):
     provided: list[str] = Field(
         [], description="files or folders the course provides, relative to the reference: copied next to the "
                         "student's code before it runs, replacing any copy the student handed in")
+    provided_aliases: list[ProvidedAlias] = Field(
+        [], description="module names and data paths a provided module also answers to, as students reach it "
+                        "(the result's notes say when it does)")
+
+    @model_validator(mode="after")
+    def _aliases_of_provided_modules(self) -> "SubmissionSpec":
+        for alias in self.provided_aliases:
+            path = alias.module.replace(".", "/")
+            if not any(path == p.removesuffix(".py") or path.startswith(p.rstrip("/") + "/") for p in self.provided):
+                raise ValueError(f"provided_aliases: {alias.module} is not among the provided files "
+                                 f"({', '.join(self.provided) or 'none'})")
+        return self
 
 
 class DataSpec(BaseModel):
@@ -93,6 +128,13 @@ class Rubric(BaseModel):
         {}, description="training budgets of accuracy checks per profile (see grader.profiles for the defaults)")
     targets: dict[str, TargetSpec] = Field(description="student objects the checks are about, by key")
     checks: list[CheckUnion] = Field(min_length=1)  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _served_paths_need_data(self) -> "Rubric":
+        if self.data.dataset == "none" and any(a.data_paths for a in self.submission.provided_aliases):
+            raise ValueError("submission.provided_aliases: data_paths are served from data.dirname, and this rubric "
+                             "names no data set (data.dataset: none)")
+        return self
 
     @property
     def max_points(self) -> float:

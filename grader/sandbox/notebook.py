@@ -224,13 +224,15 @@ def _cuda_fallback(client: Any, nb: Any, execution: dict[str, Any]) -> None:
 def _serve_data(client: Any, nb: Any) -> None:
     """Torchvision data sets find the grader's copy of the data wherever the cells look (``data_paths``),
     and literal split sizes fit a synthetic stand-in (``data_sizes``)."""
-    from grader.sandbox import data_paths, data_sizes
+    from grader.sandbox import data_paths, data_sizes, provided_aliases
 
     sources = [c.source for c in nb.cells if c.cell_type == "code"]
     if data_paths.wanted_by(sources):
         _run_setup(client, nb, "import grader.sandbox.data_paths as _grader_data_paths\n_grader_data_paths.install()")
     if data_sizes.wanted_by(sources) and os.environ.get(data_sizes.ENV):
         _run_setup(client, nb, "import grader.sandbox.data_sizes as _grader_data_sizes\n_grader_data_sizes.install()")
+    if os.environ.get(provided_aliases.ENV):  # the course's reader under the names students import it by
+        _run_setup(client, nb, "import grader.sandbox.provided_aliases as _grader_aliases\n_grader_aliases.install()")
 
 
 def _count_plots(client: Any, nb: Any) -> None:

@@ -181,7 +181,7 @@ def _notebook_exports_run(execution: dict[str, Any]) -> None:
 def _serve_data(root: str) -> None:
     """Torchvision data sets find the grader's copy of the data wherever the code looks (``data_paths``),
     and literal split sizes fit a synthetic stand-in (``data_sizes``)."""
-    from grader.sandbox import data_paths, data_sizes
+    from grader.sandbox import data_paths, data_sizes, provided_aliases
 
     texts = []
     for path in Path(root).rglob("*.py"):
@@ -193,6 +193,8 @@ def _serve_data(root: str) -> None:
         data_paths.install()
     if data_sizes.wanted_by(texts):
         data_sizes.install()
+    if os.environ.get(provided_aliases.ENV):
+        provided_aliases.install()
 
 
 def _watch_lifeline(fd: int) -> None:
