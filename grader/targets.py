@@ -500,7 +500,7 @@ def parameter_names(obj: Any) -> list[str] | None:
     return [p.name for p in sig.parameters.values() if p.kind in kinds]
 
 
-def _signature_matches(obj: Any, wanted: list[str | list[str]]) -> bool:
+def _names_in_order(obj: Any, wanted: list[str | list[str]]) -> bool:
     """True if the callable's parameters start with ``wanted`` (case-insensitive; a list at a
     position gives accepted alternatives) and any further parameters have defaults."""
     if not callable(obj):
@@ -521,10 +521,20 @@ def _signature_matches(obj: Any, wanted: list[str | list[str]]) -> bool:
     return all(p.default is not inspect.Parameter.empty for p in rest)
 
 
+def _signature_matches(obj: Any, wanted: list[str | list[str]]) -> bool:
+    """True if the callable's parameters start with ``wanted`` (``_names_in_order``), or name every
+    one of the handout's roles in another order, any further parameter being one the harness can
+    give (a scheduler, a device) or having a default (``roles_fit``)."""
+    return _names_in_order(obj, wanted) or roles_fit(obj, wanted, complete=True)
+
+
 def _arity_matches(obj: Any, wanted: list[str | list[str]]) -> bool:
     """True if the callable can take exactly ``len(wanted)`` positional arguments, whatever its
-    parameters are called (keyword-only ones need defaults)."""
-    return parameter_names(obj) is not None and can_build(obj, [None] * len(wanted))
+    parameters are called (keyword-only ones need defaults), or its parameters name the handout's
+    roles in any order, leaving out at most the data it may read from globals (``roles_fit``)."""
+    if parameter_names(obj) is None:
+        return False
+    return can_build(obj, [None] * len(wanted)) or roles_fit(obj, wanted, complete=False)
 
 
 def can_build(obj: Any, args: list[Any] | dict[str, Any]) -> bool:
@@ -562,6 +572,115 @@ def by_role(obj: Any, wanted: list[str | list[str]] | None, args: list[Any]) -> 
     if sorted(roles) != list(range(len(args))) or roles == list(range(len(args))):
         return None
     return [args[role] for role in roles]
+
+
+# ---------------------------------------------------------------- arguments of a training loop, by role
+# The roles a training function's parameters play, as a careful reader recognises them in the
+# student's names: `dataloader_cvtrain`, `train_iter` and `trainloader` are the training data;
+# `criterion` and `loss_fn` the loss. The first rule that fits decides. A rubric's signature list
+# gets its role the same way (from its synonyms), so a parameter finds its argument by role even
+# when the rubric does not list its spelling. HARNESS_ROLES are those a harness can give honestly
+# although the handout names none (a scheduler that keeps the rate, the device the check runs on).
+_DATA_WORDS = ("load", "iter", "data", "dl", "set", "batch", "gen")
+_ROLE_RULES: tuple[tuple[str, Any], ...] = (
+    ("epochs", lambda n: "epoch" in n),
+    ("scheduler", lambda n: "sched" in n),
+    ("device", lambda n: "device" in n or n == "dev"),
+    ("lr", lambda n: n in {"lr", "learning_rate", "learningrate", "eta", "rate"} or n.startswith("lr_")
+     or n.endswith("_lr")),
+    ("loss", lambda n: "loss" in n or "criterion" in n or n in {"crit", "cost", "cost_fn", "objective"}),
+    ("optimizer", lambda n: "optim" in n or n in {"opt", "sgd"}),
+    ("validation-data", lambda n: any(w in n for w in _DATA_WORDS) and any(s in n for s in ("val", "test", "eval"))),
+    ("train-data", lambda n: any(w in n for w in _DATA_WORDS) and "train" in n),
+    ("model", lambda n: n in {"model", "net", "network", "mdl", "classifier", "module", "cnn", "mlp"}
+     or n.endswith("model") or n.endswith("net")),
+)
+HARNESS_ROLES = ("scheduler", "device")
+DATA_ROLES = ("train-data", "validation-data")
+
+
+def role_of(name: str) -> str | None:
+    """The role a parameter name plays (``_ROLE_RULES``), or None."""
+    lowered = name.lower()
+    return next((role for role, fits in _ROLE_RULES if fits(lowered)), None)
+
+
+def _position_roles(wanted: list[str | list[str]]) -> list[str | None]:
+    """The role of each position of a rubric's signature: the one its synonyms name most often."""
+    roles: list[str | None] = []
+    for accepted in wanted:
+        found = [r for r in (role_of(o) for o in ([accepted] if isinstance(accepted, str) else accepted)) if r]
+        roles.append(max(set(found), key=found.count) if found else None)
+    return roles
+
+
+def role_plan(obj: Any, wanted: list[str | list[str]] | None,
+              extra: tuple[str, ...] = HARNESS_ROLES) -> dict[str, int | str] | None:
+    """Which argument each of the callable's parameters gets: the index of a position of ``wanted``
+    (its name is one of the position's synonyms, or plays the position's role), or the name of a
+    role in ``extra`` the caller supplies. Parameters with defaults that play no role are left out.
+    None when a parameter without a default plays no role the call can fill, or two parameters
+    take the same position."""
+    if not wanted or not callable(obj):
+        return None
+    try:
+        params = list(inspect.signature(obj).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    synonyms = [{o.lower() for o in ([w] if isinstance(w, str) else w)} for w in wanted]
+    roles = _position_roles(wanted)
+    plan: dict[str, int | str] = {}
+    for param in params:
+        if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        exact = [i for i, accepted in enumerate(synonyms) if param.name.lower() in accepted]
+        role = role_of(param.name)
+        same_role = [i for i, r in enumerate(roles) if r is not None and r == role]
+        chosen: int | str | None = exact[0] if len(exact) == 1 else same_role[0] if len(same_role) == 1 else None
+        if chosen is None and role in extra:
+            chosen = role
+        if chosen is None:
+            if param.default is inspect.Parameter.empty:
+                return None
+            continue
+        if chosen in plan.values():
+            return None
+        plan[param.name] = chosen
+    return plan
+
+
+def roles_fit(obj: Any, wanted: list[str | list[str]] | None, complete: bool = True) -> bool:
+    """Whether the callable can be called by role (``role_plan``) taking every position of
+    ``wanted``; with ``complete=False``, it may leave out the data positions (a loop that reads
+    its loaders from globals, like the PyTorch tutorial's ``train_model``)."""
+    plan = role_plan(obj, wanted)
+    if plan is None or not wanted:
+        return False
+    taken = {i for i in plan.values() if isinstance(i, int)}
+    roles = _position_roles(wanted)
+    left = [i for i in range(len(wanted)) if i not in taken]
+    if complete:
+        return not left
+    return bool(taken) and all(roles[i] in DATA_ROLES for i in left)
+
+
+def call_by_role(obj: Any, wanted: list[str | list[str]] | None, args: list[Any],
+                 extra: dict[str, Any]) -> tuple[list[Any], dict[str, Any]] | None:
+    """``args`` (in the order of ``wanted``) and ``extra`` (values of harness roles: scheduler,
+    device) as the positional and keyword arguments of a call of ``obj`` by role, or None when its
+    parameters cannot all be given that way. Positional-only parameters go by position."""
+    plan = role_plan(obj, wanted, tuple(extra))
+    if plan is None or wanted is None or len(args) != len(wanted):
+        return None
+    params = inspect.signature(obj).parameters
+    positional, keywords = [], {}
+    for name, source in plan.items():
+        value = args[source] if isinstance(source, int) else extra[source]
+        if params[name].kind == inspect.Parameter.POSITIONAL_ONLY:
+            positional.append(value)
+        else:
+            keywords[name] = value
+    return positional, keywords
 
 
 def describe(name: str, obj: Any) -> str:

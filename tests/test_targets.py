@@ -416,7 +416,7 @@ def test_a_contract_tells_two_networks_of_the_same_interface_apart_by_their_laye
 
 def test_a_listed_name_that_cannot_take_the_handouts_arguments_is_passed_over():
     """mlp-checkpoint lists `train` for the whole training loop; a one-epoch `train(model, loader)`
-    of the same name is not it, and the loop is then found by its arity."""
+    of the same name is not it, and the loop is then found by the roles its parameters name."""
     def train(model, loader):
         return None
 
@@ -427,7 +427,7 @@ def test_a_listed_name_that_cannot_take_the_handouts_arguments_is_passed_over():
     spec = TargetSpec(aliases=["train"], signature=["model", "train_loader", "val_loader", "loss_fn", "optimizer",
                                                     "epochs"], kind="callable")
     r = resolve(spec, [ns(train=train, run_epochs=run_epochs)])
-    assert r.ok and r.obj is run_epochs and r.how == "arity"
+    assert r.ok and r.obj is run_epochs and r.how == "signature"
 
 
 def test_arguments_follow_the_roles_the_students_parameter_names_give():
@@ -565,3 +565,59 @@ def test_an_open_constructor_meets_the_contract_with_its_defaults():
     assert not resolve(fixed, [ns(Task3Net=Task3Net)]).ok
     open_ = TargetSpec(aliases=["Model1"], kind="class", contract=contract, constructor="student")
     assert resolve(open_, [ns(Task3Net=Task3Net)]).obj is Task3Net
+
+
+TRAINING_LOOP = [["model", "net", "network"], ["train_loader", "trainloader"], ["val_loader", "valloader"],
+                 ["loss_fn", "criterion"], ["optimizer", "opt"], ["epochs", "num_epochs"]]
+
+
+def test_parameter_names_play_roles_the_rubric_does_not_spell():
+    from grader.targets import role_of
+
+    said = {name: role_of(name) for name in ["dataloader_cvtrain", "dataloader_cvtest", "train_iter", "test_iter",
+                                              "criterion", "loss_fn", "num_epochs", "net", "scheduler", "device",
+                                              "lr", "oldparams", "momentum"]}
+    assert said == {"dataloader_cvtrain": "train-data", "dataloader_cvtest": "validation-data",
+                    "train_iter": "train-data", "test_iter": "validation-data", "criterion": "loss",
+                    "loss_fn": "loss", "num_epochs": "epochs", "net": "model", "scheduler": "scheduler",
+                    "device": "device", "lr": "lr", "oldparams": None, "momentum": None}
+
+
+def test_a_loop_naming_every_role_in_its_own_order_with_a_scheduler_and_device_matches_the_signature():
+    """sutd's train_modelcv: found by its parameter names, called with each argument by role and
+    the harness's scheduler and device."""
+    from grader.targets import call_by_role
+
+    def train_modelcv(dataloader_cvtrain, dataloader_cvtest, model, criterion, optimizer, scheduler, num_epochs,
+                      device):
+        return None
+
+    def train_epoch(model, trainloader, criterion, device, optimizer):  # one epoch: no validation, no epochs
+        return None
+
+    train_modelcv.__module__ = train_epoch.__module__ = OWN
+    spec = TargetSpec(aliases=["train_model"], signature=TRAINING_LOOP, kind="callable")
+    r = resolve(spec, [ns(train_modelcv=train_modelcv, train_epoch=train_epoch)])
+    assert r.ok and r.obj is train_modelcv and r.how == "signature"
+    args = ["net", "train", "val", "loss", "opt", 4]
+    assert call_by_role(train_modelcv, TRAINING_LOOP, args, {"scheduler": "sched", "device": "cpu"}) == ([], {
+        "dataloader_cvtrain": "train", "dataloader_cvtest": "val", "model": "net", "criterion": "loss",
+        "optimizer": "opt", "scheduler": "sched", "num_epochs": 4, "device": "cpu"})
+    assert call_by_role(train_epoch, TRAINING_LOOP, args, {}) is None  # a device the caller cannot give
+
+
+def test_a_listed_name_reading_its_loaders_from_globals_is_taken_but_a_per_epoch_function_is_not():
+    """The tutorial's train_model(model, criterion, optimizer, scheduler, num_epochs=25) leaves out
+    only the data (a global dict); the per-epoch train(model, device, train_loader, optimizer) of the
+    pytorch/examples script leaves out the validation data, the loss and the epochs."""
+    def train_model(model, criterion, optimizer, scheduler, num_epochs=25):
+        return None
+
+    def train(model, device, train_loader, optimizer):
+        return None
+
+    train_model.__module__ = train.__module__ = OWN
+    spec = TargetSpec(aliases=["train_model", "train"], signature=TRAINING_LOOP, kind="callable")
+    r = resolve(spec, [ns(train_model=train_model)])
+    assert r.ok and r.obj is train_model and r.how == "alias"
+    assert not resolve(spec, [ns(train=train)]).ok

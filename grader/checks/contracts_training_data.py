@@ -16,6 +16,13 @@ Probe side only. The harness, not the student, decides what the training functio
   by one), so the validation loss rises in the last epochs. The lowest-validation epoch is then
   never the last one, and a function that returns its final weights instead of a copy of the best
   ones (a live ``state_dict()`` reference) returns another epoch's parameters, which shows.
+* A forward hook (``LoopRecorder.after_forward``) keeps the cross-entropy of every training step
+  against the labels that batch served, so the training losses a loop returns can be recognised
+  among its returned values (``training_loss_readings``), and ``recomputed_accuracies`` gives the
+  validation accuracy of every pass, for returned accuracies.
+* ``role_globals``: a loop reading its loaders from a global dict (``dataloaders['train']``, the
+  PyTorch tutorial's) gets the harness's data under the same keys, by the role each key names,
+  and a dict of the data sets' sizes beside it the harness data's sizes.
 """
 
 from __future__ import annotations
@@ -42,6 +49,9 @@ class LoopRecorder:
         self.snapshots: list[np.ndarray] = []
         self.validation_order: Any = None  # the served order of the validation samples, set by TinyBatches
         self.validation_orders: list[Any] = []  # one per validation pass, beside its snapshot
+        self.served_targets: Any = None  # the labels of the batch served last, set by TinyBatches
+        self.stepping = False  # whether the forward call under way is a training step
+        self.step_losses: list[tuple[int, float, int]] = []  # (validation passes before it, loss, batch size)
 
     @property
     def misleading(self) -> bool:
@@ -61,10 +71,28 @@ class LoopRecorder:
             self.validation_forwards += 1
             self.validation_in_train_mode += bool(module.training)
             self.validation_with_grad += gradients
-        elif gradients:  # training data without gradients is an evaluation, not a training step
+        self.stepping = False
+        if self.serving != "validation" and gradients:  # training data without gradients: an evaluation
             self.in_validation = False
             self.train_steps += 1
             self.train_steps_in_eval_mode += not module.training
+            self.stepping = True
+
+    def after_forward(self, module: Any, inputs: Any, output: Any) -> None:
+        """A training step's cross-entropy against the labels its batch served (the loss the harness
+        gives the loop), kept with the number of validation passes before it (its epoch)."""
+        import torch
+
+        if not self.stepping or self.served_targets is None:
+            return
+        self.stepping = False
+        try:
+            with torch.no_grad():
+                logits = torch.Tensor.detach(output).float()
+                loss = torch.nn.functional.cross_entropy(logits, self.served_targets)
+            self.step_losses.append((self.validation_passes, float(loss), int(len(self.served_targets))))
+        except Exception:  # noqa: BLE001 - an output the loss cannot take: no training loss to recognise
+            return
 
 
 class TinyBatches:
@@ -91,7 +119,9 @@ class TinyBatches:
             self.recorder.validation_order = self.order
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         misleading = self.misleading_labels is not None and self.recorder.misleading
-        return self.samples[rows], (self.misleading_labels if misleading else self.labels)[rows]
+        targets = (self.misleading_labels if misleading else self.labels)[rows]
+        self.recorder.served_targets = targets
+        return self.samples[rows], targets
 
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         return (self[i] for i in range(len(self)))
@@ -216,3 +246,92 @@ def _values(tensor: Any) -> np.ndarray:
 
     plain = torch.Tensor.detach(tensor).cpu().float().reshape(-1)
     return np.array(plain.numpy(), dtype=np.float32, copy=True)
+
+
+def training_loss_readings(step_losses: list[tuple[int, float, int]]) -> dict[str, list[float]]:
+    """The training loss of each epoch in the readings a loop may return: the mean of its batch
+    losses, the mean per sample, and the two sums. An epoch is a run of training steps between
+    validation passes (whether the loop validates after or before training)."""
+    epochs: dict[int, list[tuple[float, int]]] = {}
+    for passes, loss, size in step_losses:
+        epochs.setdefault(passes, []).append((loss, size))
+    readings: dict[str, list[float]] = {"batch-mean": [], "sample-mean": [], "batch-sum": [], "sample-sum": []}
+    for key in sorted(epochs):
+        steps = epochs[key]
+        total = sum(loss * size for loss, size in steps)
+        samples = sum(size for _, size in steps)
+        readings["batch-mean"].append(sum(loss for loss, _ in steps) / len(steps))
+        readings["sample-mean"].append(total / samples)
+        readings["batch-sum"].append(sum(loss for loss, _ in steps))
+        readings["sample-sum"].append(total)
+    return readings
+
+
+def recomputed_accuracies(like: Any, snapshots: list[np.ndarray], samples: Any, targets: Any) -> list[float]:
+    """The accuracy (a fraction) of each snapshot on the validation data, computed by the harness."""
+    import copy
+
+    import torch
+
+    network, accuracies = copy.deepcopy(like), []
+    for flat in snapshots:
+        state, offset = {}, 0
+        for key, value in torch.nn.Module.state_dict(network).items():
+            state[key] = torch.from_numpy(flat[offset:offset + value.numel()].copy()).reshape(value.shape)
+            offset += value.numel()
+        network.load_state_dict(state)
+        with torch.no_grad():
+            predicted = network.eval()(samples).argmax(1)
+        labels = targets.argmax(1) if targets.dim() > 1 else targets
+        accuracies.append(float((predicted == labels).float().mean()))
+    return accuracies
+
+
+def _loader_like(value: Any) -> bool:
+    return isinstance(value, TinyBatches) or (hasattr(value, "dataset") and hasattr(value, "__iter__"))
+
+
+def _global_names(code: Any) -> set[str]:
+    """The global names a function's code (nested functions and comprehensions included) reads."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _global_names(const)
+    return names
+
+
+def role_globals(fn: Any, data: dict[str, TinyBatches]) -> dict[str, Any]:
+    """Replacements for the dicts of loaders the function reads from its globals (``dataloaders =
+    {'train': ..., 'val': ...}``): the same keys, each with the harness's data of the role the key
+    names (``train`` the training data; ``val``, ``valid``, ``test`` the validation data), and for
+    a dict of the loaders' data set sizes with the same keys, the harness data's sizes. Dicts with a
+    key of no role are left alone. ``data``: the harness data by split (``train``, ``validation``)."""
+    from grader.targets import role_of
+
+    namespace, code = getattr(fn, "__globals__", None), getattr(fn, "__code__", None)
+    if not isinstance(namespace, dict) or code is None:
+        return {}
+    read = [n for n in sorted(_global_names(code)) if isinstance(namespace.get(n), dict)]
+    splits = {"train-data": "train", "validation-data": "validation"}
+    out: dict[str, Any] = {}
+    loader_dicts: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for name in read:
+        value = namespace[name]
+        if not value or not all(isinstance(k, str) and _loader_like(v) for k, v in value.items()):
+            continue
+        roles = {k: splits.get(role_of(f"{k}_loader") or "") for k in value}
+        if None in roles.values():
+            continue
+        out[name] = {k: data[split] for k, split in roles.items() if split}  # type: ignore[index]
+        loader_dicts.append((value, out[name]))
+    for name in read:
+        value = namespace[name]
+        for loaders, replaced in loader_dicts:
+            try:
+                sizes = value.keys() == loaders.keys() and all(
+                    type(v) is int and v == len(loaders[k].dataset) for k, v in value.items())
+            except Exception:  # noqa: BLE001 - not a dict of sizes
+                sizes = False
+            if sizes and name not in out:
+                out[name] = {k: len(replaced[k].dataset) for k in value}
+    return out

@@ -584,3 +584,104 @@ def test_the_loop_record_survives_the_boundary(tmp_path):
     doc, arrays = observations.load(tmp_path)
     read_back = observations.validate_data(TrainingObservation, doc.records[0].data, arrays)
     assert judge(the_spec, read_back).table == judge(the_spec, obs).table  # type: ignore[arg-type]
+
+
+# ================================================================ interfaces the handout leaves open
+
+MLP_SIGNATURE = [["model", "net", "network"], ["train_loader", "trainloader", "train_data"],
+                 ["val_loader", "valloader", "val_data"], ["loss_fn", "criterion", "loss"],
+                 ["optimizer", "opt", "optim"], ["epochs", "num_epochs", "n_epochs"]]
+MLP_RUBRIC = dict(network={"input": [1, 28, 28], "classes": 10}, epochs=4, data={},
+                  args=["$network", "$train_data", "$validation_data", "$loss", "$optimizer", "$epochs"],
+                  returns=["best-model", "training-losses", "validation-losses"], train_eval_modes=True,
+                  validation_without_grad=True, validation_loss_matches=True)
+RESMLP_SIGNATURE = [["model", "net", "network"], ["train_loader", "trainloader", "train_data"],
+                    ["test_loader", "testloader", "test_data"], ["epochs", "num_epochs"], ["lr", "learning_rate"]]
+RESMLP_RUBRIC = dict(network={"input": [1, 28, 28], "classes": 10}, epochs=2, data={},
+                     args=["$network", "$train_data", "$validation_data", "$epochs", 0.05],
+                     returns=["training-losses", "validation-accuracies"], returns_optional=True,
+                     train_eval_modes=True)
+
+
+def by_role_verdict(fields: dict[str, Any], target: str, signature: list[Any]) -> tuple[TrainingObservation, Verdict]:
+    """Probe and judge a fixture loop found under its own name, with the rubric's signature."""
+    the_spec = spec(**(fields | {"target": target, "partial_credit": True}))
+    ctx = ProbeContext(namespaces=[("module", vars(loops()))],
+                       targets={target: TargetSpec(name=target, signature=signature, kind="callable")})
+    obs = probe(the_spec, ctx)
+    return obs, judge(the_spec, obs)
+
+
+def test_a_loop_taking_its_arguments_by_role_with_a_scheduler_and_a_device_returning_six_values_passes():
+    """sutd's train_modelcv: loaders first, a scheduler and a device the harness gives (the
+    scheduler keeps the rate); six values, of which the state dict, the numpy training losses and
+    the validation losses are recognised by what they are."""
+    obs, v = by_role_verdict(MLP_RUBRIC, "train_taking_arguments_by_role_returning_six_values", MLP_SIGNATURE)
+    assert v.fraction == 1.0, v.message
+    assert obs.read_by == "content" and obs.called.startswith("by the roles its parameters name")
+    rows = {row["requirement"]: row["got"] for row in v.table}
+    assert rows["returns the training losses: one number per epoch (4)"] == (
+        "value 4, numpy.ndarray of 4 (equals the harness's recomputed training losses, the mean of the batch losses)")
+    assert rows["returns the validation losses: one number per epoch (4)"].startswith("value 5, list of 4")
+    assert rows["returns the best model (a model, a state dict or a parameter list)"] == "read from the tuple returned"
+
+
+def test_a_loop_reading_a_global_dict_of_loaders_gets_the_harness_data_under_its_keys():
+    """The PyTorch tutorial's train_model(model, criterion, optimizer, scheduler, num_epochs):
+    `dataloaders[phase]` and `dataset_sizes[phase]` hold the harness's data while it runs; it
+    returns (model, history dict), read by what they are."""
+    before = loops().dataloaders, loops().dataset_sizes
+    obs, v = by_role_verdict(MLP_RUBRIC, "train_model_over_a_global_dict_of_loaders", MLP_SIGNATURE)
+    assert v.fraction == 1.0, v.message
+    assert obs.loop.data_in_globals == ["dataloaders", "dataset_sizes"]
+    assert (loops().dataloaders, loops().dataset_sizes) == before
+    assert [e.label for e in obs.elements] == ["value 1", "value 2['train']", "value 2['val']"]
+
+
+def test_a_returned_series_that_matches_nothing_is_taken_only_when_it_is_the_one_left():
+    """A role no series equals is the one per-epoch series left (then judged as such); with two
+    left, which is which cannot be told from the values, and a person decides."""
+    the_spec = spec(**(MLP_RUBRIC | {"target": "train", "returns": ["any", "validation-losses"],
+                                     "partial_credit": True}))
+    one_left = observed([element(None, "dict"), element([9.0, 8.0, 7.0, 6.0], "numpy.ndarray"), element([1.0])],
+                        loop=loop()).model_copy(update={"read_by": "content"})
+    v = judge(the_spec, one_left)
+    rows = {row["requirement"]: row for row in v.table}
+    assert v.review is None
+    assert rows["returns the validation losses: one number per epoch (4)"]["ok"]
+    assert not rows[EVERY_READING]["ok"]  # taken, then found not to be the validation loss
+    series = [element(v).model_copy(update={"label": f"value {n}"}) for n, v in enumerate([[0.5] * 4, [0.6] * 4], 1)]
+    v = judge(the_spec, one_left.model_copy(update={"elements": series}))
+    assert v.review == "which of value 1, value 2 holds the validation losses cannot be told from their values"
+    assert v.fraction < 1
+
+
+def test_a_three_tuple_where_two_values_are_asked_is_read_by_what_the_values_are():
+    """(training losses, training accuracies, test accuracies): the losses and the test accuracies
+    are the series the harness recomputes; the modes check has no return-count row to fail."""
+    obs, v = by_role_verdict(RESMLP_RUBRIC, "train_returning_losses_and_two_accuracies", RESMLP_SIGNATURE)
+    assert v.fraction == 1.0, v.message
+    rows = {row["requirement"]: row["got"] for row in v.table}
+    assert rows["returns the validation accuracies: one number per epoch (2)"].startswith("value 3, list of 2")
+    modes = RESMLP_RUBRIC | {"returns": ["any", "any"]}
+    _, v = by_role_verdict(modes, "train_returning_losses_and_two_accuracies", RESMLP_SIGNATURE)
+    assert v.fraction == 1.0 and not any("returns" in row["requirement"] for row in v.table)
+
+
+def test_a_loop_that_returns_nothing_is_graded_on_what_it_does_when_the_handout_asks_no_returns():
+    """d2l's train_ch6(net, train_iter, test_iter, num_epochs, lr, device) prints its numbers."""
+    obs, v = by_role_verdict(RESMLP_RUBRIC, "train_that_prints_and_returns_nothing", RESMLP_SIGNATURE)
+    assert obs.read_by == "none" and v.fraction == 1.0, v.message
+    _, v = by_role_verdict(RESMLP_RUBRIC | {"returns_optional": False}, "train_that_prints_and_returns_nothing",
+                           RESMLP_SIGNATURE)
+    assert v.fraction < 1 and v.message.startswith("returns the training losses")
+
+
+def test_numpy_and_tensor_series_are_per_epoch_numbers():
+    from grader.checks.training import _describe
+
+    for series in (np.array([0.5, 0.25]), torch.tensor([0.5, 0.25]), [np.float32(0.5), np.array(0.25)]):
+        described = _describe(series)
+        assert (described.length, described.numeric, described.finite) == (2, True, True), series
+        assert described.values == pytest.approx([0.5, 0.25])
+    assert _describe(np.zeros((2, 2))).length is None  # a matrix is no series
