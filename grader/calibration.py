@@ -213,8 +213,10 @@ def command(rubric: "LoadedRubric", profile: str) -> str:
 
 def calibrate(rubric: "LoadedRubric", seeds: int, requested_profile: str = "auto", data_root: Path | None = None,
               allow_synthetic: bool = True, progress: Callable[[str], None] = lambda line: None,
-              device: str | None = None, download: bool = False, jobs: int = 1) -> Path:
-    """Train the reference ``seeds`` times for every calibrated accuracy check; write the file.
+              device: str | None = None, download: bool = False, jobs: int = 1,
+              only: set[str] | None = None) -> Path:
+    """Train the reference ``seeds`` times for every calibrated accuracy check (or the ones in
+    ``only``, keeping the other checks' stats of the same run on file); write the file.
 
     ``device`` pins where the reference trains (``cpu`` on a GPU machine calibrates for sandboxes
     that get no GPU); by default CUDA when visible, as in a sandbox given a GPU. ``jobs`` seeds
@@ -232,6 +234,12 @@ def calibrate(rubric: "LoadedRubric", seeds: int, requested_profile: str = "auto
     if not wanted:
         raise GraderError("the rubric has no accuracy check with `threshold: calibrated`", where=str(rubric.path),
                           hint="nothing to calibrate; absolute thresholds (min_accuracy) need no calibration")
+    if only:
+        unknown = sorted(only - {c.id for c in wanted})
+        if unknown:
+            raise GraderError(f"no calibrated accuracy check {', '.join(map(repr, unknown))} in the rubric",
+                              where="--check", hint=f"one of {', '.join(c.id for c in wanted)}")
+        wanted = [c for c in wanted if c.id in only]
     if seeds < 2:
         raise GraderError(f"{seeds} seed(s) give no standard deviation", where="--seeds",
                           hint=f"use at least {ENOUGH_SEEDS} ({DEFAULT_SEEDS} is usual)")
@@ -252,7 +260,22 @@ def calibrate(rubric: "LoadedRubric", seeds: int, requested_profile: str = "auto
                          date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                          seeds=seed_list, grader_version=__version__, numerics=numerics.describe(trained_on),
                          checks=stats)
+    if only:
+        run.checks = _kept_from_file(rubric, run) | stats
     return write(rubric, run)
+
+
+def _kept_from_file(rubric: "LoadedRubric", run: CalibrationRun) -> dict[str, CheckStats]:
+    """The other checks' stats of the run on file that ``run`` replaces: kept only when that run
+    trained on the same seeds under the same numeric configuration, so the file stays one run."""
+    for old in read(rubric).runs:
+        if (old.profile, old.device, old.data) == (run.profile, run.device, run.data):
+            if old.seeds == run.seeds and old.numerics == run.numerics:
+                return {check_id: stats for check_id, stats in old.checks.items() if check_id not in run.checks}
+            raise GraderError("the calibration on file used other seeds or another numeric configuration, so one "
+                              "check cannot be redone alone", where=str(path_for(rubric)),
+                              hint="calibrate every check (leave out --check)")
+    return {}
 
 
 def reference_accuracies(rubric: "LoadedRubric", planned: dict[str, "AccuracySpec"], truths: dict[str, Any],

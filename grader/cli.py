@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="download a missing data set into the data root first (needs the network)")
     calibrate.add_argument("--cpu", action="store_true",
                            help="train on the CPU even where a GPU is visible (for grading without --gpus)")
+    calibrate.add_argument("--check", action="append", metavar="ID",
+                           help="calibrate only this accuracy check (repeatable), keeping the others on file")
 
     sub.add_parser("schema", help="print the rubric JSON Schema")
     sub.add_parser("list", help="list the assignments with their rubrics")
@@ -340,7 +342,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     rubric = _load_rubric(args.rubric)
     path = calibration.calibrate(rubric, args.seeds, args.profile, args.data_root, not args.no_synthetic,
                                  progress=lambda line: print(line, flush=True), device="cpu" if args.cpu else None,
-                                 download=args.download, jobs=args.jobs)
+                                 download=args.download, jobs=args.jobs, only=set(args.check or ()))
     written = calibration.read(rubric).runs[-1]
     print(f"wrote {path}: profile {written.profile} on {written.device} ({written.data} data, "
           f"{len(written.seeds)} seeds)")

@@ -87,6 +87,24 @@ def test_calibrating_again_replaces_the_run_of_the_same_profile_device_and_data(
     calibration.write(calibrated, first)
 
 
+def test_one_check_can_be_calibrated_again_alone_keeping_the_others(calibrated, monkeypatch):
+    first = calibration.read(calibrated).runs[0]
+    kept = first.model_copy(update={"checks": {**first.checks, "other-accuracy": next(iter(first.checks.values()))}})
+    calibration.write(calibrated, kept)
+    try:
+        check_id = next(iter(first.checks))
+        calibration.calibrate(calibrated, seeds=2, requested_profile="quick", device="cpu", only={check_id})
+        (run,) = calibration.read(calibrated).runs
+        assert set(run.checks) == {check_id, "other-accuracy"}
+        assert run.checks[check_id].accuracies == first.checks[check_id].accuracies  # same seeds, same numbers
+        with pytest.raises(GraderError, match="other seeds"):
+            calibration.calibrate(calibrated, seeds=3, requested_profile="quick", device="cpu", only={check_id})
+        with pytest.raises(GraderError, match="no calibrated accuracy check 'nope'"):
+            calibration.calibrate(calibrated, seeds=2, requested_profile="quick", device="cpu", only={"nope"})
+    finally:
+        calibration.write(calibrated, first)
+
+
 @pytest.mark.slow  # a sandboxed run: seconds of CPU, but a child that imports torch
 def test_grading_uses_the_calibration(calibrated):
     prep = pipeline.prepare(calibrated, pipeline.Settings(isolation="process", profile="quick"))
