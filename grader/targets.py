@@ -240,11 +240,12 @@ def _by_type(spec: TargetSpec, namespaces: list[Namespace]) -> Resolution | None
     code reaches. Nothing is built or called."""
     contract = spec.contract
     assert contract is not None
-    own = _distinct([(n, o) for n, o in _own_objects(namespaces) if _kind_ok(o, spec.kind)])
+    own = _distinct([(n, o) for n, o in _with_dict_entries(_own_objects(namespaces)) if _kind_ok(o, spec.kind)])
     if contract.type:
         own = [(n, o) for n, o in own if _derives(o if inspect.isclass(o) else type(o), contract.type)]
     if contract.split:
-        own = [(n, o) for n, o in own if split_of(n.rsplit(".", 1)[-1], o) == contract.split]
+        own = [(n, o) for n, o in own if split_of(n.split("[")[0].rsplit(".", 1)[-1] + n[len(n.split("[")[0]):], o)
+               == contract.split]
     if not own:
         own = [(path, cls) for path in contract.library
                if (cls := _reached(path, namespaces)) is not None]
@@ -254,6 +255,16 @@ def _by_type(spec: TargetSpec, namespaces: list[Namespace]) -> Resolution | None
         return Resolution(problem="ambiguous", candidates=[f"{describe(n, o)}, which {contract.label()}"
                                                            for n, o in own])
     return None
+
+
+def _with_dict_entries(objects: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The objects, and the entries of the small dicts among them under their keys
+    (``dataloaders['train']``, as the PyTorch tutorials keep loaders)."""
+    out = list(objects)
+    for name, obj in objects:
+        if type(obj) is dict and len(obj) <= MAX_CANDIDATES:
+            out.extend((f"{name}[{key!r}]", value) for key, value in obj.items() if isinstance(key, str))
+    return out
 
 
 def _derives(cls: type, pattern: str) -> bool:

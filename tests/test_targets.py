@@ -621,3 +621,13 @@ def test_a_listed_name_reading_its_loaders_from_globals_is_taken_but_a_per_epoch
     r = resolve(spec, [ns(train_model=train_model)])
     assert r.ok and r.obj is train_model and r.how == "alias"
     assert not resolve(spec, [ns(train=train)]).ok
+
+
+def test_a_loader_kept_in_a_dict_is_found_under_its_key():
+    """The PyTorch tutorial's `dataloaders = {"train": ..., "val": ...}`."""
+    train = torch.utils.data.DataLoader(list(range(4)), batch_size=2)
+    val = torch.utils.data.DataLoader(list(range(4)), batch_size=2)
+    spec = TargetSpec(aliases=["train_loader"], kind="value",
+                      contract={"type": "torch.utils.data.DataLoader", "split": "train"})
+    r = resolve(spec, [ns(dataloaders={"train": train, "val": val})])
+    assert r.ok and r.obj is train and r.found_as == "dataloaders['train']"
