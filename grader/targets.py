@@ -7,13 +7,21 @@ d_out``. The steps, each tried only when the ones before found nothing:
 1. **qualified names** (``task2.ExampleModel``) among the name and aliases: they address one
    module, so they win over a bare name that several modules define;
 2. **the name, then each alias**: found in one module, or in several where one object is shared
-   (imported from the module that defines it) or exactly one module defines it itself;
+   (imported from the module that defines it) or exactly one module defines it itself; a
+   qualified alias's module may be a pattern (``task3*1.Model``: same-named classes in numbered
+   files); when no spelling is found as written, the same names in any case (``transferModel``);
 3. **signature**: a callable the student defined whose first parameters have the handout's names;
 4. **arity**: a callable the student defined that takes exactly as many positional arguments as
    the signature has (its own parameter names);
 5. **behaviour**: the ``contract`` (the handout's constructor arguments, input shape and output
    shape): the one candidate that builds from those arguments and maps that input to that output.
-   Only what the handout fixes goes in a contract, never a hidden check's expected value.
+   Only what the handout fixes goes in a contract, never a hidden check's expected value. A
+   contract with only a ``type`` finds class and value targets without building anything: the one
+   class deriving from it (else a ``library`` class the code reaches), the one value of that type
+   over the contract's ``split`` (a data set's ``train`` flag, else the variable's name).
+
+How a found target is built when a check's arguments do not fit it (``constructor``, ``readings``)
+is ``grader.checks.common.student_way``.
 
 What none of them decides is ``missing`` or ``ambiguous``, with the candidates; the judge then
 asks a person (``needs-review``). An instructor's mapping (``instructor``: the student's name for
