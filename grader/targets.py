@@ -252,8 +252,9 @@ def _by_type(spec: TargetSpec, namespaces: list[Namespace]) -> Resolution | None
     if contract.type:
         own = [(n, o) for n, o in own if _derives(o if inspect.isclass(o) else type(o), contract.type)]
     if contract.split:
-        own = [(n, o) for n, o in own if split_of(n.split("[")[0].rsplit(".", 1)[-1] + n[len(n.split("[")[0]):], o)
-               == contract.split]
+        own = [(n, o) for n, o in own if split_of(_bare(n), o) == contract.split]
+        if len(own) > 1:  # a validation loader over part of the training split: its name tells them apart
+            own = [(n, o) for n, o in own if split_of(_bare(n), None) in (contract.split, None)] or own
     if not own:
         own = [(path, cls) for path in contract.library
                if (cls := _reached(path, namespaces)) is not None]
@@ -263,6 +264,13 @@ def _by_type(spec: TargetSpec, namespaces: list[Namespace]) -> Resolution | None
         return Resolution(problem="ambiguous", candidates=[f"{describe(n, o)}, which {contract.label()}"
                                                            for n, o in own])
     return None
+
+
+def _bare(shown: str) -> str:
+    """A candidate's name without its module label: ``task2.loader`` -> ``loader``,
+    ``nb.dataloaders['train']`` -> ``dataloaders['train']``."""
+    head, bracket, rest = shown.partition("[")
+    return head.rsplit(".", 1)[-1] + bracket + rest
 
 
 def _with_dict_entries(objects: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
@@ -301,7 +309,7 @@ def split_of(name: str, obj: Any) -> Literal["train", "test"] | None:
     when neither says, or they disagree with each other."""
     flags = set()
     seen: set[int] = set()
-    todo = [obj]
+    todo = [obj] if obj is not None else []
     while todo and len(seen) < 20:
         item = todo.pop()
         if id(item) in seen:

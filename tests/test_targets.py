@@ -631,3 +631,13 @@ def test_a_loader_kept_in_a_dict_is_found_under_its_key():
                       contract={"type": "torch.utils.data.DataLoader", "split": "train"})
     r = resolve(spec, [ns(dataloaders={"train": train, "val": val})])
     assert r.ok and r.obj is train and r.found_as == "dataloaders['train']"
+
+
+def test_a_validation_loader_over_part_of_the_training_split_is_not_the_training_loader():
+    """random_split of the training set: both loaders' data say `train`; their names tell them apart."""
+    full = _FlaggedData(True)
+    train, val = torch.utils.data.random_split(full, [2, 2])
+    loaders = {"train": torch.utils.data.DataLoader(train), "val": torch.utils.data.DataLoader(val)}
+    spec = TargetSpec(aliases=["train_loader"], kind="value",
+                      contract={"type": "torch.utils.data.DataLoader", "split": "train"})
+    assert resolve(spec, [ns(dataloaders=loaders)]).obj is loaders["train"]
