@@ -8,7 +8,8 @@ code and the run's record of what failed:
   ``def``/``class`` ran (a module that stopped at line 12, a cell that failed above its
   definition): ``errored``, naming that file or cell, line and error;
 * **nothing of its kind** — the submission defines no class or function of the kind at all: the
-  task was not attempted, ``failed``;
+  task was not attempted, ``failed``; unless a module does its work under ``if __name__ ==
+  "__main__":`` (a script a TA would run, which grading only imports): ``needs-review``;
 * **otherwise** (several candidates, or candidates no step could tell apart): ``needs-review``,
   0 points until a person decides, with the candidates. The instructor maps the target to the
   student's name for it (``grader.mappings``) and regrades that one submission.
@@ -48,6 +49,12 @@ def judged(spec: CheckSpec, record: observations.ProbeRecord, execution: Any, su
     if cause:
         return result_for(spec, "errored", 0.0, f"no {u.looked_for}: {cause}", record=record)
     if u.problem == "missing" and not u.candidates:
+        if (guarded := main_block(submitted)) is not None:
+            result = result_for(spec, "needs-review", 0.0, f"no {u.looked_for} at module level; the work of {guarded} "
+                                "runs under `if __name__ == \"__main__\":`, which grading (an import) does not run, "
+                                "so it may be built there. A person decides: 0 points until then", record=record)
+            result.review = f"is {u.target} built under the __main__ block of {guarded}?"
+            return result
         return result_for(spec, "failed", 0.0, f"no {u.looked_for}: the submission defines nothing of that kind",
                           record=record)
     listed = ", ".join(u.candidates)
@@ -59,6 +66,21 @@ def judged(spec: CheckSpec, record: observations.ProbeRecord, execution: Any, su
     result = result_for(spec, "needs-review", 0.0, message, record=record)
     result.review = f"which object is {u.target}? {'candidates' if u.problem == 'ambiguous' else 'defined'}: {listed}"
     return result
+
+
+def main_block(submitted: list[tuple[str, str]]) -> str | None:
+    """``script.py, line 150``: the first module (the host's copy) with an ``if __name__ ==
+    "__main__":`` block, the place a script does its work when run, not when imported."""
+    for label, text in submitted:
+        if not label.endswith(".py"):
+            continue
+        for number, line in enumerate(text.splitlines(), start=1):
+            if MAIN_GUARD.match(line):
+                return f"{label}, line {number}"
+    return None
+
+
+MAIN_GUARD = re.compile(r"""^if\s+__name__\s*==\s*['"]__main__['"]\s*:""")
 
 
 def _names(target: TargetSpec | None) -> list[str]:

@@ -30,12 +30,15 @@ def examples_folder(rubric: LoadedRubric) -> Path:
 
 
 class Expected(BaseModel):
-    """One example's entry: the run's status and the points of every check (``why`` is for people)."""
+    """One example's entry: the run's status and the points of every check (``why`` is for people);
+    ``review`` lists the checks the grader must leave to a person (``needs-review``, 0 points until
+    someone decides), where the work is beyond what it can decide."""
 
     model_config = ConfigDict(extra="forbid")
     why: str = ""
     status: str
     checks: dict[str, float]
+    review: list[str] = []
 
 
 def load_manifest(folder: Path) -> dict[str, Any]:
@@ -84,4 +87,7 @@ def example_problems(manifest: dict[str, Any], graded: dict[str, SubmissionResul
             if abs(check.points - points) > POINTS_TOLERANCE:
                 problems.append(f"{name}: {check_id}: {check.points:g} points, expected {points:g} "
                                 f"({check.outcome}: {check.message})")
+            if (check.outcome == "needs-review") != (check_id in want.get("review", [])):
+                expected = "needs-review" if check_id in want.get("review", []) else "a decision"
+                problems.append(f"{name}: {check_id}: {check.outcome}, expected {expected} ({check.message})")
     return problems

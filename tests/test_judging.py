@@ -123,6 +123,15 @@ def test_a_submission_that_defines_nothing_of_the_kind_fails_without_review():
     assert r.message == "no make_net: the submission defines nothing of that kind"
 
 
+def test_nothing_at_module_level_of_a_script_with_a_main_block_asks_a_person():
+    script = [("train.py", "import torch\n\ndef run():\n    loader = make_loader()\n\n\nif __name__ == '__main__':\n    run()\n")]
+    (r,) = judge_all([spec("params")], [unresolved("missing", [], "make_net")], {}, {}, "ok", "ran", script)
+    assert (r.outcome, r.points) == ("needs-review", 0.0)
+    assert r.message.startswith("no make_net at module level; the work of train.py, line 7 runs under "
+                                "`if __name__ == \"__main__\":`, which grading (an import) does not run")
+    assert r.review == "is net built under the __main__ block of train.py, line 7?"
+
+
 NET = TargetSpec(name="make_net", aliases=["task2.net"])
 
 

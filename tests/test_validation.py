@@ -74,3 +74,14 @@ def test_validate_with_a_broken_manifest_exits_2_before_grading(tmp_path):
     done = grader("validate", str(rubric), "--examples")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "expected.yaml: the manifest does not have the expected shape: full_marks.checks" in done.stderr
+
+
+def test_a_check_left_to_a_person_must_be_listed_under_review():
+    undecided = result("a", "ok", x=0.0)
+    undecided.checks[0].outcome = "needs-review"
+    listed = {"a": {"status": "ok", "checks": {"x": 0.0}, "review": ["x"]}}
+    assert validation.example_problems(listed, {"a": undecided}) == []
+    unlisted = {"a": {"status": "ok", "checks": {"x": 0.0}}}
+    assert validation.example_problems(unlisted, {"a": undecided}) == ["a: x: needs-review, expected a decision ()"]
+    assert validation.example_problems(listed, {"a": result("a", "ok", x=0.0)}) == [
+        "a: x: passed, expected needs-review ()"]
