@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 FOLDER = "calibration"
 # Fields of an accuracy check that do not change what training produces.
 NOT_TRAINING = {"id", "title", "points", "visibility", "requires", "partial_credit", "threshold", "min_accuracy",
-                "floor", "run"}
+                "floor", "run", "draws"}  # draws: a calibration is of single trainings, whatever the check judges on
 
 
 # ---------------------------------------------------------------- the pass rule
@@ -373,7 +373,7 @@ def _probe_reference(rubric: "LoadedRubric", spec: "AccuracySpec", namespaces: l
     where = f"{rubric.path.name}: check {spec.id!r}"
     try:
         ctx.seed_everything()
-        return Accuracy.probe(spec, ctx)
+        return Accuracy.probe(spec.model_copy(update={"draws": 1}), ctx)  # seeds are the calibration's draws
     except Unresolved as exc:
         raise GraderError(f"the reference has no {exc.spec.label()} ({exc.resolution.problem})", where=where,
                           hint=f"fix reference/{rubric.model.assignment} or the target in the rubric") from None

@@ -39,6 +39,7 @@ from grader.errors import GraderError
 from grader.observations import Array
 
 PLACEHOLDERS = {"$network", "$epochs", "$lr", "$train_data", "$test_data", "$device"}
+DRAW_SEED_STEP = 7919  # draw d trains from seed + d * step: far from the seeds calibrations use (seed + i)
 
 
 class Normalize(BaseModel):
@@ -91,6 +92,9 @@ class AccuracySpec(CheckSpec):
         None, description="the accuracy needed (or one per profile); with `calibrated`, used when no calibration "
                           "is found")
     floor: float = Field(0.02, ge=0, le=1, description="(calibrated) the smallest margin below the reference's mean")
+    draws: int = Field(1, ge=1, le=5, description="trainings from different seeds, judged on the median accuracy: "
+                                                  "where one training's spread would fail correct work too often, "
+                                                  "the median of 3 fails it far less (an odd number)")
     run: SkipJsonSchema[PlannedData | None] = Field(None, exclude=True)
 
     @model_validator(mode="after")
@@ -115,6 +119,8 @@ class AccuracySpec(CheckSpec):
                              "(the seed is the rubric's)")
         if self.threshold == "absolute" and self.min_accuracy is None:
             raise ValueError("threshold: absolute needs `min_accuracy`")
+        if self.draws % 2 == 0:
+            raise ValueError(f"draws: {self.draws} has no middle draw; use an odd number")
         return self
 
     def target_refs(self) -> list[str]:
@@ -127,7 +133,8 @@ class AccuracySpec(CheckSpec):
 
 
 class AccuracyObservation(Observation):
-    """What the sandbox reports: a predicted class per test image, and how training went."""
+    """What the sandbox reports: a predicted class per test image (one row per draw when the check
+    trains several times), and how training went."""
 
     predictions: Array
     train_images: int
@@ -236,24 +243,30 @@ class Accuracy(CheckKind):
         train_x, train_y = _images(spec, train=True)
         test_x, test_y = _images(spec, train=False)
         start = time.monotonic()
+        rows = []
         with numerics.pinned():
-            model = call_target(ctx, spec.target, spec.args)
-            name = describe_call(ctx.found_name(spec.target), spec.args)
-            with ctx.student_code(f"checking what {name} returned"):
-                if not isinstance(model, torch.nn.Module):
-                    raise TypeError(f"{name} returned a {type_name(model)}, not a torch.nn.Module")
-            if spec.trainer == "harness":
-                model = _train_with_harness(spec, ctx, model, name, train_x, train_y)
-            else:
-                _train_with_student_loop(spec, ctx, model, (train_x, train_y), (test_x, test_y))
-            from grader.train import predict
+            for draw in range(spec.draws):
+                seed = ctx.seed + DRAW_SEED_STEP * draw
+                if draw:  # the first draw is seeded as a single-draw check is (seed_everything before the probe)
+                    torch._C.default_generator.manual_seed(seed)
+                model = call_target(ctx, spec.target, spec.args)
+                name = describe_call(ctx.found_name(spec.target), spec.args)
+                with ctx.student_code(f"checking what {name} returned"):
+                    if not isinstance(model, torch.nn.Module):
+                        raise TypeError(f"{name} returned a {type_name(model)}, not a torch.nn.Module")
+                if spec.trainer == "harness":
+                    model = _train_with_harness(spec, ctx, model, name, train_x, train_y, seed)
+                else:
+                    _train_with_student_loop(spec, ctx, model, (train_x, train_y), (test_x, test_y), seed)
+                from grader.train import predict
 
-            with ctx.student_code(f"predicting {len(test_x)} test images with the trained {name}"):
-                predictions = predict(model, _inputs(spec, test_x, as_float=spec.trainer == "student"),
-                                      batch_size=max(spec.batch_size, 256),
-                                      channels_last=spec.hyperparameters.get("channels_last", "auto"))
-                device = device_kind(next(model.parameters(), torch.empty(0)).device)
-        return AccuracyObservation(predictions=predictions.numpy().astype(np.int64), train_images=len(train_y),
+                with ctx.student_code(f"predicting {len(test_x)} test images with the trained {name}"):
+                    predictions = predict(model, _inputs(spec, test_x, as_float=spec.trainer == "student"),
+                                          batch_size=max(spec.batch_size, 256),
+                                          channels_last=spec.hyperparameters.get("channels_last", "auto"))
+                    device = device_kind(next(model.parameters(), torch.empty(0)).device)
+                rows.append(predictions.numpy().astype(np.int64))
+        return AccuracyObservation(predictions=rows[0] if spec.draws == 1 else np.stack(rows), train_images=len(train_y),
                                    epochs=spec.epochs, device=device, seconds=round(time.monotonic() - start, 3))
 
     @staticmethod
@@ -262,17 +275,25 @@ class Accuracy(CheckKind):
             raise GraderError(f"no test labels on the host for accuracy check {spec.id!r}", where="grader.pipeline",
                               hint="the plan's host truths (grader.profiles.plan(...).expected) must reach judge_all")
         predictions, n = obs.predictions, len(truth.labels)
-        if predictions.ndim != 1 or len(predictions) != n or predictions.dtype.kind not in "iu":
-            return Verdict.failed(f"expected one integer class per test image ({n}), got an array of "
+        shape = [spec.draws, n] if spec.draws > 1 else [n]
+        if list(predictions.shape) != shape or predictions.dtype.kind not in "iu":
+            return Verdict.failed(f"expected one integer class per test image ({n}"
+                                  f"{f' in each of {spec.draws} draws' if spec.draws > 1 else ''}), got an array of "
                                   f"{predictions.dtype} with shape {list(predictions.shape)}")
-        scored = score(predictions, truth.labels, truth.classes)
+        draws = sorted((score(row, truth.labels, truth.classes) for row in predictions.reshape(spec.draws, n)),
+                       key=lambda s: s.accuracy)
+        scored = draws[len(draws) // 2]  # the median draw
         threshold = _threshold(spec, truth, obs.device)
         weakest = int(np.argmin(scored.per_class))
         on = f"on {n} test images" + (" (synthetic data)" if truth.data == "synthetic" else "")
         detail = f"weakest class {weakest}: {scored.per_class[weakest]:.3f}"
         if scored.out_of_range:
             detail += f"; {scored.out_of_range} prediction(s) outside 0..{truth.classes - 1}"
-        message = f"accuracy {scored.accuracy:.3f} {on}, needed {threshold.needed:.3f} ({threshold.why}); {detail}"
+        accuracy = f"accuracy {scored.accuracy:.3f}"
+        if spec.draws > 1:
+            accuracy = (f"median accuracy {scored.accuracy:.3f} of {spec.draws} trainings from different seeds "
+                        f"({', '.join(f'{d.accuracy:.3f}' for d in draws)})")
+        message = f"{accuracy} {on}, needed {threshold.needed:.3f} ({threshold.why}); {detail}"
         if truth.changes:
             message += f"; trained with {truth.changes}"
         verdict = Verdict.passed if scored.accuracy >= threshold.needed else Verdict.failed
@@ -331,7 +352,8 @@ def _inputs(spec: AccuracySpec, images: Any, as_float: bool) -> Any:
     return x.reshape(len(x), -1) if spec.flatten else x
 
 
-def _train_with_harness(spec: AccuracySpec, ctx: ProbeContext, model: Any, name: str, x: Any, y: Any) -> Any:
+def _train_with_harness(spec: AccuracySpec, ctx: ProbeContext, model: Any, name: str, x: Any, y: Any,
+                        seed: int) -> Any:
     from grader import train as harness
 
     unknown = sorted(set(spec.hyperparameters) - set(harness.HYPERPARAMETERS))
@@ -339,13 +361,13 @@ def _train_with_harness(spec: AccuracySpec, ctx: ProbeContext, model: Any, name:
         raise GraderError(f"unknown hyper-parameter(s) {', '.join(unknown)}", where=f"check {spec.id!r}",
                           hint=f"known: {', '.join(harness.HYPERPARAMETERS)}")
     settings = {**spec.hyperparameters, "epochs": spec.epochs, "batch_size": spec.batch_size, "lr": spec.lr,
-                "seed": ctx.seed}
+                "seed": seed}
     with ctx.student_code(f"training {name} for {spec.epochs} epoch(s) with the harness's loop"):
         return harness.train(model, _inputs(spec, x, as_float=False), y, settings, device=spec.run.device).model
 
 
 def _train_with_student_loop(spec: AccuracySpec, ctx: ProbeContext, model: Any, train: tuple[Any, Any],
-                             test: tuple[Any, Any]) -> None:
+                             test: tuple[Any, Any], seed: int) -> None:
     """Call the student's function on the harness's loaders (shuffled training images, test images
     in order, both as the handout prepares them); it trains ``model`` in place."""
     import torch
@@ -356,7 +378,7 @@ def _train_with_student_loop(spec: AccuracySpec, ctx: ProbeContext, model: Any, 
     (x, y), (test_x, test_y) = train, test
     loaders = {
         "train": DataLoader(TensorDataset(_inputs(spec, x, True), y), batch_size=spec.batch_size, shuffle=True,
-                            generator=torch.Generator().manual_seed(ctx.seed)),
+                            generator=torch.Generator().manual_seed(seed)),
         "test": DataLoader(TensorDataset(_inputs(spec, test_x, True), test_y), batch_size=spec.batch_size)}
     values = {"$network": model, "$epochs": spec.epochs, "$lr": spec.lr, "$train_data": loaders["train"], "$test_data": loaders["test"],
               "$device": torch.device(spec.run.device or ("cuda" if torch.cuda.is_available() else "cpu"))}

@@ -62,6 +62,7 @@ def predictions_with(correct: int, labels: np.ndarray, classes: int) -> np.ndarr
     ({"train_fn": "train_fn"}, "are for trainer: student"),
     ({"hyperparameters": {"epochs": 3}}, "not in hyperparameters"),
     ({"min_accuracy": None}, "threshold: absolute needs `min_accuracy`"),
+    ({"draws": 2}, "no middle draw"),
 ])
 def test_spec_rejects_inconsistent_fields(fields, message):
     with pytest.raises(ValidationError, match=message.replace("$", r"\$")):
@@ -89,6 +90,19 @@ def test_accuracy_just_below_the_minimum_fails():
     verdict = judge(spec(min_accuracy=0.9), observation(predictions_with(89, labels, 3)), truth(labels))
     assert verdict.fraction == 0.0
     assert "accuracy 0.890 on 100 test images, needed 0.900" in verdict.message
+
+
+def test_several_draws_are_judged_on_the_median_one():
+    labels = np.arange(100) % 3
+    rows = np.stack([predictions_with(c, labels, 3) for c in (95, 80, 91)])
+    verdict = judge(spec(min_accuracy=0.9, draws=3), observation(rows), truth(labels))
+    assert verdict.fraction == 1.0
+    assert verdict.message.startswith("median accuracy 0.910 of 3 trainings from different seeds (0.800, 0.910, "
+                                      "0.950) on 100 test images, needed 0.900")
+    one_good = np.stack([predictions_with(c, labels, 3) for c in (95, 80, 85)])
+    assert judge(spec(min_accuracy=0.9, draws=3), observation(one_good), truth(labels)).fraction == 0.0
+    assert judge(spec(min_accuracy=0.9, draws=3), observation(rows[0]), truth(labels)).message.startswith(
+        "expected one integer class per test image (100 in each of 3 draws)")
 
 
 def test_minimum_per_profile_uses_the_active_profile():
@@ -280,6 +294,13 @@ def test_harness_trainer_probe_trains_predicts_and_passes(fixture_rubric, synthe
     labels, _ = host_labels("mnist", synthetic_mnist.path, 200, seed=0)
     assert score(obs.predictions, labels, 10).accuracy > 0.6
     assert judged(fixture_rubric, synthetic_mnist, the_spec, obs).fraction == 1.0
+
+
+def test_draws_train_from_different_seeds_and_the_first_is_the_single_draw(fixture_rubric, synthetic_mnist):
+    single = run_probe(planned(fixture_rubric, synthetic_mnist), solution()).predictions
+    three = run_probe(planned(fixture_rubric, synthetic_mnist, draws=3), solution()).predictions
+    assert three.shape == (3, 200) and np.array_equal(three[0], single)
+    assert not np.array_equal(three[1], three[0]) and not np.array_equal(three[2], three[1])
 
 
 def test_the_same_seed_gives_the_same_predictions(fixture_rubric, synthetic_mnist):
