@@ -211,11 +211,7 @@ def recomputed_losses(like: Any, snapshots: list[np.ndarray], orders: list[Any],
     network = copy.deepcopy(like)
     sample_means, batch_means = [], []
     for flat, order in zip(snapshots, orders):
-        state, offset = {}, 0
-        for key, value in torch.nn.Module.state_dict(network).items():
-            state[key] = torch.from_numpy(flat[offset:offset + value.numel()].copy()).reshape(value.shape)
-            offset += value.numel()
-        network.load_state_dict(state)
+        _load_flat(network, flat)
         with torch.no_grad():
             losses = torch.nn.functional.cross_entropy(network.eval()(samples), targets, reduction="none")
         served = losses if order is None else losses[order]
@@ -275,11 +271,7 @@ def recomputed_accuracies(like: Any, snapshots: list[np.ndarray], samples: Any, 
 
     network, accuracies = copy.deepcopy(like), []
     for flat in snapshots:
-        state, offset = {}, 0
-        for key, value in torch.nn.Module.state_dict(network).items():
-            state[key] = torch.from_numpy(flat[offset:offset + value.numel()].copy()).reshape(value.shape)
-            offset += value.numel()
-        network.load_state_dict(state)
+        _load_flat(network, flat)
         with torch.no_grad():
             predicted = network.eval()(samples).argmax(1)
         labels = targets.argmax(1) if targets.dim() > 1 else targets
@@ -335,3 +327,14 @@ def role_globals(fn: Any, data: dict[str, TinyBatches]) -> dict[str, Any]:
             if sizes and name not in out:
                 out[name] = {k: len(replaced[k].dataset) for k in value}
     return out
+
+
+def _load_flat(network: Any, flat: np.ndarray) -> None:
+    """Load a snapshot (every state-dict tensor flattened end to end, in order) into ``network``."""
+    import torch
+
+    state, offset = {}, 0
+    for key, value in torch.nn.Module.state_dict(network).items():
+        state[key] = torch.from_numpy(flat[offset:offset + value.numel()].copy()).reshape(value.shape)
+        offset += value.numel()
+    network.load_state_dict(state)
