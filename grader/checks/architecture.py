@@ -32,7 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
-from grader.checks.common import Args, call_target, format_shape, is_plain_tensor, tensor_shape, type_name
+from grader.checks.common import (Args, call_target, format_shape, input_dtype, is_plain_tensor, tensor_shape,
+                                  type_name)
 
 Dim = int | str
 MAX_CALLS = 5000
@@ -273,7 +274,7 @@ class Architecture(CheckKind):
             with ctx.student_code("switching the model to eval mode"):
                 torch.nn.Module.train(model, False)
             with ctx.student_code(f"running the model on an input of shape {format_shape(shape)}"), torch.no_grad():
-                model(torch.randn(*shape))
+                model(torch.randn(*shape, dtype=input_dtype(model, torch.float32)))
         finally:
             for handle in handles:
                 handle.remove()

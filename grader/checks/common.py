@@ -161,3 +161,16 @@ def tensor_shape(obj: Any) -> list[int]:
 
 def format_shape(dims: list[int | str]) -> str:
     return "[" + ", ".join(str(d) for d in dims) + "]"
+
+
+def input_dtype(model: Any, wanted: Any) -> Any:
+    """The dtype of a probe's input for ``model``: ``wanted``, unless the network's own floating
+    parameters are of another floating precision (a notebook that calls
+    ``torch.set_default_dtype(torch.float64)`` builds double networks and feeds them doubles; the
+    handout fixes shapes, not precision)."""
+    import torch
+
+    if not getattr(wanted, "is_floating_point", False) or not isinstance(model, torch.nn.Module):
+        return wanted
+    own = next((p.dtype for p in torch.nn.Module.parameters(model) if p.is_floating_point()), None)
+    return own if own is not None else wanted

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
-from grader.checks.common import Args, call_target, format_shape, is_plain_tensor, tensor_shape, type_name
+from grader.checks.common import (Args, call_target, format_shape, input_dtype, is_plain_tensor, tensor_shape,
+                                  type_name)
 
 Dim = int | str
 
@@ -66,7 +67,7 @@ class Shape(CheckKind):
         forwards = []
         for binding in spec.bindings():
             shape = concrete(spec.input, binding)
-            x = torch.randn(*shape, dtype=getattr(torch, spec.dtype))
+            x = torch.randn(*shape, dtype=input_dtype(model, getattr(torch, spec.dtype)))
             with ctx.student_code(f"running the model on an input of shape {format_shape(shape)}"), torch.no_grad():
                 out = model(x)
             plain = is_plain_tensor(out)

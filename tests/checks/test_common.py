@@ -99,3 +99,15 @@ def test_another_reading_of_the_handouts_constructor_takes_the_checks_arguments_
     block = call_target(ctx, "model", [32, 16])
     assert (block.fc1.in_features, block.fc1.out_features, block.fc2.out_features) == (32, 16, 32)
     assert ctx.found["model"].built.startswith("built as ResBlock(32, 16, 32)")
+
+
+def test_a_double_precision_network_gets_double_inputs():
+    import torch
+
+    from grader.checks.common import input_dtype
+
+    double = torch.nn.Linear(3, 2).double()
+    assert input_dtype(double, torch.float32) == torch.float64
+    assert input_dtype(torch.nn.Linear(3, 2), torch.float32) == torch.float32
+    assert input_dtype(torch.nn.ReLU(), torch.float32) == torch.float32  # no parameters: as asked
+    assert input_dtype(double, torch.int64) == torch.int64  # integer inputs (token ids) are left alone
