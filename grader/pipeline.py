@@ -120,8 +120,8 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
                          modules=[m.model_dump() for m in ex.modules] if ex else [],
                          removed_commands=ex.removed_commands if ex else [],
                          cuda_on_cpu=ex.cuda_on_cpu if ex else [], stdout=run.stdout, stderr=run.stderr,
-                         numerics=_numerics(prep, slot), mapping=mapping, notes=[*entry.notes, *kept, *data_sizes.notes_for(submitted, _stand_ins(prep)),
-                                *provided_aliases.notes_for(*_aliases(prep), submitted)])
+                         numerics=_numerics(prep, slot), mapping=mapping,
+                         notes=[*entry.notes, *kept, *_harness_notes(prep, submitted)])
     finally:
         if not prep.settings.keep_work:
             shutil.rmtree(base, ignore_errors=True)
@@ -185,6 +185,12 @@ def _aliases(prep: Prepared) -> tuple[list, str]:
     """The names and data paths the provided modules also answer to (``sandbox.provided_aliases``),
     and the folder that serves the data."""
     return prep.rubric.model.submission.provided_aliases, prep.rubric.model.data.dirname
+
+
+def _harness_notes(prep: Prepared, submitted: list[tuple[str, str]]) -> list[str]:
+    """What the harness changes in what the student's code receives, found in the host's copy of
+    the code: literal splits scaled to a synthetic stand-in, provided modules served under other names."""
+    return [*data_sizes.notes_for(submitted, _stand_ins(prep)), *provided_aliases.notes_for(*_aliases(prep), submitted)]
 
 
 def _stand_ins(prep: Prepared) -> list[tuple[int, int]]:

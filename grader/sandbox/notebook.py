@@ -223,7 +223,8 @@ def _cuda_fallback(client: Any, nb: Any, execution: dict[str, Any]) -> None:
 
 def _serve_data(client: Any, nb: Any) -> None:
     """Torchvision data sets find the grader's copy of the data wherever the cells look (``data_paths``),
-    and literal split sizes fit a synthetic stand-in (``data_sizes``)."""
+    literal split sizes fit a synthetic stand-in (``data_sizes``), and provided modules answer to the
+    names students import them by (``provided_aliases``)."""
     from grader.sandbox import data_paths, data_sizes, provided_aliases
 
     sources = [c.source for c in nb.cells if c.cell_type == "code"]

@@ -180,7 +180,8 @@ def _notebook_exports_run(execution: dict[str, Any]) -> None:
 
 def _serve_data(root: str) -> None:
     """Torchvision data sets find the grader's copy of the data wherever the code looks (``data_paths``),
-    and literal split sizes fit a synthetic stand-in (``data_sizes``)."""
+    literal split sizes fit a synthetic stand-in (``data_sizes``), and provided modules answer to the
+    names students import them by (``provided_aliases``)."""
     from grader.sandbox import data_paths, data_sizes, provided_aliases
 
     texts = []
