@@ -27,6 +27,9 @@ from tests.conftest import GOOD_NET, write_notebook
 HERE = Path(__file__).parent
 PWNED = Path("/tmp/grader-pwned-by-pickle")
 SECRET = "ATTACK_SECRET_hunter2"
+# This batch's own uid range, away from the default one (61000 up) and picked by pid among 100 ranges,
+# so a grader running next to the suite is neither leased our uids nor counted as our leftover.
+UIDS = range(62000 + 16 * (os.getpid() % 100), 62000 + 16 * (os.getpid() % 100) + 16)
 
 why_not = namespace.unavailable_reason()
 pytestmark = [pytest.mark.slow,
@@ -105,8 +108,7 @@ def _zips(batch: Path) -> None:
 
 
 def _sandbox_processes() -> list[str]:
-    """Processes running as any sandbox uid, anywhere on the machine."""
-    uids = range(namespace.UID_BASE, namespace.UID_BASE + 64)
+    """Processes still running as one of this batch's sandbox uids."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -114,7 +116,7 @@ def _sandbox_processes() -> list[str]:
         except OSError:
             continue
         real_uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
-        if real_uid in uids:
+        if real_uid in UIDS:
             found.append(f"{pid} {Path(f'/proc/{pid}/cmdline').read_bytes()[:80]!r}")
     return found
 
@@ -129,7 +131,8 @@ def graded(tmp_path_factory):
     _notebooks(batch)
     _zips(batch)
     out = tmp_path_factory.mktemp("attack-out")
-    env = {**os.environ, SECRET.split("_h")[0]: SECRET, "GRADER_TOKEN": SECRET}
+    env = {**os.environ, SECRET.split("_h")[0]: SECRET, "GRADER_TOKEN": SECRET,
+           "GRADER_SANDBOX_UID_BASE": str(UIDS.start), "GRADER_SANDBOX_UID_COUNT": str(len(UIDS))}
     done = subprocess.run([sys.executable, "-m", "grader", "grade", str(HERE / "rubric.yaml"), str(batch),
                            "--out", str(out), "--workers", "2", "--quiet", "--isolation", "namespace"],
                           capture_output=True, text=True, env=env, timeout=900)
