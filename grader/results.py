@@ -9,6 +9,9 @@ from pydantic import BaseModel
 # passed / failed: judged; errored: the student's code raised; skipped: a prerequisite failed or the
 # machine lacks something; needs-review: the grader cannot decide (an unresolved target) and asks a
 # person, 0 points until then; grader-error: the harness itself failed.
+# Flagged lines named in a submission's review note (gradebook, summary.json); its page lists all.
+MAX_FLAGS_NOTED = 5
+
 Outcome = Literal["passed", "failed", "errored", "skipped", "needs-review", "grader-error"]
 
 
@@ -32,6 +35,20 @@ class CheckResult(BaseModel):
     counted: bool = True
 
 
+class SourceFlag(BaseModel):
+    """A line of the submission that can reach into the grader or torch's dispatcher, found by the
+    host's scan of the code as submitted (``grader.source_scan``). It changes no points: it asks a
+    person to look."""
+
+    rule: str  # a key of source_scan.RULES
+    where: str  # "cell 3, line 4", "model.py, line 12" ("cell 3" for a cell that could not be parsed)
+    what: str  # the rule's reason, and what on the line raised it
+    line: str = ""  # the line as submitted, stripped
+
+    def note(self) -> str:
+        return f"{self.where}: {self.what}" + (f" ({self.line})" if self.line else "")
+
+
 class SubmissionResult(BaseModel):
     student: str
     source: str
@@ -44,6 +61,11 @@ class SubmissionResult(BaseModel):
     numerics: dict[str, Any] | None = None  # the numeric configuration they trained under (grader.numerics)
     mapping: dict[str, str] = {}  # an instructor's names for this student's targets (grader.mappings)
     notes: list[str] = []  # what the submission's layout made the grader decide (a missing module, a notebook left out)
+    # Lines of the code as submitted that reach into the grader or the dispatcher: for a person to
+    # review, never points. Not shown to students (``for_students``): the list of what is looked
+    # for would tell a student what to disguise, and a flag is a question for staff, not a verdict.
+    # Results stored before the scan existed have none (the default), and load as they are.
+    flags: list[SourceFlag] = []
     score: float
     max_score: float
     visible_score: float
@@ -69,10 +91,16 @@ class SubmissionResult(BaseModel):
                             "counted": c.counted, "message": c.message, "review": c.review} for c in self.checks]}
 
     def review_note(self) -> str:
-        """Why a person should look at this submission ("" when nothing asks for it)."""
-        return "; ".join(f"{c.id}: {c.review}" for c in self.checks if c.review)
+        """Why a person should look at this submission ("" when nothing asks for it): flagged
+        checks, then each flagged line of the code."""
+        shown = [f"source scan: {f.note()}" for f in self.flags[:MAX_FLAGS_NOTED]]
+        if len(self.flags) > MAX_FLAGS_NOTED:
+            shown.append(f"and {len(self.flags) - MAX_FLAGS_NOTED} more flagged lines (the submission's page lists them)")
+        return "; ".join([*(f"{c.id}: {c.review}" for c in self.checks if c.review), *shown])
 
     def for_students(self) -> "SubmissionResult":
-        """The same result with hidden checks removed and totals restricted to visible ones."""
+        """The same result with hidden checks removed, totals restricted to visible ones, and no
+        source-scan flags (staff's questions, see ``flags``)."""
         visible = [c for c in self.checks if c.visibility == "visible"]
-        return self.model_copy(update={"checks": visible, "score": self.visible_score, "max_score": self.visible_max})
+        return self.model_copy(update={"checks": visible, "score": self.visible_score, "max_score": self.visible_max,
+                                       "flags": []})
