@@ -30,14 +30,18 @@ def render_submission(result: SubmissionResult) -> str:
 
 
 def review_queue(results: list[SubmissionResult], stems: list[str]) -> list[dict[str, str]]:
-    """What waits for a person, one row per check: undecided targets (``needs-review``) first, then
-    flags raised on checks that were judged (a forbidden call, ...)."""
+    """What waits for a person: undecided targets (``needs-review``) first, one row per check; then
+    flags raised on checks that were judged (a forbidden call, ...); then, one row per line, what
+    the host's source scan flagged (``SubmissionResult.flags``), which costs no points."""
     rows = []
     for r, stem in zip(results, stems):
         for c in r.checks:
             if c.outcome == "needs-review" or c.review:
                 rows.append({"student": r.student, "stem": stem, "check": c.id, "undecided": c.outcome == "needs-review",
-                             "why": c.review or c.message, "points": format_points(c.max_points)})
+                             "why": c.review or c.message, "points": format_points(c.max_points), "line": ""})
+        for f in r.flags:
+            rows.append({"student": r.student, "stem": stem, "check": "source scan", "undecided": False,
+                         "why": f"{f.where}: {f.what}", "points": "", "line": f.line})
     return sorted(rows, key=lambda row: not row["undecided"])
 
 
