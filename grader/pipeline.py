@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from grader import __version__, data, environment, mappings, numerics, profiles, provided, references, sandbox, submission
+from grader import (__version__, data, environment, mappings, numerics, profiles, provided, references, sandbox,
+                    source_scan, submission)
 from grader.checks.base import Observation
 from grader.data import synthetic
 from grader.errors import GraderError
@@ -102,6 +103,8 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
                           f"{' or '.join(rubric.submission.forms)}", start)
         kept = _copy_provided(prep.rubric, entry.root)
         submitted = submission.code_texts(entry)  # read before the student's process can touch the files
+        # Only staged code is scanned: a rejected submission runs nothing, so it can reach nothing.
+        flags = source_scan.scan_submission(submitted, rubric)
         read_only = _link_data(prep, entry.root)
         limits = rubric.limits.model_dump() | prep.settings.limit_overrides
         mapping = prep.settings.mappings.get(sub.student, {})
@@ -120,7 +123,7 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
                          modules=[m.model_dump() for m in ex.modules] if ex else [],
                          removed_commands=ex.removed_commands if ex else [],
                          cuda_on_cpu=ex.cuda_on_cpu if ex else [], stdout=run.stdout, stderr=run.stderr,
-                         numerics=_numerics(prep, slot), mapping=mapping,
+                         numerics=_numerics(prep, slot), mapping=mapping, flags=flags,
                          notes=[*entry.notes, *kept, *_harness_notes(prep, submitted)])
     finally:
         if not prep.settings.keep_work:
