@@ -16,6 +16,7 @@ from typing import Any
 
 from grader import __version__, checks, observations
 from grader.checks.base import Observation, ProbeContext
+from grader.checks.capture import capture_view
 from grader.errors import GraderError
 from grader.paths import cache_dir
 from grader.rubric import LoadedRubric
@@ -79,7 +80,7 @@ def expectations(rubric: LoadedRubric) -> dict[str, Observation]:
 
 def _probe_reference(spec: Any, ctx: ProbeContext, rubric: LoadedRubric) -> Observation:
     writer = observations.ArrayWriter()
-    record = probe_side.probe_one(spec.model_dump(mode="json"), ctx, writer)
+    record = probe_side.probe_one(capture_view(spec), ctx, writer)  # as the sandbox gets it
     where = f"{rubric.path.name}: check {spec.id!r}"
     if record["status"] == "unresolved":
         info = record["unresolved"]

@@ -34,6 +34,7 @@ from grader import numerics
 from grader.calibration import CheckStats, Threshold, calibrated_threshold
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSkipped, CheckSpec, Observation, ProbeContext, StudentRaised, Verdict
+from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import Args, call_target, describe_call, type_name
 from grader.errors import GraderError
 from grader.observations import Array
@@ -87,11 +88,13 @@ class AccuracySpec(CheckSpec):
     flatten: bool = Field(False, description="give the network each image as one row of pixels ([N, 784] for "
                                              "MNIST), for handouts whose networks take flattened images")
     threshold: Literal["absolute", "calibrated"] = Field(
-        "absolute", description="absolute: min_accuracy; calibrated: from `grader calibrate` runs of the reference")
+        "absolute", description="absolute: min_accuracy; calibrated: from `grader calibrate` runs of the reference",
+        json_schema_extra=JUDGE_ONLY)
     min_accuracy: float | dict[Literal["quick", "full"], float] | None = Field(
         None, description="the accuracy needed (or one per profile); with `calibrated`, used when no calibration "
-                          "is found")
-    floor: float = Field(0.02, ge=0, le=1, description="(calibrated) the smallest margin below the reference's mean")
+                          "is found", json_schema_extra=JUDGE_ONLY)
+    floor: float = Field(0.02, ge=0, le=1, description="(calibrated) the smallest margin below the reference's mean",
+                         json_schema_extra=JUDGE_ONLY)
     draws: int = Field(1, ge=1, le=5, description="trainings from different seeds, judged on the median accuracy: "
                                                   "where one training's spread would fail correct work too often, "
                                                   "the median of 3 fails it far less (an odd number)")

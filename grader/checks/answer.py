@@ -10,6 +10,7 @@ from pydantic import Field
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
+from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import is_plain_tensor, type_name
 from grader.observations import Array
 
@@ -19,11 +20,13 @@ Value = bool | int | float | str | list[Any]
 class AnswerSpec(CheckSpec):
     kind: Literal["answer"]
     target: str = Field(description="the variable holding the answer (a `value` target)")
-    expected: Value | Literal["reference"] = Field(description="the right answer, or the reference's variable")
-    abs_tol: float = Field(0.0, ge=0, description="numbers: accepted absolute difference")
-    rel_tol: float = Field(0.0, ge=0, description="numbers: accepted relative difference")
+    expected: Value | Literal["reference"] = Field(description="the right answer, or the reference's variable",
+                                                   json_schema_extra=JUDGE_ONLY)
+    abs_tol: float = Field(0.0, ge=0, description="numbers: accepted absolute difference", json_schema_extra=JUDGE_ONLY)
+    rel_tol: float = Field(0.0, ge=0, description="numbers: accepted relative difference", json_schema_extra=JUDGE_ONLY)
     match: Literal["exact", "case-insensitive", "contains", "regex"] = Field(
-        "case-insensitive", description="text answers: how the student's text is compared")
+        "case-insensitive", description="text answers: how the student's text is compared",
+        json_schema_extra=JUDGE_ONLY)
 
 
 class AnswerObservation(Observation):

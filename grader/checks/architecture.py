@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
+from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import (Args, call_target, format_shape, input_dtype, is_plain_tensor, tensor_shape,
                                   type_name)
 
@@ -94,10 +95,12 @@ class ArchitectureSpec(CheckSpec):
     args: Args = Field(default_factory=list, description="constructor arguments: a list (positional) or a mapping")
     input: list[Dim] = Field(description="the model's input shape; its symbols are the batch size")
     batch: int = Field(2, ge=1, description="the batch size the probe uses")
-    sequence: list[str] | None = Field(None, description="module types in call order (see the module docs)")
-    sequence_match: Literal["exact", "in-order"] = "exact"
-    contains: dict[str, int] = Field({}, description="type pattern -> least number of such modules called")
-    expect: list[CallExpectation] = []
+    sequence: list[str] | None = Field(None, description="module types in call order (see the module docs)",
+                                       json_schema_extra=JUDGE_ONLY)
+    sequence_match: Literal["exact", "in-order"] = Field("exact", json_schema_extra=JUDGE_ONLY)
+    contains: dict[str, int] = Field({}, description="type pattern -> least number of such modules called",
+                                     json_schema_extra=JUDGE_ONLY)
+    expect: list[CallExpectation] = Field([], json_schema_extra=JUDGE_ONLY)
 
     @model_validator(mode="after")
     def _symbols_are_bound_before_use(self) -> "ArchitectureSpec":

@@ -17,10 +17,11 @@ from __future__ import annotations
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from grader.checks.capture import JUDGE_ONLY, judge_only_fields
 from grader.errors import GraderError
 from grader.targets import Namespace, Resolution, TargetSpec, resolve
 
@@ -28,17 +29,33 @@ MAX_TRACEBACK_CHARS = 4000
 
 
 class CheckSpec(BaseModel):
-    """Fields every check has. Kinds subclass this and add ``kind: Literal[...]`` and their own."""
+    """Fields every check has. Kinds subclass this and add ``kind: Literal[...]`` and their own.
+
+    A field only the judge reads is declared with ``json_schema_extra=JUDGE_ONLY`` and stays on
+    the host (``grader.checks.capture``): every field here but ``id`` is one."""
 
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", description="unique id within the rubric")
-    title: str | None = Field(None, description="what the check verifies, shown in reports")
-    points: float = Field(ge=0, description="points for a full pass; 0 makes the check informational")
+    title: str | None = Field(None, description="what the check verifies, shown in reports",
+                              json_schema_extra=JUDGE_ONLY)
+    points: float = Field(ge=0, description="points for a full pass; 0 makes the check informational",
+                          json_schema_extra=JUDGE_ONLY)
     visibility: Literal["visible", "hidden"] = Field(
-        "visible", description="visible checks are shown to students in self-check; hidden ones never are")
-    requires: list[str] = Field([], description="ids of checks that must pass first, else this one is skipped")
-    partial_credit: bool = Field(False, description="award the passed fraction of sub-checks instead of all-or-nothing")
+        "visible", description="visible checks are shown to students in self-check; hidden ones never are",
+        json_schema_extra=JUDGE_ONLY)
+    requires: list[str] = Field([], description="ids of checks that must pass first, else this one is skipped",
+                                json_schema_extra=JUDGE_ONLY)
+    partial_credit: bool = Field(False, description="award the passed fraction of sub-checks instead of all-or-nothing",
+                                 json_schema_extra=JUDGE_ONLY)
+
+    if not TYPE_CHECKING:  # type checkers keep seeing only the declared fields
+        def __getattr__(self, name: str) -> Any:
+            """Say so when a probe reads a field its copy of the spec was built without."""
+            if name in judge_only_fields(type(self)):
+                raise AttributeError(f"{type(self).__name__}.{name} is judge-only: the probe's copy of the spec "
+                                     "does not hold it (grader.checks.capture)")
+            return super().__getattr__(name)
 
     def target_refs(self) -> list[str]:
         """Names of rubric targets this check uses (validated against ``targets:``)."""

@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from grader.checks.base import ProbeContext
+from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import type_name
 from grader.checks.contracts_samples import item_hash, value_hash
 from grader.checks.defined import same_class
@@ -24,20 +25,25 @@ from grader.observations import Array
 
 class ItemsExpect(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    returns: int | None = Field(None, description="how many data sets the call returns (a tuple)")
-    item_types: list[str] | None = Field(None, description="qualified type of each element of an item")
-    min_length: int = Field(1, description="every returned data set has at least this many items")
+    returns: int | None = Field(None, description="how many data sets the call returns (a tuple)",
+                                json_schema_extra=JUDGE_ONLY)
+    item_types: list[str] | None = Field(None, description="qualified type of each element of an item",
+                                         json_schema_extra=JUDGE_ONLY)
+    min_length: int = Field(1, description="every returned data set has at least this many items",
+                            json_schema_extra=JUDGE_ONLY)
     subclass_of: str | None = Field(None, description="every data set is an instance of this class, "
-                                                      "e.g. torch.utils.data.Dataset")
+                                                      "e.g. torch.utils.data.Dataset", json_schema_extra=JUDGE_ONLY)
     deterministic: bool = Field(False, description="reading an index twice gives the same item")
     disjoint: bool = Field(False, description="no sample occurs in two of the data sets (compared by hashes)")
     shared_allowed: int = Field(0, ge=0, description="with `disjoint`: shared samples still accepted, for "
-                                                     "source data that holds duplicate images")
+                                                     "source data that holds duplicate images",
+                                                     json_schema_extra=JUDGE_ONLY)
     hash_at_most: int = Field(20_000, ge=1, description="with `disjoint`: items hashed per data set "
                                                         "(evenly spaced when there are more)")
     may_coincide: list[tuple[int, int]] = Field(
         [], description="with `disjoint`: pairs of data sets (1-based) that may also be the very same samples, "
-                        "where the handout allows it (e.g. [[2, 3]]: validation on the test set)")
+                        "where the handout allows it (e.g. [[2, 3]]: validation on the test set)",
+                        json_schema_extra=JUDGE_ONLY)
 
 
 class DatasetInfo(BaseModel):

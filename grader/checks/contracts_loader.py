@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from grader.checks.base import ProbeContext
+from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import is_plain_tensor, type_name
 from grader.checks.contracts_samples import LabelSummary, as_array, one_hot_requirement, row_hashes
 from grader.observations import Array
@@ -23,17 +24,22 @@ from grader.observations import Array
 
 class LoaderExpect(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    batch_size: int | None = Field(None, description="every batch but the last has this size")
-    input_type: str | None = "torch.Tensor"
-    target_type: str | None = "torch.Tensor"
-    input_range: list[float] | None = Field(None, min_length=2, max_length=2, description="[min, max] of inputs")
+    batch_size: int | None = Field(None, description="every batch but the last has this size",
+                                   json_schema_extra=JUDGE_ONLY)
+    input_type: str | None = Field("torch.Tensor", json_schema_extra=JUDGE_ONLY)
+    target_type: str | None = Field("torch.Tensor", json_schema_extra=JUDGE_ONLY)
+    input_range: list[float] | None = Field(None, min_length=2, max_length=2, description="[min, max] of inputs",
+                                            json_schema_extra=JUDGE_ONLY)
     target_range: list[int] | None = Field(None, min_length=2, max_length=2,
-                                           description="targets are integers in [min, max]")
-    shuffled: bool | None = Field(None, description="true: order changes between passes; false: it never does")
+                                           description="targets are integers in [min, max]",
+                                           json_schema_extra=JUDGE_ONLY)
+    shuffled: bool | None = Field(None, description="true: order changes between passes; false: it never does",
+                                  json_schema_extra=JUDGE_ONLY)
     keeps_pairs: bool = Field(False, description="a second pass serves the same samples, each with its own label: "
                                                  "shuffling is a permutation of (sample, label) pairs (costs a "
                                                  "second full pass)")
-    one_hot: int | None = Field(None, ge=2, description="targets are one-hot rows of this many classes")
+    one_hot: int | None = Field(None, ge=2, description="targets are one-hot rows of this many classes",
+                                json_schema_extra=JUDGE_ONLY)
     drop_last: bool | None = Field(None, description="false: a pass serves all len(loader.dataset) samples, "
                                                      "the last partial batch included; true: only full batches")
 

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
+from grader.checks.capture import JUDGE_ONLY
 from grader.targets import parameter_names
 
 
@@ -16,8 +17,10 @@ class DefinedSpec(CheckSpec):
     kind: Literal["defined"]
     target: str = Field(description="key of the rubric's `targets:` entry")
     parameters: list[str] | None = Field(
-        None, description="parameter names the callable must accept, in order (case-insensitive)")
-    subclass_of: str | None = Field(None, description="qualified base class, e.g. torch.nn.Module")
+        None, description="parameter names the callable must accept, in order (case-insensitive)",
+        json_schema_extra=JUDGE_ONLY)
+    subclass_of: str | None = Field(None, description="qualified base class, e.g. torch.nn.Module",
+                                    json_schema_extra=JUDGE_ONLY)
 
 
 class DefinedObservation(Observation):

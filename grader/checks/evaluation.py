@@ -32,6 +32,7 @@ from pydantic import Field, model_validator
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
+from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import is_plain_tensor, type_name
 
 LossAverage = Literal["sample-mean", "batch-mean"]
@@ -50,14 +51,16 @@ class EvaluationSpec(CheckSpec):
     samples: int = Field(50, ge=2, description="samples in the loader")
     batch_size: int = Field(16, ge=1, description="the loader's batch size; samples % batch_size is the short last batch")
     seed: int = Field(0, description="seeds the network and the data, on both sides")
-    rel_tol: float = Field(1e-4, gt=0, description="accepted relative difference of the loss")
+    rel_tol: float = Field(1e-4, gt=0, description="accepted relative difference of the loss",
+                           json_schema_extra=JUDGE_ONLY)
     loss_averages: list[LossAverage] = Field(
         default_factory=lambda: list(LOSS_AVERAGES), min_length=1,
         description="accepted readings of 'the average loss': the mean over the samples (sample-mean), the mean "
-                    "of the batch means (batch-mean)")
+                    "of the batch means (batch-mean)", json_schema_extra=JUDGE_ONLY)
     accuracy_scales: list[AccuracyScale] = Field(
         default_factory=lambda: list(ACCURACY_SCALES), min_length=1,
-        description="accepted scales of 'the total accuracy': correct / total (fraction), or times 100 (percent)")
+        description="accepted scales of 'the total accuracy': correct / total (fraction), or times 100 (percent)",
+        json_schema_extra=JUDGE_ONLY)
 
     @model_validator(mode="after")
     def _short_last_batch(self) -> "EvaluationSpec":

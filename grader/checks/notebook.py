@@ -31,16 +31,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSkipped, CheckSpec, Observation, ProbeContext, Verdict
+from grader.checks.capture import JUDGE_ONLY
 from grader.sandbox import failures
 
 
 class NotebookSpec(CheckSpec):
     kind: Literal["notebook"]
-    executes: bool = Field(True, description="every code cell runs without an error or a timeout")
-    min_markdown_cells: int = Field(0, ge=0, description="markdown cells explaining the steps")
-    min_markdown_words: int = Field(0, ge=0, description="words across all markdown cells")
+    executes: bool = Field(True, description="every code cell runs without an error or a timeout",
+                           json_schema_extra=JUDGE_ONLY)
+    min_markdown_cells: int = Field(0, ge=0, description="markdown cells explaining the steps",
+                                    json_schema_extra=JUDGE_ONLY)
+    min_markdown_words: int = Field(0, ge=0, description="words across all markdown cells",
+                                    json_schema_extra=JUDGE_ONLY)
     min_figures: int = Field(0, ge=0, description="plots shown by the fresh run: each subplot that plots data "
-                                                  "counts one; a figure of images (imshow) or any other image, one")
+                                                  "counts one; a figure of images (imshow) or any other image, one",
+                                                  json_schema_extra=JUDGE_ONLY)
 
 
 class FailedCell(BaseModel):

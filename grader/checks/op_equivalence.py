@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, StudentRaised, Verdict
+from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import format_shape, is_plain_tensor, type_name
 from grader.checks.forbidden import (Hit, OpRecorder, SourcePiece, collect_sources, default_names, default_ops,
                                      flag, matches, scan, scan_submitted)
@@ -106,19 +107,22 @@ class OpEquivalenceSpec(CheckSpec):
                                   "gets keywords)")
     configs: list[OpConfig] | None = Field(None, description="the sweep; default: the counterpart's built-in sweep")
     extra_configs: list[OpConfig] = Field([], description="configurations added to the sweep")
-    atol: float = Field(1e-5, ge=0)
-    rtol: float = Field(1e-5, ge=0)
+    atol: float = Field(1e-5, ge=0, json_schema_extra=JUDGE_ONLY)
+    rtol: float = Field(1e-5, ge=0, json_schema_extra=JUDGE_ONLY)
     backward: bool = Field(True, description="also compare gradients after a backward pass")
     gradients: list[str] | None = Field(
         None, description="`input` and parameter names (weight, bias); default: the input and every parameter")
     forbidden_names: list[str] | None = Field(
-        None, description="names the op's source must not use (globs); default: the counterpart's and evasions")
+        None, description="names the op's source must not use (globs); default: the counterpart's and evasions",
+        json_schema_extra=JUDGE_ONLY)
     forbidden_ops: list[str] | None = Field(
-        None, description="`aten.<op>` / `torch.<function>` globs the op must not run; default: the counterpart's")
+        None, description="`aten.<op>` / `torch.<function>` globs the op must not run; default: the counterpart's",
+        json_schema_extra=JUDGE_ONLY)
     seed: int = Field(0, description="seeds the parameters, inputs and upstream gradients of every config")
     parameter_name_deduction: float = Field(
         0, ge=0, description="points taken off when the op keeps a counterpart's parameter under another attribute "
-                             "name (found by its shape), where the handout names the attributes")
+                             "name (found by its shape), where the handout names the attributes",
+                             json_schema_extra=JUDGE_ONLY)
     batch_dimension: Literal["never", "if-needed"] = Field(
         "never", description="if-needed: an unbatched input (fewer dimensions than the sweep's largest) the op raises "
                              "on is given again with a batch dimension of 1, removed from the output afterwards")

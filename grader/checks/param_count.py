@@ -8,6 +8,7 @@ from pydantic import Field
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
+from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import Args, call_target, type_name
 
 
@@ -15,8 +16,10 @@ class ParamCountSpec(CheckSpec):
     kind: Literal["param_count"]
     target: str = Field(description="a class or factory function that builds an nn.Module")
     args: Args = Field(default_factory=list, description="constructor arguments: a list (positional) or a mapping")
-    expected: int | Literal["reference"] = Field("reference", description="a number, or the reference's count")
-    trainable_only: bool = Field(True, description="count only parameters with requires_grad")
+    expected: int | Literal["reference"] = Field("reference", description="a number, or the reference's count",
+                                                 json_schema_extra=JUDGE_ONLY)
+    trainable_only: bool = Field(True, description="count only parameters with requires_grad",
+                                 json_schema_extra=JUDGE_ONLY)
 
 
 class ParamCountObservation(Observation):

@@ -29,6 +29,7 @@ from pydantic import Field, model_validator
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
+from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import Args, call_target, format_shape, is_plain_tensor, type_name
 from grader.checks.param_count import own_parameters
 from grader.observations import Array
@@ -62,8 +63,9 @@ class ResidualSpec(CheckSpec):
     input: list[Dim] = Field(description="the block's input shape; a symbol (B) is the batch size")
     batch: int = Field(4, ge=1, le=64, description="the batch size the probe uses")
     activations: list[Activation] = Field(list(ACTIVATIONS), min_length=1,
-                                          description="final activations accepted after the addition")
-    atol: float = Field(1e-5, gt=0, description="absolute tolerance of the comparison")
+                                          description="final activations accepted after the addition",
+                                          json_schema_extra=JUDGE_ONLY)
+    atol: float = Field(1e-5, gt=0, description="absolute tolerance of the comparison", json_schema_extra=JUDGE_ONLY)
 
     @model_validator(mode="after")
     def _small_input(self) -> "ResidualSpec":

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
+from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import (Args, call_target, format_shape, input_dtype, is_plain_tensor, tensor_shape,
                                   type_name)
 
@@ -23,7 +24,8 @@ class ShapeSpec(CheckSpec):
     target: str = Field(description="a class or factory function that builds an nn.Module")
     args: Args = Field(default_factory=list, description="constructor arguments: a list (positional) or a mapping")
     input: list[Dim] = Field(description="input shape; strings are symbols such as B")
-    output: list[Dim] | Literal["reference"] = Field(description="expected output shape, or `reference`")
+    output: list[Dim] | Literal["reference"] = Field(description="expected output shape, or `reference`",
+                                                     json_schema_extra=JUDGE_ONLY)
     batch_sizes: list[int] = Field([1, 3], description="values tried for every symbol in the input")
     dtype: Literal["float32", "float64"] = "float32"
 

@@ -61,6 +61,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
+from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import is_plain_tensor, type_name
 from grader.checks.contracts_training_data import (flat_returned, in_globals, recomputed_accuracies, role_globals,
                                                    training_loss_readings)
@@ -114,16 +115,18 @@ class TrainingSpec(CheckSpec):
                                                       "returning None is graded on what it does")
     data: HarnessData | None = Field(None, description="harness-made tiny data instead of the student's")
     lr: float = Field(0.05, gt=0, description="learning rate of the `$optimizer` the harness passes (SGD)")
-    train_eval_modes: bool = Field(False, description="training steps in train mode, validation in eval mode")
-    validation_without_grad: bool = Field(False, description="validation forwards run with gradients off")
+    train_eval_modes: bool = Field(False, description="training steps in train mode, validation in eval mode",
+                                   json_schema_extra=JUDGE_ONLY)
+    validation_without_grad: bool = Field(False, description="validation forwards run with gradients off",
+                                          json_schema_extra=JUDGE_ONLY)
     validation_loss_matches: bool = Field(
         False, description="returned validation losses are the harness's recomputed validation loss, in one of "
-                           "validation_loss_readings")
+                           "validation_loss_readings", json_schema_extra=JUDGE_ONLY)
     validation_loss_readings: list[LossReading] = Field(
         default_factory=lambda: list(LOSS_READINGS), min_length=1,
         description="accepted readings of the validation loss: the mean per sample (sample-mean), the mean of the "
                     "batch losses (batch-mean), the sum of the batch losses (batch-sum), the sum over the samples "
-                    "(sample-sum)")
+                    "(sample-sum)", json_schema_extra=JUDGE_ONLY)
 
     @model_validator(mode="before")
     @classmethod

@@ -29,6 +29,7 @@ from pydantic import Field
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSkipped, CheckSpec, Observation, ProbeContext, Verdict
+from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import Args, call_target, type_name
 from grader.errors import GraderError
 from grader.observations import Array
@@ -46,12 +47,14 @@ class TransferSpec(CheckSpec):
     backbone: str = Field("resnet18", description="the torchvision model inside, by torchvision's name")
     weights: str = Field("IMAGENET1K_V1", description="the pretrained weights asked for, by torchvision's name")
     head: str = Field("fc", description="the backbone's attribute that holds the new classifier")
-    classes: int = Field(10, ge=1, description="outputs of the new head")
+    classes: int = Field(10, ge=1, description="outputs of the new head", json_schema_extra=JUDGE_ONLY)
     trainable: list[str] = Field(["layer4", "fc"], description="(structure) prefixes of the backbone's parameter "
-                                                               "names that must train; every other one is frozen")
+                                                               "names that must train; every other one is frozen",
+                                                               json_schema_extra=JUDGE_ONLY)
     input: list[int] | None = Field([2, 3, 112, 112], description="(structure) an input for one forward pass, "
                                                                    "or null for none")
-    rel_tol: float = Field(1e-5, gt=0, description="(pretrained) accepted relative difference of a fingerprint")
+    rel_tol: float = Field(1e-5, gt=0, description="(pretrained) accepted relative difference of a fingerprint",
+                           json_schema_extra=JUDGE_ONLY)
 
 
 class TransferObservation(Observation):

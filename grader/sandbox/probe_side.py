@@ -1,8 +1,9 @@
 """The probe side: runs inside the student's process, after the student's code, and only observes.
 
-For each check of the plan it resolves the target, runs the kind's ``probe`` and records what it
-saw. Student exceptions, missing targets and the probe's own bugs become different record
-statuses, so the host can tell ``errored`` from ``failed`` from ``grader-error``. Records are
+For each check of the plan it rebuilds the spec from its capture view (``grader.checks.capture``:
+the spec without what only the judge reads), resolves the target, runs the kind's ``probe`` and
+records what it saw. Student exceptions, missing targets and the probe's own bugs become different
+record statuses, so the host can tell ``errored`` from ``failed`` from ``grader-error``. Records are
 written after every check, so a run killed half-way still reports what it had observed.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 
 from grader import checks, observations
 from grader.checks.base import ProbeContext, StudentRaised, Unresolved
+from grader.checks.capture import from_capture_view
 from grader.targets import Namespace, TargetSpec
 
 
@@ -41,12 +43,13 @@ def run(job: dict[str, Any], namespaces: list[Namespace]) -> None:
 
 
 def probe_one(raw: dict[str, Any], ctx: ProbeContext, writer: observations.ArrayWriter) -> dict[str, Any]:
-    """Probe one check; never raises (anything unexpected is a ``probe-error`` record)."""
+    """Probe one check, given as its capture view; never raises (anything unexpected, a probe
+    reading a judge-only field included, is a ``probe-error`` record)."""
     record: dict[str, Any] = {"check": raw["id"], "status": "probe-error"}
     start = time.monotonic()
     try:
         kind = checks.get(raw["kind"])
-        spec = kind.Spec.model_validate(raw)
+        spec = from_capture_view(kind.Spec, raw)
         ctx.seed_everything()
         obs = kind.probe(spec, ctx)
         record.update(status="observed", data=writer.encode(obs.model_dump(mode="python")))

@@ -16,6 +16,7 @@ from torch import nn
 from grader import checks
 from grader.checks.architecture import ArchitectureObservation, Call, ordinal, outermost, parse_dim
 from grader.checks.base import ProbeContext
+from grader.checks.capture import capture_view
 from grader.targets import TargetSpec
 
 KIND = checks.get("architecture")
@@ -310,7 +311,7 @@ def test_the_trace_crosses_the_boundary(tmp_path):
     the_spec = spec(**DENSENET)
     ctx = ProbeContext(namespaces=[("notebook", {"builder": dense_net})], targets={"net": TargetSpec(name="builder")})
     writer = observations.ArrayWriter()
-    record = probe_side.probe_one(the_spec.model_dump(mode="json"), ctx, writer)
+    record = probe_side.probe_one(capture_view(the_spec), ctx, writer)
     assert record["status"] == "observed", record.get("error")
     observations.write(tmp_path, [record], writer)
     doc, arrays = observations.load(tmp_path)

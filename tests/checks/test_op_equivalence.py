@@ -21,6 +21,7 @@ from torch import nn
 
 from grader import checks
 from grader.checks.base import ProbeContext, StudentRaised
+from grader.checks.capture import capture_view
 from grader.checks.forbidden import (OpRecorder, SourcePiece, class_source_in, collect_sources,
                                      default_names, default_ops, function_name, matches, scan)
 from grader.checks.op_equivalence import CaseRun, OpConfig, OpObservation, counterpart_results
@@ -583,7 +584,7 @@ def test_the_observation_crosses_the_boundary_and_is_judged_on_the_host(tmp_path
     the_spec = spec(counterpart="torch.nn.Conv2d")
     writer = observations.ArrayWriter()
     ctx = context(vars(load_fixture("unfold_ops")), "Conv2d")
-    record = probe_side.probe_one(the_spec.model_dump(mode="json"), ctx, writer)
+    record = probe_side.probe_one(capture_view(the_spec), ctx, writer)
     assert record["status"] == "observed", record.get("error")
     observations.write(tmp_path, [record], writer)
     doc, arrays = observations.load(tmp_path)
@@ -651,7 +652,7 @@ def test_judge_all_rechecks_with_the_submitted_files():
 
     the_spec = spec(counterpart="torch.nn.Conv2d")
     writer = observations.ArrayWriter()
-    raw = probe_side.probe_one(the_spec.model_dump(mode="json"), context(vars(load_fixture("loop_ops")), "Conv2d"),
+    raw = probe_side.probe_one(capture_view(the_spec), context(vars(load_fixture("loop_ops")), "Conv2d"),
                                writer)
     record = observations.ProbeRecord.model_validate(raw)
     bad = [("cell 2", (FIXTURES / "calls_f_conv2d.py").read_text())]
