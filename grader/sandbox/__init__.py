@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -39,6 +40,7 @@ Isolation = Literal["namespace", "process", "none"]
 LEVELS: tuple[Isolation, ...] = ("namespace", "process", "none")
 GRACE_SECONDS = 3.0
 SETUP_MARGIN_SECONDS = 60.0  # the supervisor's own deadline comes first; this is the host's backstop
+EXECUTION_NAME = "execution.json"  # the runner's record of the code running (runner.py writes it)
 
 
 class Raised(BaseModel):
@@ -240,7 +242,7 @@ def _supervised(job: Job, uid: int) -> Ending:
         root=root, out_host=job.out_dir, limits=job.limits, uid=uid, gpu=job.slot.gpu,
         read_only=job.read_only, env=job.env, threads=run_limits.threads(job.limits), lifeline_fd=lifeline_read,
         output_caps={"observations.json": observations.MAX_JSON_BYTES, "arrays.npz": observations.MAX_ARRAYS_BYTES,
-                     "execution.json": observations.MAX_JSON_BYTES},
+                     EXECUTION_NAME: observations.MAX_JSON_BYTES},
         font_cache=_font_cache())
     spec_path = base / "supervisor-spec.json"
     spec_path.write_text(json.dumps(spec))
@@ -388,14 +390,21 @@ def _set(result: RunResult, status: str, message: str) -> RunResult:
 
 
 def _tail(path: Path, limit: int) -> str:
-    """At most ``limit`` characters of a possibly huge file: its start and its end."""
+    """At most ``limit`` characters of a possibly huge file: its start and its end. Only a regular
+    file is read (at the ``process`` level the code could leave a FIFO or a link to ``/dev/zero``
+    there); anything else reads as empty."""
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            if size <= limit:
-                return f.read().decode("utf-8", "replace")
-            head = f.read(limit // 2).decode("utf-8", "replace")
-            f.seek(size - limit // 2)
-            return head + f"\n[... {size - limit:,} bytes cut ...]\n" + f.read().decode("utf-8", "replace")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return ""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        return ""
+    with open(fd, "rb") as f:
+        size = info.st_size
+        if size <= limit:
+            return f.read(limit).decode("utf-8", "replace")
+        head = f.read(limit // 2).decode("utf-8", "replace")
+        f.seek(size - limit // 2)
+        return head + f"\n[... {size - limit:,} bytes cut ...]\n" + f.read(limit // 2).decode("utf-8", "replace")
