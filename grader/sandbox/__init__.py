@@ -194,22 +194,47 @@ def run(job: Job) -> RunResult:
     job.out_dir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     ending = {"namespace": _run_namespace, "process": _run_process, "none": _run_here}[job.isolation](job)
-    limit = int(job.limits.get("output_chars", 20_000))
-    result = RunResult(status="ok", message="", isolation=job.isolation, seconds=round(time.monotonic() - start, 2),
-                       stdout=_tail(job.out_dir / "stdout.txt", limit), stderr=_tail(job.out_dir / "stderr.txt", limit))
+    return read_back(job.out_dir, ending, job.limits, job.isolation, seconds=round(time.monotonic() - start, 2))
+
+
+def read_back(out_dir: Path, ending: Ending, limits: dict[str, Any], isolation: Isolation = "process",
+              seconds: float = 0.0) -> RunResult:
+    """What a finished run left in ``out_dir``, judged into one status.
+
+    Every file read here could have been written by the student's code (at the ``process``
+    level, as links, FIFOs or devices too), so each is read with a cap and without following
+    links, and anything malformed is an ``invalid-output`` status whose message names the file
+    and what is wrong with it; nothing the files hold can raise out of here."""
+    limit = int(limits.get("output_chars", 20_000))
+    result = RunResult(status="ok", message="", isolation=isolation, seconds=seconds,
+                       stdout=_tail(out_dir / "stdout.txt", limit), stderr=_tail(out_dir / "stderr.txt", limit))
     try:
-        if (job.out_dir / "execution.json").exists():
-            result.execution = Execution.model_validate_json((job.out_dir / "execution.json").read_bytes())
-    except ValidationError as exc:
-        return _set(result, "invalid-output", f"the run's execution record is malformed: {exc.errors()[0]['msg']}")
+        result.execution = read_execution(out_dir)
+    except observations.InvalidOutput as exc:
+        return _set(result, "invalid-output", f"the run's execution record is malformed: {exc}")
     try:
-        doc, result.arrays = observations.load(job.out_dir)
+        doc, result.arrays = observations.load(out_dir)
         result.records = doc.records
     except FileNotFoundError:
         pass
     except observations.InvalidOutput as exc:
         return _set(result, "invalid-output", f"the probes' output broke the rules: {exc}")
-    return _set(result, *classify(ending, result.execution, result.records, job.limits))
+    return _set(result, *classify(ending, result.execution, result.records, limits))
+
+
+def read_execution(out_dir: Path) -> Execution | None:
+    """The runner's ``execution.json``, or None when the run left none; ``InvalidOutput`` (with
+    the field at fault) when it is not a small, well-formed record."""
+    what = "the execution record"
+    try:
+        raw = observations.parse_json(observations.read_capped(out_dir / EXECUTION_NAME, observations.MAX_JSON_BYTES,
+                                                               what), what)
+    except FileNotFoundError:
+        return None
+    try:
+        return Execution.model_validate(raw)
+    except ValidationError as exc:
+        raise observations.InvalidOutput(f"{EXECUTION_NAME}: {observations.first_error(exc)}") from None
 
 
 def _runner_job(job: Job, root: str, out_dir: str, job_path: str) -> dict[str, Any]:
