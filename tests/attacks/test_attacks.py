@@ -214,3 +214,31 @@ def test_statuses_explain_themselves(graded):
 def test_shell_escape_in_notebook_was_reported_not_run(graded):
     detail = graded["details"]["prefilled_outputs_foreign_kernel_curl"]
     assert any(cmd.startswith("!curl") for cmd in detail["removed_commands"])
+
+
+# The cases the host's source scan (grader.source_scan) flags for review, with the rules each one
+# raises: they reach into the grader (its modules, its files) or into torch (monkeypatching, a
+# Tensor subclass), or load native code. Attacks on the machine (bombs, loops, exits, the network,
+# reading files) reach nothing of the grader's and are left to the sandbox; ships_own_torch and the
+# zips are rejected before anything is staged, so nothing is scanned. A flag changes no points:
+# every case keeps the status and score EXPECTED gives it.
+FLAGGED = {
+    "adds_score_keys": {"grader", "monkeypatch"},
+    "deep_json": {"grader", "monkeypatch"},
+    "huge_json": {"grader", "monkeypatch"},
+    "plants_pickle": {"grader", "monkeypatch"},
+    "monkeypatches_torch": {"monkeypatch"},
+    "noop_manual_seed": {"monkeypatch"},
+    "reads_secrets": {"grader"},
+    "rigged_tensor_subclass": {"tensor-subclass"},
+    "segfault": {"native-code"},
+    "tampers_with_results": {"grader-files"},
+}
+
+
+def test_the_source_scan_flags_exactly_the_cases_that_reach_into_the_grader_or_torch(graded):
+    flagged = {case: {f["rule"] for f in graded["details"][case]["flags"]} for case in EXPECTED}
+    assert {case: found for case, found in flagged.items() if found} == FLAGGED
+    for case in FLAGGED:
+        assert "source scan: " in graded["rows"][case]["review"], case
+    assert flagged["good_module"] == flagged["good_notebook"] == set()
