@@ -238,10 +238,13 @@ def read_execution(out_dir: Path) -> Execution | None:
 
 
 def _runner_job(job: Job, root: str, out_dir: str, job_path: str) -> dict[str, Any]:
-    """The runner's instructions, with paths as the runner will see them."""
+    """The runner's instructions, with paths as the runner will see them. The student's code can
+    read them, so the plan goes trimmed to what the probes need (``probe_plan``)."""
+    from grader.sandbox import probe_plan
+
     notebook = str(Path(root) / job.entry.notebook.relative_to(job.entry.root)) if job.entry.notebook else None
     return {"entry": {"form": job.entry.form, "root": root, "notebook": notebook, "modules": list(job.entry.modules)},
-            "plan": job.plan, "limits": job.limits, "out_dir": out_dir, "job_path": job_path,
+            "plan": probe_plan.for_probe(job.plan), "limits": job.limits, "out_dir": out_dir, "job_path": job_path,
             "isolation": job.isolation}
 
 
