@@ -102,7 +102,8 @@ def _batch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpus", metavar="LIST", help="CUDA devices to share out, e.g. 0,1, or `all` (default: CPU only)")
     p.add_argument("--per-gpu", type=_positive_int, default=1, metavar="K",
                    help="submissions sharing one GPU (default: 1)")
-    p.add_argument("--force", action="store_true", help="regrade everything, even results kept from an earlier run")
+    p.add_argument("--force", action="store_true", help="regrade everything, even results kept from an earlier run, "
+                                                        "and probe the reference again for the expectations")
     p.add_argument("--quiet", action="store_true", help="no progress, only the summary line (for CI)")
 
 
@@ -174,7 +175,7 @@ def _mappings(args: argparse.Namespace, rubric: Any) -> dict[str, dict[str, str]
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from grader import pipeline, report, submission
+    from grader import pipeline, references, report, submission
     from grader.errors import GraderError
     from grader.executors.slots import parse_gpus, plan_slots
     from grader.journal import JOURNAL_NAME, Journal
@@ -204,6 +205,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
         print(f"warning: {args.mappings} maps student(s) not in this batch: {', '.join(strangers)} (ids as the "
               "gradebook names them)", file=sys.stderr)
     with Journal.open(args.out / JOURNAL_NAME) as journal:
+        if args.force:  # regrade from scratch: the reference is probed again too
+            references.forget(rubric)
         prep = pipeline.prepare(rubric, settings)
         if prep.isolation != "namespace":
             print(f"warning: isolation {prep.isolation}: student code runs as your user and can read and change "

@@ -2,9 +2,11 @@
 
 One SQLite file per output folder (``OUT/journal.sqlite``), in WAL mode with full sync, so a
 row committed before a crash or a SIGKILL is on disk. One row per job, keyed by the submission's
-file name, its content hash, the rubric's hash and the grader's version: change any of them and
-the submission is graded again. The name is part of the key because the stored result is that
-student's (their id, their output); two students who hand in the same bytes are graded apart.
+file name, its content hash, the rubric's hash and the grader's exact version (its release and a
+hash of its source, ``grader.source_hash.exact_version``, so a changed probe or judge regrades
+even when nobody raised the release): change any of them and the submission is graded again.
+The name is part of the key because the stored result is that student's (their id, their
+output); two students who hand in the same bytes are graded apart.
 
 A row moves ``pending`` → ``running`` → ``done`` (a final result, whatever the student's code did)
 or ``failed`` (the grader's own infrastructure failed, status ``sandbox-error``). Only ``done``
@@ -64,7 +66,10 @@ CREATE TABLE jobs (
 
 @dataclass(frozen=True)
 class JobKey:
-    """What a stored result is valid for: this file, with these bytes, this rubric, this grader."""
+    """What a stored result is valid for: this file, with these bytes, this rubric, this grader.
+
+    ``grader_version`` is the exact version, ``0.1.0+src.<source hash>``: a person reading the
+    journal sees which release graded a row and whether its source was the same as now."""
 
     name: str
     content_hash: str
@@ -81,9 +86,9 @@ def key_for(sub: Submission, rubric_hash: str) -> JobKey:
     The name is taken from the absolute path so that ``grader grade r .`` names the folder, and is
     the same wherever the batch folder is moved.
     """
-    import grader  # read now, not at import: a test may pretend to be another version
+    from grader.source_hash import exact_version
 
-    return JobKey(Path(os.path.abspath(sub.source)).name, sub.content_hash, rubric_hash, grader.__version__)
+    return JobKey(Path(os.path.abspath(sub.source)).name, sub.content_hash, rubric_hash, exact_version())
 
 
 def retry_delay(retry: int) -> float:

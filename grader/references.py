@@ -1,8 +1,11 @@
 """The reference implementation: loaded in the trusted process, probed to get expectations.
 
 An expectation is what the same probe observes on the reference (e.g. the reference model's
-parameter count), so a rubric says ``expected: reference`` instead of typing a number. Results
-are cached on disk, keyed by the reference's content, the check's spec and the grader version.
+parameter count), so a rubric says ``expected: reference`` instead of typing a number. The probe
+gets the check's capture view, as in the sandbox. Results are cached on disk, keyed by the
+reference's content, that capture view (a new title or threshold changes no expectation), the
+targets, the seed and the grader's exact version (its source hash: a changed probe recomputes).
+``forget`` drops a rubric's cached expectations (``grader grade --force``).
 """
 
 from __future__ import annotations
@@ -10,17 +13,19 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from grader import __version__, checks, observations
+from grader import checks, observations
 from grader.checks.base import Observation, ProbeContext
 from grader.checks.capture import capture_view
 from grader.errors import GraderError
 from grader.paths import cache_dir
 from grader.rubric import LoadedRubric
 from grader.sandbox import probe_side
+from grader.source_hash import exact_version
 from grader.submission import content_hash
 
 
@@ -95,11 +100,27 @@ def _probe_reference(spec: Any, ctx: ProbeContext, rubric: LoadedRubric) -> Obse
     return observations.validate_data(kind.Observation, record["data"], writer.arrays)  # type: ignore[return-value]
 
 
+def forget(rubric: LoadedRubric) -> int:
+    """Drop the cached expectations of ``rubric``'s checks as they stand (reference, grader and
+    all), so the next ``expectations`` probes the reference again; returns how many were dropped."""
+    needed = [c for c in rubric.model.checks if checks.get(c.kind).needs_reference(c)]
+    if not needed:
+        return 0
+    ref_hash = content_hash(rubric.reference_dir)
+    dropped = 0
+    for spec in needed:
+        folder = cache_dir() / "expect" / _cache_key(ref_hash, rubric, spec)
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            dropped += 1
+    return dropped
+
+
 def _cache_key(ref_hash: str, rubric: LoadedRubric, spec: Any) -> str:
-    """Everything the expectation depends on: grader, reference content, check, its targets, seed."""
+    """Everything the expectation depends on: grader source, reference content, what the probe
+    gets of the check, its targets, seed."""
     targets = [rubric.model.targets[key].model_dump(mode="json") for key in spec.target_refs()]
-    payload = json.dumps([__version__, ref_hash, spec.model_dump(mode="json"), targets, rubric.model.seed],
-                         sort_keys=True)
+    payload = json.dumps([exact_version(), ref_hash, capture_view(spec), targets, rubric.model.seed], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 

@@ -153,3 +153,25 @@ def test_a_failed_download_is_a_clear_error_not_a_traceback(tmp_path, monkeypatc
                          pipeline.Settings(data_root=tmp_path / "empty", download=True))
     assert type(err.value).__name__ == "GraderError"
     assert "downloading failed" in str(err.value.what) and "name resolution" in str(err.value.what)
+
+
+def test_grade_force_probes_the_reference_again(tmp_path, monkeypatch):
+    """Expectations are reused from the cache between runs, and `--force` recomputes them (the
+    batch holds one rejected file, so nothing but the preparation runs)."""
+    from grader import cli, references
+
+    monkeypatch.setenv("GRADER_CACHE", str(tmp_path / "cache"))
+    probed: list[str] = []
+    probe = references._probe_reference
+    monkeypatch.setattr(references, "_probe_reference",
+                        lambda spec, ctx, rubric: probed.append(spec.id) or probe(spec, ctx, rubric))
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "broken.zip").write_bytes(b"not a zip")
+    grade = ["grade", TINY, str(batch), "--out", str(tmp_path / "out"), "--isolation", "process", "--quiet"]
+    assert cli.main(grade) == 0
+    assert sorted(probed) == ["answer", "net-params"]
+    assert cli.main(grade) == 0
+    assert len(probed) == 2  # the cached expectations
+    assert cli.main([*grade, "--force"]) == 0
+    assert len(probed) == 4

@@ -204,6 +204,24 @@ def test_a_changed_rubric_or_grader_version_means_regrading(tmp_path, subs, prep
     assert len(grade.calls) == 3
 
 
+def test_a_changed_grader_source_means_regrading(tmp_path, subs, prep, monkeypatch):
+    """A probe or judge changed without a new release: the stored results are not reused."""
+    from grader import source_hash
+
+    path = tmp_path / JOURNAL_NAME
+    run(subs, prep, path, FakeGrade())
+    grade = FakeGrade()
+    run(subs, prep, path, grade)
+    assert grade.calls == []
+    before = source_hash.source_hash()
+    monkeypatch.setattr(source_hash, "source_hash", lambda: "a-changed-judge")
+    grade = FakeGrade()
+    run(subs, prep, path, grade)
+    assert len(grade.calls) == 3
+    versions = {row[0] for row in sqlite3.connect(path).execute("SELECT grader_version FROM jobs")}
+    assert versions == {f"{grader.__version__}+src.{h}" for h in (before, "a-changed-judge")}
+
+
 def test_changed_content_means_regrading_and_a_moved_batch_does_not(tmp_path, subs, prep):
     path = tmp_path / JOURNAL_NAME
     run(subs, prep, path, FakeGrade())
