@@ -95,7 +95,8 @@ class SubmissionResult(BaseModel):
         checks, then each flagged line of the code."""
         shown = [f"source scan: {f.note()}" for f in self.flags[:MAX_FLAGS_NOTED]]
         if len(self.flags) > MAX_FLAGS_NOTED:
-            shown.append(f"and {len(self.flags) - MAX_FLAGS_NOTED} more flagged lines (the submission's page lists them)")
+            shown.append(f"and {len(self.flags) - MAX_FLAGS_NOTED} more flagged lines "
+                         "(the submission's page lists them)")
         return "; ".join([*(f"{c.id}: {c.review}" for c in self.checks if c.review), *shown])
 
     def for_students(self) -> "SubmissionResult":

@@ -294,7 +294,8 @@ def _import_bindings(node: ast.AST) -> Iterator[tuple[str, str]]:
         module = "." * node.level + (node.module or "")
         for alias in node.names:
             if alias.name != "*":
-                yield alias.asname or alias.name, f"{module}.{alias.name}" if module.strip(".") else f"{module}{alias.name}"
+                separator = "." if module.strip(".") else ""  # `from . import b` is `.b`, not `..b`
+                yield alias.asname or alias.name, f"{module}{separator}{alias.name}"
 
 
 def _bound_in(body: list[ast.stmt]) -> set[str]:
@@ -410,7 +411,12 @@ class _Scanner(ast.NodeVisitor):
     # -- scopes
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        for expression in [*node.decorator_list, *node.args.defaults, *node.args.kw_defaults]:
+        # What runs where the function is defined, in the enclosing scope: decorators, defaults,
+        # annotations; then the body, in the function's own scope.
+        a = node.args
+        annotations = [arg.annotation for arg in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]
+                       if arg is not None]
+        for expression in [*node.decorator_list, *a.defaults, *a.kw_defaults, *annotations]:
             if expression is not None:
                 self.visit(expression)
         if node.name in RULES["dispatcher"].attributes:
@@ -445,9 +451,12 @@ class _Scanner(ast.NodeVisitor):
     # -- uses
 
     def visit_Name(self, node: ast.Name) -> None:
-        if node.id == "__builtins__":
+        self.name_used(node.id, node)
+
+    def name_used(self, name: str, node: ast.AST) -> None:
+        if name == "__builtins__":
             self.flag("builtins", node, "__builtins__")
-        self.check_names(self.qualified(node.id, []), node)
+        self.check_names(self.qualified(name, []), node)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         self.visit_chain(node)
@@ -459,7 +468,7 @@ class _Scanner(ast.NodeVisitor):
         attributes = chain[1] if chain else _attribute_names(node)
         self.check_attributes(attributes, node)
         if chain is not None:
-            self.visit(ast.Name(id=chain[0], ctx=ast.Load(), lineno=getattr(node, "lineno", 1)))
+            self.name_used(chain[0], node)
             self.check_names(self.qualified(*chain), node)
             for inner in _chain_arguments(node):
                 self.visit(inner)
@@ -467,10 +476,8 @@ class _Scanner(ast.NodeVisitor):
             self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
-        if _constant_getattr(node):
+        if _constant_getattr(node):  # getattr(sys, "modules") is sys.modules
             self.visit_chain(node)
-            for extra in node.args[2:]:
-                self.visit(extra)
             return
         if isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr") and node.args \
                 and self.qualified(node.func.id, []):  # the builtin, not the student's own setattr
@@ -490,7 +497,7 @@ class _Scanner(ast.NodeVisitor):
     visit_ImportFrom = visit_Import
 
     def visit_Constant(self, node: ast.Constant) -> None:
-        if isinstance(node.value, str) and len(node.value) < 4096:
+        if isinstance(node.value, str):
             named = next((f for f in GRADER_FILES if f in node.value), None)
             if named:
                 self.flag("grader-files", node, named)
@@ -503,10 +510,12 @@ class _Scanner(ast.NodeVisitor):
             for element in _unpacked(target):
                 if isinstance(element, ast.Attribute):
                     self.check_assigned(element, node, ast.unparse(element))
-                elif isinstance(element, ast.Subscript) and _namespace_dict_of(element.value) is not None:
+                elif isinstance(element, ast.Subscript):  # torch.__dict__["x"] = ..., vars(torch)["x"] = ...
+                    namespace = _namespace_dict_of(element.value)
                     key = element.slice.value if isinstance(element.slice, ast.Constant) else None
-                    self.check_assigned(_namespace_dict_of(element.value), node, ast.unparse(element),  # type: ignore[arg-type]
-                                        key if isinstance(key, str) else None)  # torch.__dict__["x"] = ...
+                    if namespace is not None:
+                        self.check_assigned(namespace, node, ast.unparse(element),
+                                            key if isinstance(key, str) else None)
         self.generic_visit(node)
 
     visit_AugAssign = visit_AnnAssign = visit_Delete = visit_Assign

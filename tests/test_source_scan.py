@@ -35,13 +35,15 @@ def rules(code: str, label: str = "cell 1", **options) -> set[str]:
 MNIST_NOTEBOOK = [
     "%matplotlib inline\n!pip install torchsummary\nimport sys\nsys.path.append('..')\n"
     "import os, gc, re, random, importlib, warnings\nimport numpy as np\nimport matplotlib.pyplot as plt\n"
-    "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\nfrom torchvision import datasets, transforms\n"
+    "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n"
+    "from torchvision import datasets, transforms\n"
     "warnings.filterwarnings('ignore')\nplt.rcParams['figure.figsize'] = (10, 6)",
     "torch.manual_seed(0)\nnp.random.seed(0)\nrandom.seed(0)\ntorch.backends.cudnn.deterministic = True\n"
     "torch.backends.cudnn.benchmark = False\ndevice = 'cuda' if torch.cuda.is_available() else 'cpu'\n"
     "os.makedirs('checkpoints', exist_ok=True)\nos.environ['KMP_DUPLICATE_LIB_OK'] = 'True'",
     "transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])\n"
-    "datasets.MNIST.resources = [(url.replace('http://yann', 'https://ossci'), md5) for url, md5 in datasets.MNIST.resources]\n"
+    "datasets.MNIST.resources = [(url.replace('http://yann', 'https://ossci'), md5)\n"
+    "                            for url, md5 in datasets.MNIST.resources]\n"
     "train_set = datasets.MNIST('./data', train=True, download=True, transform=transform)\n"
     "loader = torch.utils.data.DataLoader(train_set, batch_size=64, shuffle=True)",
     "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
@@ -54,7 +56,8 @@ MNIST_NOTEBOOK = [
     "    gc.collect()\n    print(f'epoch {epoch}: {loss.item():.3f}')",
     "def eval(model, loader):\n    model.eval()\n    with torch.no_grad():\n"
     "        return sum((model(x).argmax(1) == y).sum().item() for x, y in loader)\n\naccuracy = eval(model, loader)\n"
-    "pattern = re.compile(r'\\d+')\nfast = torch.compile(model)\ntorch.save(model.state_dict(), 'checkpoints/model.pt')",
+    "pattern = re.compile(r'\\d+')\nfast = torch.compile(model)\n"
+    "torch.save(model.state_dict(), 'checkpoints/model.pt')",
     "files = !ls checkpoints\nmodel?\n%timeit -n 1 -r 1 model(images)",
 ]
 
@@ -140,13 +143,14 @@ def test_the_dispatcher():
     assert rules("import torch\ntorch._C._set_grad_enabled(True)") == {"dispatcher"}
     assert rules("from torch import _C") == {"dispatcher"}
     assert rules("import torch.library") == {"dispatcher"}
-    assert rules("from torch.overrides import TorchFunctionMode\nclass Spy(TorchFunctionMode):\n    pass") == {"dispatcher"}
+    assert rules("from torch.overrides import TorchFunctionMode\nclass Spy(TorchFunctionMode):\n    pass") == \
+        {"dispatcher"}
     assert found("from torch.utils._python_dispatch import TorchDispatchMode as M\n\nclass Spy(M):\n"
                  "    def __torch_dispatch__(self, func, types, args=(), kwargs=None):\n        return func(*args)",
-                 "spy.py") == [("dispatcher", "spy.py, line 1", "from torch.utils._python_dispatch import TorchDispatchMode as M"),
-                               ("dispatcher", "spy.py, line 3", "class Spy(M):"),
-                               ("dispatcher", "spy.py, line 4",
-                                "def __torch_dispatch__(self, func, types, args=(), kwargs=None):")]
+                 "spy.py") == [
+        ("dispatcher", "spy.py, line 1", "from torch.utils._python_dispatch import TorchDispatchMode as M"),
+        ("dispatcher", "spy.py, line 3", "class Spy(M):"),
+        ("dispatcher", "spy.py, line 4", "def __torch_dispatch__(self, func, types, args=(), kwargs=None):")]
     assert rules("class T:\n    @classmethod\n    def __torch_function__(cls, func, types, args=(), kwargs=None):\n"
                  "        return super().__torch_function__(func, types, args, kwargs or {})") == {"dispatcher"}
 
@@ -188,6 +192,7 @@ def test_dynamic_code():
     assert rules("from importlib import import_module") == {"dynamic-code"}
     assert rules("get_ipython().run_cell('import ctypes')") == {"dynamic-code"}
     assert rules("def run(f=eval):\n    pass") == {"dynamic-code"}  # an argument's default is outside the function
+    assert rules("def run(x: eval('int')):\n    pass") == {"dynamic-code"}  # so is its annotation
     # Honest: reloading one's own module, methods and functions of those names, a student's own eval
     assert rules("import importlib, helpers\nimportlib.reload(helpers)") == set()
     assert rules("model.eval()\npattern = re.compile('a')\nfast = torch.compile(model)") == set()
@@ -212,15 +217,17 @@ def test_monkeypatching_a_library():
     assert rules("import torch\ndel torch.testing") == {"monkeypatch"}
     assert rules("def patch():\n    import torch as t\n    t.equal = None") == {"monkeypatch"}
     # Honest settings, and attributes of the student's own objects
-    assert rules("import torch, sys\nimport numpy as np\nfrom PIL import ImageFile\ntorch.backends.cudnn.benchmark = True\n"
-                 "sys.argv = ['']\nnp.float = float\nImageFile.LOAD_TRUNCATED_IMAGES = True\n"
-                 "model = torch.nn.Linear(2, 2)\nmodel.weight.data = torch.zeros(2, 2)\nsetattr(model, 'bias', None)") == set()
+    assert rules("import torch, sys\nimport numpy as np\nfrom PIL import ImageFile\n"
+                 "torch.backends.cudnn.benchmark = True\nsys.argv = ['']\nnp.float = float\n"
+                 "ImageFile.LOAD_TRUNCATED_IMAGES = True\nmodel = torch.nn.Linear(2, 2)\n"
+                 "model.weight.data = torch.zeros(2, 2)\nsetattr(model, 'bias', None)") == set()
 
 
 def test_exit_and_signal_handlers():
     assert rules("import atexit\natexit.register(rewrite_results)") == {"exit-hooks"}
     assert rules("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)") == {"exit-hooks"}
-    assert rules("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\nos._exit(0)") == set()  # ends only its own run
+    # Ending one's own run reaches nothing of the grader's
+    assert rules("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\nos._exit(0)") == set()
 
 
 def test_code_anywhere_is_scanned():
@@ -333,7 +340,8 @@ def test_the_review_note_names_each_flagged_line_and_stops_after_a_few():
     assert note.startswith("source scan: main.py, line 2: replaces an attribute of a library module")
     assert note.endswith("(torch.allclose = lambda *a: '<b>True</b>')")
     many = result_with([PATCH[0]] * 7).review_note()
-    assert many.count("source scan:") == 5 and many.endswith("and 2 more flagged lines (the submission's page lists them)")
+    assert many.count("source scan:") == 5
+    assert many.endswith("and 2 more flagged lines (the submission's page lists them)")
 
 
 def test_students_do_not_see_flags_in_a_self_check():
