@@ -80,7 +80,9 @@ def judge_one(spec: CheckSpec, record: observations.ProbeRecord | None, arrays: 
     try:
         verdict = kind.judge(spec, obs, expected)
         if submitted is not None:
-            verdict = kind.recheck(spec, obs, verdict, record.found_as, submitted, expected)
+            target = (targets or {}).get(getattr(spec, "target", None) or "")
+            own_names = tuple(n for n in [target.name, *target.aliases] if n) if target else ()
+            verdict = kind.recheck(spec, obs, verdict, record.found_as, submitted, expected, own_names)
     except CheckSkipped as exc:
         result = result_for(spec, "skipped", 0.0, f"skipped: {exc.render()} (not counted in the score)", record=record)
         result.counted = False

@@ -21,6 +21,7 @@ from grader import (__version__, data, environment, mappings, numerics, profiles
 from grader.checks.base import Observation
 from grader.data import synthetic
 from grader.errors import GraderError
+from grader.executors.slots import device_kind
 from grader.executors.local import LocalExecutor
 from grader.journal import MAX_INFRA_RETRIES, JobKey, Journal, is_infrastructure_failure, key_for, retry_delay
 from grader.judging import has_invalid_observation, judge_all
@@ -114,7 +115,8 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
                                       slot=slot, isolation=prep.isolation, read_only=read_only,
                                       env=_served_data(prep) | provided_aliases.env_for(
                                           *_aliases(prep), [text for _, text in submitted])))
-        results = judge_all(rubric.checks, run.records, run.arrays, prep.expected, run.status, run.message,
+        expected = profiles.on_device(prep.expected, device_kind(slot.gpu))
+        results = judge_all(rubric.checks, run.records, run.arrays, expected, run.status, run.message,
                             submitted, execution=run.execution, targets=rubric.targets)
         status = "invalid-output" if run.status == "ok" and has_invalid_observation(results) else run.status
         ex = run.execution

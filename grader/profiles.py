@@ -22,6 +22,7 @@ checks told where the data is) and, for each accuracy check, what the host knows
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -104,6 +105,15 @@ def changes(original: "AccuracySpec", planned: "AccuracySpec") -> str:
         replaced = ", ".join(planned.data_globals) or "the data arguments"
         said.append(f"the harness's loaders (batch size {planned.batch_size}) in place of {replaced}")
     return "; ".join(said)
+
+
+def on_device(expected: dict[str, Any], device: str) -> dict[str, Any]:
+    """The batch's expectations for a run given ``device`` (``grader.executors.slots.device_kind``):
+    each accuracy check's truth then picks that device's calibration."""
+    from grader.checks.accuracy import AccuracyTruth
+
+    return {check: dataclasses.replace(truth, device=device) if isinstance(truth, AccuracyTruth) else truth
+            for check, truth in expected.items()}
 
 
 def truth_for(rubric: "LoadedRubric", planned: "AccuracySpec", name: str, data: "DataRoot") -> "AccuracyTruth":

@@ -162,6 +162,10 @@ class AccuracyTruth:
     stale: dict[str, str] = field(default_factory=dict)
     calibrate_command: str = "grader calibrate"
     changes: str = ""  # what the harness changed in what the student's code got (grader.profiles.changes)
+    # the kind of device the run was given (grader.executors.slots.device_kind): the host's knowledge,
+    # set per slot by grader.profiles.on_device. The record's own `device` never picks a calibration:
+    # a forged one would turn a failed check into "no calibration, not counted".
+    device: str = "cpu"
 
 
 class NotCalibrated(CheckSkipped):
@@ -286,7 +290,7 @@ class Accuracy(CheckKind):
         draws = sorted((score(row, truth.labels, truth.classes) for row in predictions.reshape(spec.draws, n)),
                        key=lambda s: s.accuracy)
         scored = draws[len(draws) // 2]  # the median draw
-        threshold = _threshold(spec, truth, obs.device)
+        threshold = _threshold(spec, truth, truth.device)
         weakest = int(np.argmin(scored.per_class))
         on = f"on {n} test images" + (" (synthetic data)" if truth.data == "synthetic" else "")
         detail = f"weakest class {weakest}: {scored.per_class[weakest]:.3f}"
@@ -299,6 +303,8 @@ class Accuracy(CheckKind):
         message = f"{accuracy} {on}, needed {threshold.needed:.3f} ({threshold.why}); {detail}"
         if truth.changes:
             message += f"; trained with {truth.changes}"
+        if obs.device != truth.device:
+            message += f"; the model ended on {obs.device}, judged for {truth.device}, the device this run was given"
         verdict = Verdict.passed if scored.accuracy >= threshold.needed else Verdict.failed
         return verdict(message, scored.table())
 

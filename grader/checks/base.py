@@ -205,11 +205,14 @@ class CheckKind:
 
     @staticmethod
     def recheck(spec: Any, obs: Any, verdict: Verdict, found_as: str | None,
-                submitted: list[tuple[str, str]], expected: Any | None = None) -> Verdict:
+                submitted: list[tuple[str, str]], expected: Any | None = None,
+                target_names: tuple[str, ...] = ()) -> Verdict:
         """A second look at ``verdict`` with the host's own copy of the submitted code
         (``(label, text)`` pairs read before the student's process ran, see
-        ``submission.code_texts``) and the host's ``expected`` for the check. Kinds that scan
-        source override it; the default keeps the verdict."""
+        ``submission.code_texts``) and the host's ``expected`` for the check. ``found_as`` is
+        what the record says was graded, which the student's process could have forged;
+        ``target_names`` are the rubric target's own name and aliases, the host's knowledge.
+        Kinds that scan source override it; the default keeps the verdict."""
         return verdict
 
 

@@ -122,7 +122,8 @@ class Notebook(CheckKind):
 
     @staticmethod
     def recheck(spec: NotebookSpec, obs: NotebookObservation, verdict: Verdict, found_as: str | None,
-                submitted: list[tuple[str, str]], expected: StandIns | None = None) -> Verdict:
+                submitted: list[tuple[str, str]], expected: StandIns | None = None,
+                target_names: tuple[str, ...] = ()) -> Verdict:
         """Not applicable to a module, as the host's copy of the code shows it; a reported module
         whose code the host read as notebook cells fails for review. A cell that failed on a line
         needing the real data set's size, on a synthetic stand-in, is left to a person."""

@@ -551,13 +551,17 @@ class OpEquivalence(CheckKind):
         return flag(verdict, "; ".join(doubts)) if doubts else verdict
     @staticmethod
     def recheck(spec: OpEquivalenceSpec, obs: OpObservation, verdict: Verdict, found_as: str | None,
-                submitted: list[tuple[str, str]], expected: Any | None = None) -> Verdict:
+                submitted: list[tuple[str, str]], expected: Any | None = None,
+                target_names: tuple[str, ...] = ()) -> Verdict:
         """Scan the op as the student submitted it, in the host's copy. The probe's sources come
-        from the student's process, which could have rewritten them; this copy it never saw."""
+        from the student's process, which could have rewritten them; this copy it never saw.
+        Every definition under the rubric's own names is scanned too, so a record naming some
+        harmless class as the one graded cannot steer the scan away from the op."""
         if verdict.review == FORBIDDEN:
             return verdict
         names = [found_as.rsplit(".", 1)[-1]] if found_as else []
         names += [piece.name for piece in obs.sources]
+        names += [name.rsplit(".", 1)[-1] for name in target_names if "*" not in name]
         if not names:
             return verdict
         hits, doubts = scan_submitted(submitted, names, spec.names())

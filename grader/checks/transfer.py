@@ -297,8 +297,12 @@ def _judge_pretrained(spec: TransferSpec, obs: TransferObservation) -> Verdict:
                            hint=f"place torchvision's {spec.backbone} {spec.weights} weights ({url}) at {folder / file}, "
                                 "or set TORCH_HOME to a folder whose hub/checkpoints holds them")
     if not obs.weights_seen:
-        raise CheckSkipped(f"the sandbox did not see {file}, which is on this machine", where=str(folder / file),
-                           hint="the sandbox shows $TORCH_HOME/hub/checkpoints read-only (grader.sandbox.namespace)")
+        # The host has the file and shows it to every sandbox read-only, so "not seen" is a broken
+        # sandbox or a forged record: either way not a reason to leave the check out of the score.
+        return Verdict(0.0, f"the run reports that it did not find {file}, which this machine has and shows "
+                            "every sandbox; graded 0 until a person looks",
+                       review=f"the sandbox claims {folder / file} was missing: a forged record, or a sandbox "
+                              "that does not show $TORCH_HOME/hub/checkpoints")
     if obs.backbone_at is None:
         return Verdict.failed(f"no torchvision {spec.backbone} inside the model (a {obs.module_type})")
     reference = _file_fingerprints(str(folder / file), (folder / file).stat().st_mtime_ns, spec.head)

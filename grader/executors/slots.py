@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from functools import lru_cache
 
 from grader.errors import GraderError
 from grader.sandbox import Slot
@@ -39,6 +40,29 @@ def visible_gpus() -> list[str]:
     if done.returncode != 0:
         return []
     return [m.group(1) for line in done.stdout.splitlines() if (m := re.match(r"GPU (\d+):", line))]
+
+
+def device_kind(gpu: str | None) -> str:
+    """The kind of device a slot gives its sandbox, as calibrations are kept: ``cpu``, or
+    ``cuda:<device name>``. This is the host's own knowledge of the slot; which calibration judges
+    an accuracy check is never taken from what the sandbox reports."""
+    return "cpu" if gpu is None else f"cuda:{_gpu_name(gpu)}"
+
+
+@lru_cache(maxsize=None)
+def _gpu_name(gpu: str) -> str:
+    """The product name of one device (``NVIDIA H200``), as torch's ``get_device_name`` gives it."""
+    try:
+        done = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", gpu],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise GraderError(f"cannot name CUDA device {gpu}: {exc}", where="--gpus",
+                          hint="check that nvidia-smi runs on this machine") from None
+    name = done.stdout.strip().splitlines()[0].strip() if done.returncode == 0 and done.stdout.strip() else ""
+    if not name:
+        raise GraderError(f"nvidia-smi does not know CUDA device {gpu}: {(done.stderr or done.stdout).strip()[:200]}",
+                          where="--gpus", hint="give a device that `nvidia-smi -L` lists")
+    return name
 
 
 def parse_gpus(text: str) -> list[str]:

@@ -176,13 +176,32 @@ def test_calibrated_rule_lowest_seed_less_two_errors_or_the_floor(accuracies, n,
     assert failed.fraction == 0.0
 
 
-def test_calibration_is_chosen_by_the_device_that_trained():
+def test_calibration_is_chosen_by_the_device_the_run_was_given():
     labels = np.arange(100) % 2
-    the_truth = truth(labels, classes=2, calibrations={"cpu": stats(0.9, 0.01, 100), "cuda:H100": stats(0.99, 0.001, 100)})
+    calibrations = {"cpu": stats(0.9, 0.01, 100), "cuda:H100": stats(0.99, 0.001, 100)}
     the_spec = spec(threshold="calibrated", min_accuracy=None)
     predictions = predictions_with(90, labels, 2)
-    assert judge(the_spec, observation(predictions, device="cpu"), the_truth).fraction == 1.0
-    assert judge(the_spec, observation(predictions, device="cuda:H100"), the_truth).fraction == 0.0
+    assert judge(the_spec, observation(predictions), truth(labels, 2, calibrations=calibrations)).fraction == 1.0
+    on_gpu = truth(labels, 2, calibrations=calibrations, device="cuda:H100")
+    assert judge(the_spec, observation(predictions, device="cuda:H100"), on_gpu).fraction == 0.0
+
+
+def test_a_forged_device_in_the_record_neither_picks_a_calibration_nor_skips_the_check():
+    labels = np.arange(100) % 2
+    the_truth = truth(labels, 2, calibrations={"cpu": stats(0.9, 0.01, 100)})  # the run was given the CPU
+    failing = predictions_with(50, labels, 2)
+    verdict = judge(spec(threshold="calibrated", min_accuracy=None), observation(failing, device="cuda:A100"), the_truth)
+    assert verdict.fraction == 0.0  # not NotCalibrated (skipped, not counted) for a device it never had
+    assert "the model ended on cuda:A100, judged for cpu, the device this run was given" in verdict.message
+
+
+def test_expectations_on_a_device_change_only_accuracy_truths():
+    from grader import profiles
+
+    expected = {"acc": truth([0, 1]), "other": object()}
+    moved = profiles.on_device(expected, "cuda:H100")
+    assert moved["acc"].device == "cuda:H100" and expected["acc"].device == "cpu"
+    assert moved["other"] is expected["other"]
 
 
 def test_missing_calibration_says_which_command_to_run():

@@ -47,6 +47,15 @@ def test_registry_has_every_kind():
                                      "architecture", "op_equivalence", "accuracy", "residual", "evaluation", "transfer"]
 
 
+@pytest.mark.parametrize("name", list(checks.REGISTRY))
+def test_every_kind_takes_the_hosts_recheck_arguments(name):
+    """judging calls every kind's recheck the same way, with the rubric's own names last."""
+    import inspect
+
+    parameters = list(inspect.signature(checks.REGISTRY[name].recheck).parameters)
+    assert parameters == ["spec", "obs", "verdict", "found_as", "submitted", "expected", "target_names"]
+
+
 def test_registering_a_kind_twice_is_a_bug():
     with pytest.raises(RuntimeError, match="registered twice"):
         checks.register("shape")(type("Again", (checks.base.CheckKind,), {}))

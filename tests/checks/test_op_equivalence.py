@@ -630,6 +630,18 @@ def test_the_host_copy_catches_what_a_rewritten_report_hides():
     assert again.message.endswith("(its numbers matched in 8 of 8 configs)")
 
 
+def test_a_forged_found_as_cannot_steer_the_host_scan_away_from_the_rubrics_name():
+    """The record names a harmless class as the one graded and drops every source piece; the host
+    still scans the definition under the rubric's own name, which calls F.conv2d."""
+    the_spec = spec(counterpart="torch.nn.Conv2d")
+    obs, v = probe_and_judge(the_spec, vars(load_fixture("loop_ops")), "Conv2d")
+    forged = obs.model_copy(update={"sources": []})
+    submitted = [("ops.py", (FIXTURES / "calls_f_conv2d.py").read_text() + "\n\nclass Helper:\n    pass\n")]
+    assert KIND.recheck(the_spec, forged, v, "Helper", submitted).review != "forbidden implementation"
+    again = KIND.recheck(the_spec, forged, v, "Helper", submitted, None, ("Conv2d", "ops.MyConv"))
+    assert again.review == "forbidden implementation" and again.fraction == 0.0
+
+
 def test_a_clean_submitted_copy_keeps_the_verdict():
     the_spec = spec(counterpart="torch.nn.Conv2d")
     obs, v = probe_and_judge(the_spec, vars(load_fixture("loop_ops")), "Conv2d")

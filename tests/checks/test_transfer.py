@@ -161,6 +161,13 @@ def test_without_the_file_the_check_is_skipped_naming_the_file_and_its_place(tmp
     assert FILE in text and str(tmp_path / "hub" / "checkpoints" / FILE) in text
 
 
+def test_a_record_forging_that_the_weights_were_missing_is_not_skipped_but_sent_for_review(hub):
+    forged = KIND.Observation(module_type="(not built)", weights_seen=False)  # the file is on this machine
+    verdict = KIND.judge(spec(mode="pretrained"), forged, None)  # no CheckSkipped: it counts
+    assert verdict.fraction == 0.0 and "graded 0 until a person looks" in verdict.message
+    assert "forged record" in verdict.review
+
+
 def test_the_sandbox_level_shows_the_hub_cache_read_only(hub):
     from grader.sandbox import namespace
 

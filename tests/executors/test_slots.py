@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from grader.errors import GraderError
+from grader.executors import slots
 from grader.executors.slots import parse_gpus, plan_slots, visible_gpus
 from grader.sandbox import Slot
 from tests.conftest import FIXTURES, PROJECT
@@ -83,3 +84,25 @@ def test_bad_batch_options_are_usage_errors(tmp_path):
     assert done.returncode == 2 and "expected a whole number of at least 1, got '0'" in done.stderr
     done = grader("grade", tiny, str(tmp_path), "--out", str(tmp_path / "out"), "--per-gpu", "2")
     assert done.returncode == 2 and "--per-gpu needs --gpus" in done.stderr and "Traceback" not in done.stderr
+
+
+def _fake_nvidia_smi(folder, monkeypatch, script: str) -> None:
+    tool = folder / "nvidia-smi"
+    tool.write_text(f"#!/bin/sh\n{script}\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+    slots._gpu_name.cache_clear()
+
+
+def test_the_device_kind_of_a_slot_is_the_hosts_own_knowledge(tmp_path, monkeypatch):
+    assert slots.device_kind(None) == "cpu"
+    _fake_nvidia_smi(tmp_path, monkeypatch, 'test "$3 $4" = "-i 1" && echo "NVIDIA H200" || exit 6')
+    assert slots.device_kind("1") == "cuda:NVIDIA H200"
+
+
+def test_a_device_nvidia_smi_does_not_know_is_a_clear_error(tmp_path, monkeypatch):
+    _fake_nvidia_smi(tmp_path, monkeypatch, 'echo "No devices were found" >&2; exit 6')
+    with pytest.raises(GraderError) as caught:
+        slots.device_kind("7")
+    assert "nvidia-smi does not know CUDA device 7: No devices were found" in str(caught.value)
+    slots._gpu_name.cache_clear()
