@@ -11,7 +11,7 @@ import traceback
 from typing import Any
 
 from grader import checks, observations, unresolved
-from grader.checks.base import CheckSkipped, CheckSpec, Observation
+from grader.checks.base import CheckSkipped, CheckSpec, Measured, Observation
 from grader.results import CheckResult
 from grader.scoring import points_for
 from grader.targets import HOW_SAID, TargetSpec
@@ -27,12 +27,15 @@ INVALID_OBSERVATION = "invalid observation"
 def judge_all(specs: list[CheckSpec], records: list[observations.ProbeRecord], arrays: dict[str, Any],
               expected: dict[str, Observation], run_status: str, run_message: str,
               submitted: list[tuple[str, str]] | None = None, execution: Any = None,
-              targets: dict[str, TargetSpec] | None = None) -> list[CheckResult]:
+              targets: dict[str, TargetSpec] | None = None,
+              measured: dict[str, Measured] | None = None) -> list[CheckResult]:
     """One result per spec, in rubric order. A record that fails its kind's validation makes the
     check ``errored`` with a message starting with ``INVALID_OBSERVATION``. ``submitted`` is the
     host's own copy of the code, for kinds that rescan it (``CheckKind.recheck``) and to find
     where a missing target was defined; ``execution`` the run's record of failing cells and
-    modules; ``targets`` the rubric's, to name what a missing target could be called."""
+    modules; ``targets`` the rubric's, to name what a missing target could be called;
+    ``measured`` what the measure stage found for measured kinds (``grader.measuring``; None when
+    no measure stage ran)."""
     by_id = {r.check: r for r in records}
     results: dict[str, CheckResult] = {}
     for spec in specs:
@@ -43,7 +46,7 @@ def judge_all(specs: list[CheckSpec], records: list[observations.ProbeRecord], a
             result.counted = any(results[r].counted for r in unmet)
         else:
             result = judge_one(spec, by_id.get(spec.id), arrays, expected.get(spec.id), run_status, run_message,
-                               submitted, execution, targets)
+                               submitted, execution, targets, measured)
         results[spec.id] = result
     return list(results.values())
 
@@ -55,7 +58,8 @@ def has_invalid_observation(results: list[CheckResult]) -> bool:
 def judge_one(spec: CheckSpec, record: observations.ProbeRecord | None, arrays: dict[str, Any],
               expected: Observation | None, run_status: str, run_message: str,
               submitted: list[tuple[str, str]] | None = None, execution: Any = None,
-              targets: dict[str, TargetSpec] | None = None) -> CheckResult:
+              targets: dict[str, TargetSpec] | None = None, measured: dict[str, Measured] | None = None
+              ) -> CheckResult:
     kind = checks.get(spec.kind)
     if record is None:
         if run_status in STUDENT_RUN_FAILURES:
@@ -78,11 +82,12 @@ def judge_one(spec: CheckSpec, record: observations.ProbeRecord | None, arrays: 
     except observations.InvalidOutput as exc:
         return result_for(spec, "errored", 0.0, f"{INVALID_OBSERVATION} (tampered output?): {exc}", record=record)
     try:
-        verdict = kind.judge(spec, obs, expected)
+        if kind.Measurement is not None:
+            verdict = kind.judge(spec, obs, expected, measured.get(spec.id) if measured is not None else None)
+        else:
+            verdict = kind.judge(spec, obs, expected)
         if submitted is not None:
-            target = (targets or {}).get(getattr(spec, "target", None) or "")
-            own_names = tuple(n for n in [target.name, *target.aliases] if n) if target else ()
-            verdict = kind.recheck(spec, obs, verdict, record.found_as, submitted, expected, own_names)
+            verdict = kind.recheck(spec, obs, verdict, record.found_as, submitted, expected, own_names(spec, targets))
     except CheckSkipped as exc:
         result = result_for(spec, "skipped", 0.0, f"skipped: {exc.render()} (not counted in the score)", record=record)
         result.counted = False
@@ -101,6 +106,12 @@ def judge_one(spec: CheckSpec, record: observations.ProbeRecord | None, arrays: 
                      table=verdict.table, record=record)
     result.review = verdict.review
     return result
+
+
+def own_names(spec: CheckSpec, targets: dict[str, TargetSpec] | None) -> tuple[str, ...]:
+    """The names and aliases the rubric gives the targets ``spec`` uses (some checks use several)."""
+    found = [(targets or {}).get(ref) for ref in spec.target_refs()]
+    return tuple(name for target in found if target is not None for name in [target.name, *target.aliases] if name)
 
 
 def result_for(spec: CheckSpec, outcome: str, points: float, message: str, *, table: list[dict[str, Any]] | None = None,

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from grader import (__version__, data, environment, mappings, numerics, profiles, provided, references, sandbox,
-                    source_scan, submission)
+from grader import (__version__, data, environment, mappings, measuring, numerics, profiles, provided, references,
+                    sandbox, source_scan, submission)
 from grader.checks.base import Observation
 from grader.data import synthetic
 from grader.errors import GraderError
@@ -115,9 +115,11 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
                                       slot=slot, isolation=prep.isolation, read_only=read_only,
                                       env=_served_data(prep) | provided_aliases.env_for(
                                           *_aliases(prep), [text for _, text in submitted])))
+        measured = measuring.measure(rubric.checks, run.records, run.arrays, work=base, isolation=prep.isolation,
+                                     limits=limits, slot=slot)
         expected = profiles.on_device(prep.expected, device_kind(slot.gpu))
         results = judge_all(rubric.checks, run.records, run.arrays, expected, run.status, run.message,
-                            submitted, execution=run.execution, targets=rubric.targets)
+                            submitted, execution=run.execution, targets=rubric.targets, measured=measured)
         status = "invalid-output" if run.status == "ok" and has_invalid_observation(results) else run.status
         ex = run.execution
         return _assemble(sub, prep, results, status, run.message, start, isolation=run.isolation,

@@ -48,9 +48,10 @@ class Submission:
 
 @dataclass(frozen=True)
 class Entry:
-    """What the runner executes: a notebook, or module files on a search path."""
+    """What the runner executes: a notebook, or module files on a search path; or, for the
+    measure stage (``grader.measuring``), a folder of what the host wrote, with no student code."""
 
-    form: Literal["notebook", "module"]
+    form: Literal["notebook", "module", "measure"]
     root: Path                    # folder placed on sys.path / working directory contents
     notebook: Path | None = None  # the notebook, for the notebook form
     modules: tuple[str, ...] = ()  # module names to import, for the module form

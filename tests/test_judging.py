@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -303,3 +304,15 @@ def test_observation_with_a_dangling_array_reference_is_errored_as_invalid():
 def test_records_for_unknown_checks_are_ignored():
     (r,) = run([spec("params")], [observed("params", counts(23)), observed("injected", counts(1))])
     assert r.outcome == "passed"
+
+
+def test_the_rubrics_own_names_cover_every_target_a_check_uses():
+    from grader import rubric
+    from grader.judging import own_names
+
+    loaded = rubric.load(Path(__file__).parent.parent / "rubrics" / "mlp-checkpoint.yaml").model
+    split = next(c for c in loaded.checks if c.kind == "dataset" and isinstance(c.target, list))
+    names = own_names(split, loaded.targets)
+    for ref in split.target:
+        assert loaded.targets[ref].name is None or loaded.targets[ref].name in names
+    assert own_names(split, None) == ()

@@ -183,12 +183,39 @@ class ProbeContext:
                 torch.cuda.default_generators[index].manual_seed(self.seed)
 
 
+@dataclass(frozen=True)
+class Measured:
+    """What the measure stage found for one check, as the host hands it to the judge.
+
+    ``seed`` is the host's own: the measure stage drew fresh inputs from it, and the judge draws
+    the same ones for torch's side (the student's process never saw it). ``data`` is the kind's
+    ``Measurement``, validated; ``None`` with ``problem`` saying why nothing was measured (the
+    run captured no artifact, the artifact broke the format's rules, the measure run failed)."""
+
+    seed: int
+    data: Any = None
+    problem: str = ""
+
+
 class CheckKind:
-    """Base class of check kinds; subclasses set ``Spec``, ``Observation`` and the two methods."""
+    """Base class of check kinds; subclasses set ``Spec``, ``Observation`` and the two methods.
+
+    A *measured* kind also sets ``Measurement`` and defines ``measure(spec, obs, seed)``: its probe
+    captures artifacts (a graph of torch operators, ``grader.artifacts``) in the student's
+    process, ``measure`` computes from them in a sandbox that never runs student code, and its
+    ``judge`` takes a fourth argument, the ``Measured`` (``docs/security.md``: measured and
+    observed checks)."""
 
     name: ClassVar[str]
     Spec: ClassVar[type[CheckSpec]]
     Observation: ClassVar[type[Observation]]
+    Measurement: ClassVar[type[Observation] | None] = None
+
+    @staticmethod
+    def measure(spec: Any, obs: Any, seed: int) -> Observation:  # pragma: no cover - abstract
+        """(measured kinds) Runs in the measure sandbox: the ``Measurement`` of ``obs``'s artifacts
+        on inputs drawn from ``seed``. Raises ``grader.artifacts.ArtifactError`` for a bad artifact."""
+        raise NotImplementedError
 
     @staticmethod
     def needs_reference(spec: Any) -> bool:

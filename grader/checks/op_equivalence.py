@@ -46,7 +46,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from grader.checks import register
-from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, StudentRaised, Verdict
+from grader import artifacts
+from grader.checks.base import CheckKind, CheckSpec, Measured, Observation, ProbeContext, StudentRaised, Verdict
 from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import format_shape, is_plain_tensor, type_name
 from grader.checks.forbidden import (Hit, OpRecorder, SourcePiece, collect_sources, default_names, default_ops,
@@ -167,6 +168,11 @@ class CaseRun(BaseModel):
     renamed: dict[str, str] = {}  # the counterpart's parameter -> the op's attribute it was copied into
     ambiguous: str = ""  # why a person should decide which attribute holds a parameter
     batched: bool = False  # the input was given with a batch dimension of 1 (``batch_dimension``)
+    # the op captured as a graph (``grader.artifacts``): inputs ``input``, the counterpart's
+    # parameters by name, ``upstream``; outputs the op's output then each gradient of ``graph_grads``
+    graph: artifacts.Graph | None = None
+    graph_grads: list[str] = []
+    graph_problem: str = ""  # why there is no graph
 
 
 class OpObservation(Observation):
@@ -175,6 +181,21 @@ class OpObservation(Observation):
     backward_ops: list[str]
     sources: list[SourcePiece]
     source_problems: list[str]
+
+
+class MeasuredRun(BaseModel):
+    """One config's graph run by the measure stage on fresh inputs."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
+    output: Array | None = None
+    gradients: dict[str, Array] = {}
+    operators: list[str] = []  # the aten operators the graph holds, forward and backward
+    problem: str = ""  # why the graph gave no output
+    refused: bool = False  # the graph broke the format's rules: crafted, since a capture never does
+
+
+class OpMeasurement(Observation):
+    runs: list[MeasuredRun | None]  # by config; None: the probe captured no graph for it
 
 
 # ---------------------------------------------------------------- shared by probe and judge
@@ -345,6 +366,9 @@ def _run_student(spec: OpEquivalenceSpec, index: int, config: OpConfig, op: Any,
     if not is_plain_tensor(out):
         return CaseRun(output_type=type_name(out), **common), module
     run = CaseRun(output_type=type_name(out), output=as_array(out), **common)
+    usable = {n: p for n, p in placed.items() if p.tensor is not None and not p.problem}
+    run.graph, run.graph_grads, run.graph_problem = _capture(spec, config, module, usable, batched, list(out.shape),
+                                                             call, ctx)
     if not spec.backward:
         return run, module
     if not out.requires_grad:
@@ -396,6 +420,70 @@ def _forward(spec: OpEquivalenceSpec, config: OpConfig, module: Any, x: Any, cal
     if not is_plain_tensor(out) or out.ndim < 1 or out.shape[0] != 1:
         raise first
     return torch.squeeze(out, 0), True
+
+
+def _capture(spec: OpEquivalenceSpec, config: OpConfig, module: Any, placed: dict[str, Placed], batched: bool,
+             out_shape: list[int], call: str, ctx: ProbeContext) -> tuple[artifacts.Graph | None, list[str], str]:
+    """The op as a graph of torch operators, forward and backward: a function of the input, the
+    counterpart's parameters (put where ``placed`` found their attributes) and the upstream
+    gradient. Returns the graph and the names of the gradients it returns, or why there is none."""
+    import torch
+
+    dtype = getattr(torch, config.dtype)
+    names = list(placed)
+    grads = gradient_names(spec, names) if spec.backward else []
+    grads = [g for g in grads if g == "input" or g in placed]
+
+    def joint(x: Any, *rest: Any) -> tuple[Any, ...]:
+        *parameters, upstream = rest
+        with _swapped(module, {placed[n].attribute: t for n, t in zip(names, parameters)}):
+            out = torch.squeeze(module(torch.unsqueeze(x, 0)), 0) if batched else module(x)
+        if not grads:
+            return (out,)
+        wrt = [x if g == "input" else parameters[names.index(g)] for g in grads]
+        return (out, *torch.autograd.grad(out, wrt, upstream, allow_unused=True))
+
+    inputs = [torch.zeros(config.input, dtype=dtype).normal_().requires_grad_(True),
+              *(torch.Tensor.detach(placed[n].tensor).clone().requires_grad_(True) for n in names),
+              torch.zeros(out_shape, dtype=dtype).normal_()]
+    try:
+        with ctx.student_code(f"capturing {call} as a graph of torch operators"), torch.enable_grad():
+            graph = artifacts.capture(joint, inputs, ["input", *names, "upstream"])
+    except artifacts.ArtifactError as exc:
+        return None, [], f"the op could not be captured: {exc}"
+    except StudentRaised as exc:
+        return None, [], f"the op could not be captured: {_short_error(exc)}"
+    return graph, grads, ""
+
+
+class _swapped:
+    """Inside the block, each attribute path (``weight``, ``conv.weight``) of ``module`` holds the
+    given tensor, whether it was a parameter, a buffer or a plain attribute; restored after."""
+
+    def __init__(self, module: Any, tensors: dict[str, Any]):
+        self.module, self.tensors, self.saved = module, tensors, []
+
+    def __enter__(self) -> None:
+        import torch
+
+        for path, tensor in self.tensors.items():
+            *parents, leaf = path.split(".")
+            owner = self.module
+            for part in parents:
+                owner = getattr(owner, part)
+            for store in ("_parameters", "_buffers"):
+                table = getattr(owner, store, None) if isinstance(owner, torch.nn.Module) else None
+                if table is not None and leaf in table:
+                    self.saved.append((table, leaf, table[leaf]))
+                    table[leaf] = tensor
+                    break
+            else:
+                self.saved.append((vars(owner), leaf, vars(owner)[leaf]))
+                vars(owner)[leaf] = tensor
+
+    def __exit__(self, *exc: Any) -> None:
+        for table, leaf, value in reversed(self.saved):
+            table[leaf] = value
 
 
 def _short_error(exc: StudentRaised) -> str:
@@ -485,6 +573,43 @@ def _compare_run(spec: OpEquivalenceSpec, index: int, config: OpConfig, run: Cas
     return Comparison([_row(label, compared, detail, True, largest)], ok=True, max_abs=largest.max_abs)
 
 
+def _judge_runs(spec: OpEquivalenceSpec, configs: list[OpConfig], obs: OpObservation, measured: Measured | None
+                ) -> tuple[list[Comparison], list[Hit], list[str]]:
+    """Every config compared, measured where it can be; the forbidden operators its graph holds;
+    and what a person should know (configs only observed, graphs that matched torch only on the
+    inputs the student's process saw)."""
+    comparisons, hits, doubts = [], [], []
+    unmeasured: list[str] = []
+    fresh = spec.model_copy(update={"seed": measured.seed}) if measured is not None else spec
+    for index, (config, run, m) in enumerate(zip(configs, obs.runs, _measured_runs(measured, len(configs)))):
+        observed = _compare_run(spec, index, config, run)
+        label = describe(spec, config)
+        if measured is None:
+            comparisons.append(observed)
+            continue
+        if m is not None:
+            hits += [Hit(op, label, "in the captured graph") for op in m.operators if matches(op, spec.ops())]
+        if m is not None and m.refused:
+            comparisons.append(Comparison([_row(label, "graph", m.problem, False)], ok=False))
+            doubts.append(f"{label}: {m.problem}")
+        elif m is not None and m.output is not None:
+            comparison = _compare_run(fresh, index, config, run.model_copy(
+                update={"output": m.output, "gradients": m.gradients, "error": None}))
+            comparisons.append(comparison)
+            if observed.ok and not comparison.ok:
+                doubts.append(f"{label} matched {spec.counterpart} only on the inputs the student's process saw, not "
+                              "on fresh ones: the op computes outside torch's operators (numpy, a switched-off "
+                              "tracer, values looked up), which the grader cannot measure")
+        else:
+            comparisons.append(observed)
+            why = (m.problem if m is not None else run.graph_problem) or measured.problem or "no graph was captured"
+            unmeasured.append(f"{label} ({why})")
+    if unmeasured and any(c.ok for c in comparisons):
+        doubts.append(f"judged on what the student's process reported, not measured: {'; '.join(unmeasured[:3])}"
+                      + (f" and {len(unmeasured) - 3} more" if len(unmeasured) > 3 else ""))
+    return comparisons, hits, doubts
+
+
 def forbidden_hits(spec: OpEquivalenceSpec, obs: OpObservation) -> tuple[list[Hit], list[str]]:
     """Forbidden things in the op's source and among the ops it ran; and reasons to review anyway."""
     hits, unreadable = scan(obs.sources, spec.names())
@@ -496,10 +621,58 @@ def forbidden_hits(spec: OpEquivalenceSpec, obs: OpObservation) -> tuple[list[Hi
     return hits, doubts
 
 
+def _measure_run(spec: OpEquivalenceSpec, index: int, config: OpConfig, run: CaseRun) -> MeasuredRun:
+    """One config's graph on the inputs ``spec``'s seed draws, with torch's parameters in it."""
+    import torch
+
+    graph = run.graph
+    assert graph is not None
+    try:
+        artifacts.check(graph)
+    except artifacts.ArtifactError as exc:
+        return MeasuredRun(problem=f"the captured graph was refused: {exc}", refused=True)
+    counterpart = build_counterpart(spec, index, config)
+    parameters = dict(counterpart.named_parameters())
+    names = graph.inputs[1:-1]
+    if graph.inputs[:1] != ["input"] or graph.inputs[-1:] != ["upstream"] or not set(names) <= set(parameters) \
+            or len(run.graph_grads) + 1 != len(graph.outputs):
+        return MeasuredRun(problem=f"the captured graph takes {graph.inputs} and returns {len(graph.outputs)} "
+                                   f"values for gradients {run.graph_grads}: not the op's forward and backward",
+                           refused=True, operators=graph.operators())
+    dtype = getattr(torch, config.dtype)
+    x = seeded_tensor(spec, index, 1, config.input, dtype)
+    with torch.no_grad():
+        out_shape = list(counterpart(x).shape)
+    upstream = seeded_tensor(spec, index, 2, out_shape, dtype)
+    try:
+        outputs = artifacts.run(graph, [x, *(parameters[n].detach() for n in names), upstream])
+    except artifacts.ArtifactError as exc:
+        return MeasuredRun(problem=str(exc), operators=graph.operators())
+    out, grads = outputs[0], dict(zip(run.graph_grads, outputs[1:]))
+    if not is_plain_tensor(out):
+        return MeasuredRun(problem="the captured graph returns no tensor", operators=graph.operators())
+    return MeasuredRun(output=as_array(out), operators=graph.operators(),
+                       gradients={n: as_array(g) for n, g in grads.items() if is_plain_tensor(g)})
+
+
+def _measured_runs(measured: Measured | None, count: int) -> list[MeasuredRun | None]:
+    data = measured.data if measured is not None else None
+    if not isinstance(data, OpMeasurement) or len(data.runs) != count:
+        return [None] * count
+    return list(data.runs)
+
+
 @register("op_equivalence")
 class OpEquivalence(CheckKind):
     Spec = OpEquivalenceSpec
     Observation = OpObservation
+    Measurement = OpMeasurement
+
+    @staticmethod
+    def measure(spec: OpEquivalenceSpec, obs: OpObservation, seed: int) -> OpMeasurement:
+        fresh = spec.model_copy(update={"seed": seed})
+        return OpMeasurement(runs=[_measure_run(fresh, i, c, run) if run.graph is not None else None
+                                   for i, (c, run) in enumerate(zip(spec.sweep(), obs.runs))])
 
     @staticmethod
     def probe(spec: OpEquivalenceSpec, ctx: ProbeContext) -> OpObservation:
@@ -525,14 +698,20 @@ class OpEquivalence(CheckKind):
                              sources=sources, source_problems=problems)
 
     @staticmethod
-    def judge(spec: OpEquivalenceSpec, obs: OpObservation, expected: None) -> Verdict:
+    def judge(spec: OpEquivalenceSpec, obs: OpObservation, expected: None, measured: Measured | None = None
+              ) -> Verdict:
+        """Each config is judged on what the measure stage computed from its graph, on inputs the
+        student's process never saw; a config without a usable graph on what the probe observed,
+        flagged as only observed. Without a measure stage at all (``measured`` None: the reference,
+        the ``none`` isolation level) every config is judged as observed, unflagged."""
         configs = spec.sweep()
         if len(obs.runs) != len(configs):
             return Verdict.failed(f"the probe returned {len(obs.runs)} runs for {len(configs)} configs")
-        results = [_compare_run(spec, i, c, run) for i, (c, run) in enumerate(zip(configs, obs.runs))]
+        results, hits, doubts = _judge_runs(spec, configs, obs, measured)
         passed = sum(r.ok for r in results)
         table = [row for r in results for row in r.rows]
-        hits, doubts = forbidden_hits(spec, obs)
+        found, more_doubts = forbidden_hits(spec, obs)
+        hits, doubts = hits + found, doubts + more_doubts
         if hits:
             return _forbidden(hits, passed, len(configs))
         direction = "forward and backward" if spec.backward else "forward"

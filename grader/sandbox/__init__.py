@@ -244,7 +244,7 @@ def _runner_job(job: Job, root: str, out_dir: str, job_path: str) -> dict[str, A
 
     notebook = str(Path(root) / job.entry.notebook.relative_to(job.entry.root)) if job.entry.notebook else None
     return {"entry": {"form": job.entry.form, "root": root, "notebook": notebook, "modules": list(job.entry.modules)},
-            "plan": probe_plan.for_probe(job.plan), "limits": job.limits, "out_dir": out_dir, "job_path": job_path,
+            "plan": probe_plan.for_probe(job.plan) if job.entry.form != "measure" else {}, "limits": job.limits, "out_dir": out_dir, "job_path": job_path,
             "isolation": job.isolation}
 
 

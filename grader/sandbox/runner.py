@@ -44,6 +44,11 @@ def main(argv: list[str]) -> int:
         tmp.replace(out_dir / "execution.json")
 
     try:
+        if job["entry"]["form"] == "measure":  # no student code: the measure stage (grader.measuring)
+            from grader.sandbox import measure
+
+            measure.run(job)
+            return 0
         if job["entry"]["form"] == "notebook":
             from grader.sandbox import notebook
 

@@ -1,0 +1,111 @@
+"""The measure stage, host side: artifacts the student's run captured, measured where no student
+code runs.
+
+After the student's sandbox has run, every *measured* check (a kind with a ``Measurement``,
+``checks.base.CheckKind``) whose probe observed something goes to a second sandbox, at the same
+isolation level and limits: a fresh runner (``sandbox/measure.py``) that imports no student code
+and only loads plain data. The host writes its input from observations it has already validated
+(re-encoded, so nothing the student's process wrote crosses as it was written), with each check's
+full spec and a seed only the host knows (``seed_for``). What comes back is validated against the
+kind's ``Measurement`` and handed to the judge as a ``Measured``; a measure run that fails is a
+``Measured`` with the reason, and the judge says the check was only observed.
+
+The seed is what makes measuring worth it: a graph that computed the right numbers only on the
+inputs the student's process saw (values baked in, a tracer switched off) gives wrong ones on
+inputs drawn from a secret it never had. The secret is the machine's own
+(``<cache>/measure-secret``, made on first use, readable only by the grader's user), or
+``GRADER_MEASURE_SECRET`` to pin it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from grader import checks, observations, paths, sandbox
+from grader.checks.base import CheckSpec, Measured
+from grader.submission import Entry
+
+SECRET_ENV = "GRADER_MEASURE_SECRET"
+SECRET_FILE = "measure-secret"
+JOB_NAME = "measure.json"
+
+
+def is_measured(spec: CheckSpec) -> bool:
+    return checks.get(spec.kind).Measurement is not None
+
+
+def seed_for(check_id: str) -> int:
+    """The seed of one check's fresh inputs: the same on this machine for every run (grades do not
+    change between runs), unknown to the student's process."""
+    digest = hmac.new(_secret(), check_id.encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def _secret() -> bytes:
+    pinned = os.environ.get(SECRET_ENV)
+    if pinned:
+        return pinned.encode()
+    path = paths.cache_dir() / SECRET_FILE
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+                out.write(secrets.token_hex(32).encode())
+        except FileExistsError:
+            pass  # another grader made it a moment ago
+        return path.read_bytes()
+
+
+def measure(specs: list[CheckSpec], records: list[observations.ProbeRecord], arrays: dict[str, Any], *, work: Path,
+            isolation: sandbox.Isolation, limits: dict[str, Any], slot: sandbox.Slot) -> dict[str, Measured] | None:
+    """Measure every measured check the student's run observed; None when there is none."""
+    by_id = {r.check: r for r in records}
+    items: list[tuple[CheckSpec, Any]] = []
+    for spec in specs:
+        record = by_id.get(spec.id)
+        if not is_measured(spec) or record is None or record.status != "observed" or record.data is None:
+            continue
+        try:
+            items.append((spec, observations.validate_data(checks.get(spec.kind).Observation, record.data, arrays)))
+        except observations.InvalidOutput:
+            continue  # judging reports the record as invalid; there is nothing to measure
+    if not items:
+        return None
+    seeds = {spec.id: seed_for(spec.id) for spec, _ in items}
+    inputs = work / "measure-in"
+    inputs.mkdir(parents=True, exist_ok=True)
+    writer = observations.ArrayWriter()
+    observations.write(inputs, [{"check": spec.id, "status": "observed",
+                                 "data": writer.encode(obs.model_dump(mode="python"))} for spec, obs in items], writer)
+    (inputs / JOB_NAME).write_text(json.dumps({"items": [
+        {"check": spec.id, "kind": spec.kind, "spec": spec.model_dump(mode="json"), "seed": seeds[spec.id]}
+        for spec, _ in items]}))
+    run = sandbox.run(sandbox.Job(entry=Entry(form="measure", root=inputs), plan={}, limits=limits,
+                                  out_dir=work / "measure-out", slot=slot, isolation=isolation))
+    found = {r.check: r for r in run.records}
+    measured: dict[str, Measured] = {}
+    for spec, _ in items:
+        measured[spec.id] = _read(spec, found.get(spec.id), run, seeds[spec.id])
+    return measured
+
+
+def _read(spec: CheckSpec, record: observations.ProbeRecord | None, run: sandbox.RunResult, seed: int) -> Measured:
+    if record is None:
+        return Measured(seed, problem=f"the measure stage ended {run.status}: {run.message}")
+    if record.status != "observed" or record.data is None:
+        detail = f"{record.error.type}: {record.error.message}" if record.error else record.status
+        return Measured(seed, problem=f"the measure stage failed: {detail}")
+    model = checks.get(spec.kind).Measurement
+    assert model is not None
+    try:
+        return Measured(seed, data=observations.validate_data(model, record.data, run.arrays))
+    except observations.InvalidOutput as exc:
+        return Measured(seed, problem=f"the measure stage's output is invalid: {exc}")
