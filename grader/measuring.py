@@ -29,6 +29,7 @@ from typing import Any
 
 from grader import checks, observations, paths, sandbox
 from grader.checks.base import CheckSpec, Measured
+from grader.errors import GraderError
 from grader.submission import Entry
 
 SECRET_ENV = "GRADER_MEASURE_SECRET"
@@ -90,6 +91,9 @@ def measure(specs: list[CheckSpec], records: list[observations.ProbeRecord], arr
         for spec, _ in items]}))
     run = sandbox.run(sandbox.Job(entry=Entry(form="measure", root=inputs), plan={}, limits=limits,
                                   out_dir=work / "measure-out", slot=slot, isolation=isolation))
+    if run.status == "sandbox-error":  # the machine's fault, not the artifacts': the batch retries the submission
+        raise GraderError(f"the measure stage could not run: {run.message}", where="grader.measuring",
+                          hint="the batch retries it; if it persists, check the sandbox (docs/security.md)")
     found = {r.check: r for r in run.records}
     measured: dict[str, Measured] = {}
     for spec, _ in items:

@@ -575,9 +575,14 @@ def _compare_run(spec: OpEquivalenceSpec, index: int, config: OpConfig, run: Cas
 
 def _judge_runs(spec: OpEquivalenceSpec, configs: list[OpConfig], obs: OpObservation, measured: Measured | None
                 ) -> tuple[list[Comparison], list[Hit], list[str]]:
-    """Every config compared, measured where it can be; the forbidden operators its graph holds;
-    and what a person should know (configs only observed, graphs that matched torch only on the
-    inputs the student's process saw)."""
+    """Every config compared on what the measure stage computed; the forbidden operators its graph
+    holds; and what a person should know.
+
+    Points come from measurements only: a config without one (no graph, or a graph refused) earns
+    nothing, and what the student's process reported for it is put in front of a person instead,
+    since that report is exactly what a student who reads the grader's source can write. Without a
+    measure stage at all (``measured`` None: the reference, ``--isolation none``) the reports are
+    judged as they are."""
     comparisons, hits, doubts = [], [], []
     unmeasured: list[str] = []
     fresh = spec.model_copy(update={"seed": measured.seed}) if measured is not None else spec
@@ -589,10 +594,7 @@ def _judge_runs(spec: OpEquivalenceSpec, configs: list[OpConfig], obs: OpObserva
             continue
         if m is not None:
             hits += [Hit(op, label, "in the captured graph") for op in m.operators if matches(op, spec.ops())]
-        if m is not None and m.refused:
-            comparisons.append(Comparison([_row(label, "graph", m.problem, False)], ok=False))
-            doubts.append(f"{label}: {m.problem}")
-        elif m is not None and m.output is not None:
+        if m is not None and m.output is not None and not m.refused:
             comparison = _compare_run(fresh, index, config, run.model_copy(
                 update={"output": m.output, "gradients": m.gradients, "error": None}))
             comparisons.append(comparison)
@@ -600,12 +602,16 @@ def _judge_runs(spec: OpEquivalenceSpec, configs: list[OpConfig], obs: OpObserva
                 doubts.append(f"{label} matched {spec.counterpart} only on the inputs the student's process saw, not "
                               "on fresh ones: the op computes outside torch's operators (numpy, a switched-off "
                               "tracer, values looked up), which the grader cannot measure")
-        else:
-            comparisons.append(observed)
-            why = (m.problem if m is not None else run.graph_problem) or measured.problem or "no graph was captured"
+            continue
+        why = (m.problem if m is not None else measured.problem or run.graph_problem) or "no graph was captured"
+        reported = "matched" if observed.ok else "did not match"
+        comparisons.append(Comparison([_row(label, "measured", f"not measured: {why}; the run reported that it "
+                                                               f"{reported} {spec.counterpart}", False)], ok=False))
+        if observed.ok:
             unmeasured.append(f"{label} ({why})")
-    if unmeasured and any(c.ok for c in comparisons):
-        doubts.append(f"judged on what the student's process reported, not measured: {'; '.join(unmeasured[:3])}"
+    if unmeasured:
+        doubts.append(f"{len(unmeasured)} config(s) the run reported as matching could not be measured, so earned "
+                      f"nothing; a person may award them: {'; '.join(unmeasured[:3])}"
                       + (f" and {len(unmeasured) - 3} more" if len(unmeasured) > 3 else ""))
     return comparisons, hits, doubts
 
