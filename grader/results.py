@@ -33,6 +33,10 @@ class CheckResult(BaseModel):
     # calibration on the grading machine): its points are left out of the totals, as a skipped test
     # is not a failed one, and the pages say so.
     counted: bool = True
+    # How the check's numbers were obtained: "measured" from artifacts, in a sandbox that never ran
+    # student code (grader.measuring), or "observed" inside the student's process, where its code
+    # could have changed them (docs/security.md lists which kinds are which).
+    basis: Literal["measured", "observed"] = "observed"
 
 
 class SourceFlag(BaseModel):

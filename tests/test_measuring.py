@@ -159,3 +159,17 @@ def test_a_measure_run_that_cannot_start_is_the_machines_fault_not_the_students(
                                                                       isolation="process", seconds=0.0))
     with pytest.raises(GraderError, match="the measure stage could not run: no uid free"):
         measured_by_the_sandbox(obs, tmp_path)
+
+
+def test_a_check_judged_on_a_measurement_says_so_and_one_without_says_observed():
+    from grader.judging import judge_all
+
+    obs = observed(load_fixture("loop_ops").Conv2d)
+    writer = observations.ArrayWriter()
+    record = observations.ProbeRecord.model_validate(
+        {"check": "conv", "status": "observed", "data": writer.encode(obs.model_dump(mode="python"))})
+    unmeasured = judge_all([conv_spec()], [record], writer.arrays, {}, "ok", "")
+    assert unmeasured[0].basis == "observed"
+    forged = Measured(seed=1, problem="the measure stage ended crash")
+    measured = judge_all([conv_spec()], [record], writer.arrays, {}, "ok", "", measured={"conv": forged})
+    assert measured[0].basis == "measured" and measured[0].points == 0.0
