@@ -173,3 +173,17 @@ def test_a_check_judged_on_a_measurement_says_so_and_one_without_says_observed()
     forged = Measured(seed=1, problem="the measure stage ended crash")
     measured = judge_all([conv_spec()], [record], writer.arrays, {}, "ok", "", measured={"conv": forged})
     assert measured[0].basis == "measured" and measured[0].points == 0.0
+
+
+@pytest.mark.slow
+def test_an_op_too_big_to_capture_on_the_full_input_is_measured_on_a_smaller_one(tmp_path, monkeypatch):
+    from grader import artifacts
+
+    loops = load_fixture("loop_ops").Conv2d
+    monkeypatch.setattr(artifacts, "MAX_NODES", 140)  # full inputs trace to 390 and 146, the smaller ones to 98
+    obs = observed(loops)
+    assert all(run.graph is not None and run.graph_input for run in obs.runs), [r.graph_problem for r in obs.runs]
+    assert obs.runs[0].graph_input == [1, 2, 4, 4] and obs.runs[1].graph_input == [1, 1, 4, 4]
+    verdict = KIND.judge(conv_spec(), obs, None, measured_by_the_sandbox(obs, tmp_path))
+    assert verdict.fraction == 1.0, verdict.message
+    assert "measured on the smaller input [1, 2, 4, 4]" in str(verdict.table)
