@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from grader.observations import Array
 
 MAX_NODES = 100_000  # a loop over the windows of a [1, 100, 100] max pool, forward and backward: about 55,000
-MAX_INPUTS = 64
+MAX_INPUTS = 2048  # a captured model's input, then each of its weights (a DenseNet-121 has 606)
 MAX_STRING = 64
 # aten operators that reach outside tensor arithmetic, refused even though they are in aten
 REFUSED = {"from_file", "_nested_from_padded", "set_", "_set_from"}
