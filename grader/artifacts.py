@@ -32,6 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from grader.observations import Array
 
 MAX_NODES = 100_000  # a loop over the windows of a [1, 100, 100] max pool, forward and backward: about 55,000
+# All the graphs one run captures, together: well inside the observations' JSON cap (about 60 bytes a
+# node), so that graphs never make a run's whole output invalid; past it, a capture says so.
+MAX_NODES_PER_RUN = 300_000
 MAX_INPUTS = 2048  # a captured model's input, then each of its weights (a DenseNet-121 has 606)
 MAX_STRING = 64
 # aten operators that reach outside tensor arithmetic, refused even though they are in aten
@@ -66,18 +69,21 @@ class Graph(BaseModel):
 # ---------------------------------------------------------------- capture (student sandbox)
 
 
-def capture(fn: Any, inputs: list[Any], names: list[str]) -> Graph:
+def capture(fn: Any, inputs: list[Any], names: list[str], limit: int = MAX_NODES) -> Graph:
     """Run ``fn(*inputs)`` (tensors in; a tuple of tensors or ``None`` out) while recording every
     aten operator it dispatches, backward passes included, into a ``Graph``.
 
     A tensor that reaches an operator without having come from an input or an earlier recorded
     operator (made from numpy, or by code that switched the recording off) is kept as a constant.
     ``ArtifactError`` when the trace holds something the format cannot carry or grows past
-    ``MAX_NODES``; the student's own exceptions propagate as they are, for the caller's
+    ``limit`` operations (at most ``MAX_NODES``; a run's probes share ``MAX_NODES_PER_RUN`` through
+    ``ProbeContext.capture``); the student's own exceptions propagate as they are, for the caller's
     ``student_code`` block."""
     import torch
 
-    tracer = _Tracer(torch)
+    if limit <= 0:
+        raise ArtifactError(f"the run's graphs already hold the {MAX_NODES_PER_RUN:,} operations a run may capture")
+    tracer = _Tracer(torch, min(MAX_NODES, limit))
     for tensor in inputs:
         tracer.known(tensor)
     with tracer.recording():
@@ -92,8 +98,8 @@ class _Tracer:
     """The recording: each dispatched operator becomes a node; tensors are told apart by identity
     (each one seen is kept alive for the trace, so an identity is never reused)."""
 
-    def __init__(self, torch: Any):
-        self.torch = torch
+    def __init__(self, torch: Any, limit: int):
+        self.torch, self.limit = torch, limit
         self.index: dict[int, int] = {}
         self.alive: list[Any] = []
         self.count = 0  # values so far: the inputs, then one per node
@@ -107,8 +113,8 @@ class _Tracer:
         self.count += 1
 
     def add(self, target: str, args: list[Any], kwargs: dict[str, Any]) -> int:
-        if len(self.nodes) >= MAX_NODES:
-            raise ArtifactError(f"the trace grew past the {MAX_NODES:,} operations a graph may hold")
+        if len(self.nodes) >= self.limit:
+            raise ArtifactError(f"the trace grew past the {self.limit:,} operations a graph may hold")
         self.nodes.append([target, args, kwargs])
         self.count += 1
         return self.count - 1

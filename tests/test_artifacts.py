@@ -208,3 +208,17 @@ def test_fuzzed_graphs_load_and_run_or_give_an_artifact_error(capsys):
             outcomes["refused"] += 1
         assert time.monotonic() - start < 5
     assert outcomes["ran"] and outcomes["refused"]
+
+
+def test_a_runs_graphs_share_one_budget(monkeypatch):
+    from grader.checks.base import ProbeContext
+
+    monkeypatch.setattr(artifacts, "MAX_NODES_PER_RUN", 700)
+    ctx = ProbeContext(namespaces=[], targets={})
+    x, w = torch.randn(1, 1, 4, 4, requires_grad=True), torch.randn(1, 1, 2, 2, requires_grad=True)
+    upstream = torch.randn(1, 1, 3, 3)
+    first = ctx.capture(joint(loop_conv), [x, w, upstream], ["input", "weight", "upstream"])
+    assert ctx.graph_nodes_left == 700 - len(first.nodes) > 0
+    with pytest.raises(ArtifactError, match="grew past the|already hold the 700"):
+        for _ in range(10):
+            ctx.capture(joint(loop_conv), [x, w, upstream], ["input", "weight", "upstream"])

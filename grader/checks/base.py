@@ -139,6 +139,18 @@ class ProbeContext:
     seed: int = 0
     found: dict[str, Resolution] = field(default_factory=dict)
     mapping: dict[str, str] = field(default_factory=dict)  # an instructor's names for targets (grader.mappings)
+    graph_nodes_left: int = -1  # what the run may still capture (ProbeContext.capture); -1: not started
+
+    def capture(self, fn: Any, inputs: list[Any], names: list[str]) -> Any:
+        """``artifacts.capture`` within the run's budget: every graph a run captures shares
+        ``artifacts.MAX_NODES_PER_RUN`` operations, so graphs never outgrow the observations' cap."""
+        from grader import artifacts
+
+        if self.graph_nodes_left < 0:
+            self.graph_nodes_left = artifacts.MAX_NODES_PER_RUN
+        graph = artifacts.capture(fn, inputs, names, self.graph_nodes_left)
+        self.graph_nodes_left -= len(graph.nodes)
+        return graph
 
     def resolve(self, key: str) -> Any:
         """The object for rubric target ``key``; raises ``Unresolved`` with the candidates."""

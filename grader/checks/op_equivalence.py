@@ -482,7 +482,7 @@ def _capture(spec: OpEquivalenceSpec, config: OpConfig, module: Any, placed: dic
               torch.zeros(out_shape, dtype=dtype).normal_()]
     try:
         with ctx.student_code(f"capturing {call} as a graph of torch operators"), torch.enable_grad():
-            graph = artifacts.capture(joint, inputs, ["input", *names, "upstream"])
+            graph = ctx.capture(joint, inputs, ["input", *names, "upstream"])
     except artifacts.ArtifactError as exc:
         return None, [], f"the op could not be captured: {exc}"
     except StudentRaised as exc:

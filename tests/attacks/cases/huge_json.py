@@ -7,7 +7,7 @@ _write = obs.write
 
 def _write_huge(out_dir, records, writer):
     for record in records:
-        record["found_as"] = "x" * (9 * 2**20)
+        record["found_as"] = "x" * (obs.MAX_JSON_BYTES + 2**20)
         break
     return _write(out_dir, records, writer)
 
