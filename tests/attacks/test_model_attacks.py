@@ -1,0 +1,85 @@
+"""The model attacks: a student who has read the grader's source tries to pass the shape and
+parameter-count checks of a small network without building a right one. Before ``shape`` and
+``param_count`` were measured, rewriting the records scored full marks.
+
+Every case is graded in one batch, in the namespace sandbox, next to an honest network that must
+keep its full marks. The cases (``models/cases``): records rewritten with the right shapes and
+count and no capture; records rewritten with graphs forged to return zeros of the right shape,
+beside a weights list padded to the right count; and records rewritten with a faithful capture of
+another, right network: measuring cannot tell that one from the submitted network, and the host's
+scan of the code is what puts it before a person.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader.sandbox import namespace
+
+HERE = Path(__file__).parent / "models"
+# Its own uid range, apart from test_attacks' (pid + 0) and test_op_attacks' (pid + 50) in one pytest run.
+UIDS = range(62000 + 16 * ((os.getpid() + 25) % 100), 62000 + 16 * ((os.getpid() + 25) % 100) + 16)
+
+why_not = namespace.unavailable_reason()
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(why_not is not None, reason=f"the model attacks need the namespace sandbox: {why_not}")]
+
+# case -> score, of 4 (net-shape 2, net-params 2)
+EXPECTED = {
+    "honest": 4,
+    "rewrites_its_records": 0,
+    "forged_constant_graph": 0,
+    "forged_graph_of_another_model": 4,  # measuring's limit: a real computation of a right network (flagged below)
+}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    out = tmp_path_factory.mktemp("model-attacks")
+    env = {**os.environ, "GRADER_SANDBOX_UID_BASE": str(UIDS.start), "GRADER_SANDBOX_UID_COUNT": str(len(UIDS))}
+    done = subprocess.run([sys.executable, "-m", "grader", "grade", str(HERE / "rubric.yaml"), str(HERE / "cases"),
+                           "--out", str(out), "--workers", "2", "--quiet", "--isolation", "namespace"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {f.stem: json.loads(f.read_text()) for f in (out / "submissions").glob("*.json")}
+
+
+def checks_of(result):
+    return {c["id"]: c for c in result["checks"]}
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_each_case_gets_its_exact_score(graded, case):
+    result = graded[case]
+    assert (result["status"], result["score"]) == ("ok", EXPECTED[case]), json.dumps(result["checks"], indent=1)[:3000]
+    assert result["isolation"] == "namespace"
+
+
+def test_the_honest_network_is_measured_and_unflagged(graded):
+    checks = checks_of(graded["honest"])
+    assert checks["net-shape"]["review"] is None and checks["net-params"]["review"] is None
+    assert checks["net-params"]["message"] == "58 learnable parameters"
+
+
+def test_records_rewritten_without_a_capture_earn_nothing_and_ask_a_person(graded):
+    checks = checks_of(graded["rewrites_its_records"])
+    assert "the run shipped no capture of the model" in checks["net-shape"]["message"]
+    assert "2 input shape(s) the run reported as matching could not be measured" in checks["net-shape"]["review"]
+    assert checks["net-params"]["review"].startswith("the count the run reported as matching could not be measured")
+
+
+def test_graphs_forged_to_return_the_right_shape_from_nothing_are_refused(graded):
+    checks = checks_of(graded["forged_constant_graph"])
+    for check in ("net-shape", "net-params"):
+        assert "the graph's output does not depend on its input" in checks[check]["message"], checks[check]
+
+
+def test_a_capture_of_another_network_is_what_the_hosts_scan_puts_before_a_person(graded):
+    reached = {case for case, result in graded.items() if any(f["rule"] == "grader" for f in result.get("flags", []))}
+    assert reached == {"rewrites_its_records", "forged_constant_graph", "forged_graph_of_another_model"}
