@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from pydantic import ValidationError
 
 from grader.errors import GraderError
+from grader.sandbox.statuses import MACHINE_FAULT
 from grader.results import SubmissionResult
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ JOURNAL_NAME = "journal.sqlite"
 # student's code never are retried: they would fail the same way again.
 RETRY_BACKOFF_SECONDS = (5.0, 20.0)
 MAX_INFRA_RETRIES = len(RETRY_BACKOFF_SECONDS)
-INFRASTRUCTURE_STATUSES = frozenset({"sandbox-error"})
+INFRASTRUCTURE_STATUSES = MACHINE_FAULT  # the grader's or the machine's failures (sandbox.statuses.STATUSES)
 
 APPLICATION_ID = 0x47524A4E  # "GRJN" in the SQLite header: tells our journal from any other database
 SCHEMA_VERSION = 1

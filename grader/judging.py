@@ -13,12 +13,12 @@ from typing import Any
 from grader import checks, observations, unresolved
 from grader.checks.base import CheckSkipped, CheckSpec, Measured, Observation
 from grader.results import CheckResult
+from grader.sandbox.statuses import STUDENT_FAULT
 from grader.scoring import points_for
 from grader.targets import HOW_SAID, TargetSpec
 
 # Run statuses after which a missing observation is the student's run's fault, not ours.
-STUDENT_RUN_FAILURES = {"timeout-wall", "timeout-cpu", "kernel-died", "crash", "memory", "no-result",
-                        "invalid-output", "output-limit", "gpu-oom", "gpu-fault"}
+STUDENT_RUN_FAILURES = STUDENT_FAULT
 
 
 INVALID_OBSERVATION = "invalid observation"

@@ -13,8 +13,47 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
+from typing import Literal
+
 from grader.sandbox import failures
 from grader.sandbox.limits import machine_starved
+
+Status = Literal["ok", "cell-timeout", "no-result", "invalid-output", "timeout-wall", "timeout-cpu", "output-limit",
+                 "crash", "kernel-died", "memory", "gpu-oom", "gpu-fault", "rejected", "sandbox-error"]
+
+
+@dataclass(frozen=True)
+class StatusInfo:
+    """What a status means for the checks it leaves unobserved and for the batch.
+
+    ``fault`` is whose doing the status is: ``student`` (their code ran out of a limit, died, or
+    broke the output rules: a check it never reached is ``errored``, counted), ``machine`` (the
+    grader or the host failed: never a final grade, the batch retries it), or ``none`` (the run
+    ended normally, or never started because the submission was refused)."""
+
+    meaning: str
+    fault: Literal["student", "machine", "none"]
+
+
+# Every run status, in one table: `classify` below decides which one a run gets.
+STATUSES: dict[Status, StatusInfo] = {
+    "ok": StatusInfo("the code ran; each check says how it went", "none"),
+    "cell-timeout": StatusInfo("a notebook cell ran past its limit and was interrupted; the rest was graded", "none"),
+    "rejected": StatusInfo("the submission could not be run as given (archive, form, size, a shadowing file)", "none"),
+    "no-result": StatusInfo("the run ended without observing anything", "student"),
+    "invalid-output": StatusInfo("what the run wrote broke the boundary's rules", "student"),
+    "timeout-wall": StatusInfo("the run took longer than its wall-clock limit", "student"),
+    "timeout-cpu": StatusInfo("a process used up its CPU time", "student"),
+    "output-limit": StatusInfo("the code printed or wrote more than allowed", "student"),
+    "crash": StatusInfo("the runner died from a signal", "student"),
+    "kernel-died": StatusInfo("the notebook's kernel exited", "student"),
+    "memory": StatusInfo("the code ran out of memory", "student"),
+    "gpu-oom": StatusInfo("the GPU ran out of memory", "student"),
+    "gpu-fault": StatusInfo("the GPU reported a fault", "student"),
+    "sandbox-error": StatusInfo("the grader or the machine failed, not the code: retried", "machine"),
+}
+STUDENT_FAULT = frozenset(s for s, info in STATUSES.items() if info.fault == "student")
+MACHINE_FAULT = frozenset(s for s, info in STATUSES.items() if info.fault == "machine")
 
 # Words in an error message that tell which resource ran out.
 MEMORY_ERROR = re.compile(r"^MemoryError|failed to map segment|can't allocate memory|Cannot allocate memory|std::bad_alloc", re.M)
@@ -40,7 +79,7 @@ def signal_name(number: int) -> str:
     return signal.Signals(number).name if number in signal.valid_signals() else f"signal {number}"
 
 
-def classify(ending: Ending, execution: Any, records: list[Any], limits: dict[str, Any]) -> tuple[str, str]:
+def classify(ending: Ending, execution: Any, records: list[Any], limits: dict[str, Any]) -> tuple[Status, str]:
     """The run's status and message. ``execution`` is the runner's record (or None) and
     ``records`` the probe records; both were already validated against their schemas."""
     ex = execution

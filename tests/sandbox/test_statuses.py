@@ -8,7 +8,7 @@ import pytest
 
 from grader.observations import ProbeRecord, StudentError
 from grader.sandbox import CellRun, Execution, ModuleRun
-from grader.sandbox.statuses import Ending, classify
+from grader.sandbox.statuses import STATUSES, Ending, classify
 
 LIMITS = {"wall_seconds": 60, "cell_seconds": 20, "memory_mb": 1024, "disk_mb": 64, "output_mb": 2}
 OBSERVED = [ProbeRecord(check="a", status="observed", data={})]
@@ -56,6 +56,12 @@ def test_each_status_with_a_message_that_says_why(case):
     status, message = classify(ending, execution, records, LIMITS)
     assert status == case.split(" (")[0]
     assert words in message
+
+
+def test_every_status_of_the_table_is_reached_and_nothing_else():
+    reached = {classify(*CASES[case][:3], LIMITS)[0] for case in CASES}
+    assert reached == set(STATUSES) - {"invalid-output"}  # read_back decides that one, before classify
+    assert STATUSES["sandbox-error"].fault == "machine" and STATUSES["memory"].fault == "student"
 
 
 def test_a_wall_timeout_wins_over_what_the_code_raised():
