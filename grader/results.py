@@ -6,13 +6,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-# passed / failed: judged; errored: the student's code raised; skipped: a prerequisite failed or the
-# machine lacks something; needs-review: the grader cannot decide (an unresolved target) and asks a
-# person, 0 points until then; grader-error: the harness itself failed.
 # Flagged lines named in a submission's review note (gradebook, summary.json); its page lists all.
 MAX_FLAGS_NOTED = 5
 
 Outcome = Literal["passed", "failed", "errored", "skipped", "needs-review", "grader-error"]
+
+# Every check outcome, in one table (judging decides which one a check gets).
+OUTCOMES: dict[Outcome, str] = {
+    "passed": "judged, and every part of it held",
+    "failed": "judged, and something differed (partial credit may still give points)",
+    "errored": "the student's code raised, or its run ended before the check was observed",
+    "skipped": "a prerequisite failed, or the machine lacks something (then not counted either way)",
+    "needs-review": "the grader cannot decide (an unresolved target) and asks a person; 0 points until then",
+    "grader-error": "the harness itself failed; never the student's fault",
+}
 
 
 class CheckResult(BaseModel):

@@ -316,3 +316,11 @@ def test_the_rubrics_own_names_cover_every_target_a_check_uses():
     for ref in split.target:
         assert loaded.targets[ref].name is None or loaded.targets[ref].name in names
     assert own_names(split, None) == ()
+
+
+def test_every_outcome_has_its_meaning_in_one_table():
+    from typing import get_args
+
+    from grader.results import OUTCOMES, Outcome
+
+    assert list(OUTCOMES) == list(get_args(Outcome))
