@@ -56,6 +56,23 @@ def test_every_kind_takes_the_hosts_recheck_arguments(name):
     assert parameters == ["spec", "obs", "verdict", "found_as", "submitted", "expected", "target_names"]
 
 
+@pytest.mark.parametrize("name", list(checks.REGISTRY))
+def test_a_kind_is_measured_all_the_way_or_not_at_all(name):
+    """A measured kind has a Measurement, its own measure, and a judge that takes the Measured;
+    any other kind has none of the three."""
+    import inspect
+
+    from grader.checks.base import CheckKind, Observation
+
+    kind = checks.REGISTRY[name]
+    parameters = list(inspect.signature(kind.judge).parameters)
+    if kind.Measurement is None:
+        assert len(parameters) == 3 and kind.measure is CheckKind.measure
+    else:
+        assert parameters[3:] == ["measured"] and kind.measure is not CheckKind.measure
+        assert issubclass(kind.Measurement, Observation)
+
+
 def test_registering_a_kind_twice_is_a_bug():
     with pytest.raises(RuntimeError, match="registered twice"):
         checks.register("shape")(type("Again", (checks.base.CheckKind,), {}))
