@@ -232,7 +232,7 @@ def test_requires_lists_every_unmet_prerequisite():
 
 def skipped_here(monkeypatch):
     """param_count judges that raise CheckSkipped, as when the grading machine lacks a file."""
-    def judge(spec, obs, expected):
+    def judge(spec, obs, expected, measured=None):  # param_count is a measured kind
         raise CheckSkipped("the weights file is not on this machine", where="/cache/w.pth", hint="put it there")
 
     monkeypatch.setattr(checks.get("param_count"), "judge", judge)
@@ -267,7 +267,7 @@ def test_requires_a_passed_check_is_judged():
 
 
 def test_judge_that_raises_becomes_grader_error(monkeypatch):
-    def broken_judge(spec, obs, expected):
+    def broken_judge(spec, obs, expected, measured=None):
         raise KeyError("oops")
 
     monkeypatch.setattr(checks.get("param_count"), "judge", staticmethod(broken_judge))
@@ -278,7 +278,7 @@ def test_judge_that_raises_becomes_grader_error(monkeypatch):
 
 
 def test_verdict_fraction_is_clamped(monkeypatch):
-    monkeypatch.setattr(checks.get("param_count"), "judge", staticmethod(lambda s, o, e: Verdict(1.5, "overjoyed")))
+    monkeypatch.setattr(checks.get("param_count"), "judge", staticmethod(lambda s, o, e, m=None: Verdict(1.5, "overjoyed")))
     (r,) = run([spec("params", partial_credit=True)], [observed("params", counts(23))])
     assert (r.outcome, r.points) == ("passed", 2.0)
 
