@@ -33,7 +33,7 @@ MAX_WEIGHT_ELEMENTS = 50_000_000  # a larger model is not captured: measuring it
 # Values travel only while a model's weights fit in this; a run ships one model per measured check, and
 # every array of a run shares observations.MAX_ARRAYS_BYTES (256 MiB).
 MAX_VALUE_BYTES = 8 * 2**20
-MAX_GRAPH_JSON_BYTES = 512 * 2**10  # one forward's nodes; a run's JSON is capped at 8 MiB (MAX_JSON_BYTES)
+MAX_GRAPH_JSON_BYTES = 512 * 2**10  # one forward's nodes: a model's forward takes a few hundred operations
 MAX_CONSTANT_BYTES = 8 * 2**20  # what one forward bakes in (tensors its code made outside torch's operators)
 MAX_NAME = 200
 MAX_INPUT_ELEMENTS = 10_000_000  # far above any input a check asks for: [3, 3, 224, 224] is 451,584
@@ -121,7 +121,7 @@ def capture(model: Any, shapes: list[list[int]], dtype: Any, ctx: ProbeContext, 
         try:
             with ctx.student_code(f"capturing {call} on an input of shape {format_shape(shape)} as a graph "
                                   "of torch operators"), torch.no_grad():
-                graph = artifacts.capture(forward, [x, *tensors], ["input", *names])
+                graph = ctx.capture(forward, [x, *tensors], ["input", *names])  # within the run's budget
             problem = _too_large(graph)
         except artifacts.ArtifactError as exc:
             problem = f"its forward could not be captured: {exc}"
