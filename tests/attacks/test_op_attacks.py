@@ -4,8 +4,9 @@ Conv2d without writing one. Before the measure stage, several of these scored fu
 Every case is graded in one batch, in the namespace sandbox, next to an honest op that must keep
 its full marks. The cases (``ops/cases``): a stub whose probe is rebound to report torch's
 numbers; torch's convolution through an alias with the operator recorder emptied; torch's
-convolution and gradients computed with every dispatch mode switched off; records rewritten on
-their way out; and an honest op that reads the job file, looking for the hidden check.
+convolution and gradients computed with every dispatch mode switched off; torch's convolution
+inside a custom operator of the student's own library; records rewritten on their way out; and an
+honest op that reads the job file, looking for the hidden check.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ EXPECTED = {
     "aliased_conv_scrubbed_recorder": 0,
     "hides_conv_from_the_tracer": 0,
     "rewrites_its_records": 0,
+    "custom_op_wraps_conv": 0,
 }
 
 
@@ -79,6 +81,11 @@ def test_torchs_convolution_is_found_in_the_graph_when_the_recorder_was_emptied(
 def test_a_convolution_hidden_from_every_mode_matches_only_where_the_process_looked(graded):
     conv = checks_of(graded["hides_conv_from_the_tracer"])["conv"]
     assert "only on the inputs the student's process saw" in conv["review"]
+
+
+def test_a_custom_operator_is_opaque_so_it_is_not_measured_and_earns_nothing(graded):
+    conv = checks_of(graded["custom_op_wraps_conv"])["conv"]
+    assert "could not be measured" in conv["review"] and "attack.conv is not an aten operator" in conv["review"]
 
 
 def test_the_job_file_holds_no_hidden_title_or_tolerance(graded):
