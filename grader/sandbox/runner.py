@@ -23,7 +23,9 @@ RUNNER_FAILED = 70
 PR_SET_CHILD_SUBREAPER = 36
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], own_process: bool = False) -> int:
+    """Run the job at ``argv[0]``; ``own_process`` when this process exists for that alone (not the
+    ``none`` level, which calls this in the grader's own process)."""
     job_path = Path(argv[0])
     job = json.loads(job_path.read_text())
     job["job_path"] = str(job_path)
@@ -48,6 +50,9 @@ def main(argv: list[str]) -> int:
             from grader.sandbox import measure
 
             measure.run(job)
+            if own_process:
+                kill_descendants()  # as the finally below would, were it not skipped
+                _end_at_once()
             return 0
         if job["entry"]["form"] == "notebook":
             from grader.sandbox import notebook
@@ -203,6 +208,16 @@ def _serve_data(root: str) -> None:
         provided_aliases.install()
 
 
+def _end_at_once() -> None:
+    """Exit 0 now, skipping the interpreter's teardown. The measure stage's runner ends so once its
+    outputs are written and closed: tearing down an interpreter that imported torch frees its
+    objects one by one (about half a second of CPU, a quarter of the stage) in a process that is
+    over. Nothing is lost: it started nothing, and only stdout and stderr buffer, flushed here."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def _watch_lifeline(fd: int) -> None:
     """When the grader dies (even by SIGKILL) its end of the pipe closes: end everything we started.
 
@@ -267,4 +282,4 @@ def kill_descendants(pid: int | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:], own_process=True))
