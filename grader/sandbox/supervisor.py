@@ -1,4 +1,4 @@
-"""The trusted supervisor: PID 1 of a namespace sandbox (``python -m grader.sandbox.supervisor SPEC``).
+"""The trusted supervisor: PID 1 of a namespace sandbox (started by ``namespace.command`` with a SPEC).
 
 ``unshare`` starts it as root in new PID, mount, network, IPC and UTS namespaces. It then
 
@@ -18,6 +18,9 @@
 
 When the grader dies, even by SIGKILL, the lifeline pipe it holds closes; the supervisor sees the
 end of file and exits, and the kernel kills every process of the PID namespace with it.
+
+It starts without ``grader.sandbox``'s ``__init__`` (``namespace.SUPERVISOR_START``), so it imports
+only the standard library and its siblings that do too (``cpu_use``, ``mounts``, ``limits``).
 """
 
 from __future__ import annotations

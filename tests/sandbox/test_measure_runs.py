@@ -82,3 +82,16 @@ def test_at_the_namespace_level_the_records_come_back(tmp_path):
     run = sandbox.run(measure_job(tmp_path, "namespace"))
     the_ghosts_record(run)
     assert run.status != "sandbox-error", run.message
+
+
+def test_the_supervisor_starts_without_the_sandbox_packages_models(tmp_path):
+    """PID 1 of every namespace run imports neither pydantic nor numpy (the package's ``__init__``):
+    started as ``namespace.command`` starts it, with a spec that does not exist, it gets as far as
+    reading it, having imported its own modules."""
+    argv = namespace.command(tmp_path / "no-spec.json")[len(namespace.UNSHARE):]
+    done = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], capture_output=True, text=True, timeout=60,
+                          env=namespace.supervisor_env(), cwd="/")
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert {"grader.sandbox.supervisor", "grader.sandbox.mounts", "grader.sandbox.cpu_use"} <= imported, done.stderr
+    assert not {"pydantic", "numpy", "grader.observations"} & imported
+    assert "no-spec.json" in done.stderr and "FileNotFoundError" in done.stderr
