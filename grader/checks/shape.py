@@ -119,9 +119,9 @@ class Shape(CheckKind):
     @staticmethod
     def judge(spec: ShapeSpec, obs: ShapeObservation, expected: ShapeObservation | None,
               measured: Measured | None = None) -> Verdict:
-        """Each input shape earns its share only on what the measure stage computed from its graph
-        on a fresh input; a shape without a usable graph earns nothing, and a person is told what
-        the run reported. A model the run says failed fails: nobody forges a failure. Without a
+        """An input shape counts as right only on what the measure stage computed from its graph on
+        a fresh input; one without a usable graph counts as wrong, and a person is told what the
+        run reported. A model the run says failed fails: nobody forges a failure. Without a
         measure stage (``measured`` None: the reference, ``--isolation none``) the run's report is
         judged as it is."""
         bindings = spec.bindings()
@@ -136,7 +136,7 @@ class Shape(CheckKind):
             else:
                 want = concrete(spec.output, binding)  # type: ignore[arg-type]
             got, ok = _outcome(fwd.output_type, fwd.output_shape, want)
-            shown = format_shape(fwd.input_shape)
+            shown = format_shape(concrete(spec.input, binding))  # the host's, not the record's
             if measured is not None and ok:
                 if m is not None and not m.problem:
                     got, ok = _outcome(m.output_type, m.output_shape, want)
