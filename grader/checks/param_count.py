@@ -150,7 +150,8 @@ class ParamCount(CheckKind):
         m = measured.data if isinstance(measured.data, ParamCountMeasurement) else None
         if m is None or m.problem:
             why = (m.problem if m is not None else measured.problem or _why_not(obs)) or "no graph was captured"
-            verdict = Verdict.failed(f"not measured: {why}; the run reported {reported:,} learnable parameters")
+            verdict = Verdict.failed(f"not measured: {why}; the run reported {reported:,} learnable parameters, "
+                                     f"expected {want:,}")
             if reported == want:
                 verdict.review = (f"the count the run reported as matching could not be measured, so earned "
                                   f"nothing; a person may award it: {why}")

@@ -86,7 +86,7 @@ def test_without_any_input_shape_nothing_is_captured_and_the_rubric_is_named():
     verdict = KIND.judge(the_spec, obs, None, measured(the_spec, obs))
     assert verdict.fraction == 0.0
     assert verdict.message == ("not measured: the rubric gives no input shape for it (the check's `input`, or the "
-                               "target's contract input); the run reported 23 learnable parameters")
+                               "target's contract input); the run reported 23 learnable parameters, expected 23")
     assert verdict.review.startswith("the count the run reported as matching could not be measured")
 
 
