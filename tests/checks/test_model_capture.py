@@ -157,10 +157,19 @@ def test_a_forward_that_raises_or_returns_no_tensor_has_no_graph_and_says_why():
     assert captured_of(ReturnsATuple(), [[1, 4]]).why_not(0) == "the model returned a tuple, not a torch.Tensor"
 
 
-def test_a_forward_larger_than_a_graph_may_take_is_not_shipped(monkeypatch):
-    monkeypatch.setattr(model_capture, "MAX_GRAPH_JSON_BYTES", 50)
-    captured = captured_of(sequential(), [[1, 4]])
-    assert captured.graphs == [None] and "more than the 50 bytes a captured forward may take" in captured.why_not(0)
+def test_a_forward_past_the_runs_budget_of_operations_is_not_shipped():
+    context = ctx()
+    context.graph_nodes_left = 3
+    captured = model_capture.capture(sequential(), [[1, 4]], torch.float32, context, "net()")
+    assert captured.graphs == [None] and "operations a graph may hold" in captured.why_not(0)
+
+
+def test_a_forward_baking_in_too_many_bytes_is_not_shipped(monkeypatch):
+    monkeypatch.setattr(model_capture, "MAX_CONSTANT_BYTES", 8)
+    captured = captured_of(NumpyForward(), [[3, 4]])
+    assert captured.graphs == [None]
+    assert captured.why_not(0) == ("its forward bakes in 48 bytes of tensors made outside torch's operators, more "
+                                   "than 8")
 
 
 # ---------------------------------------------------------------- the measure side's rules
