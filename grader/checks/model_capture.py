@@ -28,7 +28,7 @@ from grader.checks.base import ProbeContext, StudentRaised
 from grader.checks.common import format_shape, is_plain_tensor, tensor_shape, type_name
 from grader.observations import Array
 
-MAX_WEIGHT_ELEMENTS = 50_000_000  # a larger model is not captured: measuring it would cost more than grading it
+MAX_WEIGHT_ELEMENTS = 50_000_000  # a larger model is not captured: the measure stage would hold it for every check
 # Values travel only while a model's weights fit in this; a run ships one model per measured check, and
 # every array of a run shares observations.MAX_ARRAYS_BYTES (256 MiB).
 MAX_VALUE_BYTES = 8 * 2**20
