@@ -130,6 +130,26 @@ class Rubric(BaseModel):
     checks: list[CheckUnion] = Field(min_length=1)  # type: ignore[valid-type]
 
     @model_validator(mode="after")
+    def _param_counts_have_an_input(self) -> "Rubric":
+        """A parameter count is measured through the model's forward (``grader.checks.model_capture``),
+        so it needs an input shape: its own ``input``, the target's contract input, or the input of a
+        shape check on the same target built with the same arguments, which it then takes."""
+        shapes = [c for c in self.checks if c.kind == "shape"]
+        for check in self.checks:
+            if check.kind != "param_count" or check.input is not None:
+                continue
+            target = self.targets.get(check.target)
+            if target is not None and target.contract is not None and target.contract.input is not None:
+                continue
+            twin = next((s for s in shapes if s.target == check.target and s.args == check.args), None)
+            if twin is None:
+                raise ValueError(f"check {check.id!r} (param_count): the parameters are counted through the model's "
+                                 f"forward, which needs an input shape; give the check an `input` (such as [B, 4]), "
+                                 f"or the target {check.target!r} a contract input")
+            check.input = list(twin.input)
+        return self
+
+    @model_validator(mode="after")
     def _served_paths_need_data(self) -> "Rubric":
         if self.data.dataset == "none" and any(a.data_paths for a in self.submission.provided_aliases):
             raise ValueError("submission.provided_aliases: data_paths are served from data.dirname, and this rubric "

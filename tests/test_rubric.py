@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from grader import checks, rubric
 from grader.errors import GraderError, RubricError
@@ -322,3 +323,22 @@ def test_every_bundled_check_survives_the_trip_to_the_sandbox():
         for spec in load(path).model.checks:
             again = checks.get(spec.kind).Spec.model_validate(spec.model_dump(mode="json"))
             assert again.model_dump(mode="json") == spec.model_dump(mode="json"), f"{path.name}: {spec.id}"
+
+
+def test_a_param_count_takes_the_input_of_a_shape_check_on_the_same_model_or_says_it_needs_one(tmp_path):
+    from grader import rubric
+    from grader.errors import RubricError
+
+    base = {"assignment": "a", "title": "t", "reference": ".",
+            "targets": {"net": {"name": "make_net", "kind": "callable"}},
+            "checks": [{"id": "shape", "kind": "shape", "target": "net", "args": [4, 2], "input": ["B", 4],
+                        "output": ["B", 2], "points": 1},
+                       {"id": "params", "kind": "param_count", "target": "net", "args": [4, 2], "expected": 10,
+                        "points": 1}]}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(base))
+    assert rubric.load(path).checks_by_id["params"].input == ["B", 4]
+    base["checks"][1]["args"] = [8, 2]  # another model: the shape check's input says nothing about it
+    path.write_text(yaml.safe_dump(base))
+    with pytest.raises(RubricError, match="param_count.*needs an input shape; give the check an `input`"):
+        rubric.load(path)
