@@ -192,7 +192,7 @@ def test_fuzzed_graphs_load_and_run_or_give_an_artifact_error(capsys):
         mutated = plain
         for _ in range(rng.randint(1, 3)):
             mutated = _mutations(rng, mutated)
-        start = time.monotonic()
+        start = time.process_time()  # CPU time: a busy machine does not stretch it
         try:
             candidate = Graph.model_validate({**mutated, "constants": []} if isinstance(mutated, dict) else mutated)
             artifacts.check(candidate)
@@ -206,7 +206,7 @@ def test_fuzzed_graphs_load_and_run_or_give_an_artifact_error(capsys):
 
             assert isinstance(exc, ValidationError), f"{type(exc).__name__}: {exc}"
             outcomes["refused"] += 1
-        assert time.monotonic() - start < 5
+        assert time.process_time() - start < 5
     assert outcomes["ran"] and outcomes["refused"]
 
 
