@@ -204,7 +204,7 @@ def test_statuses_explain_themselves(graded):
     assert "SIGSEGV" in messages["segfault"]
     assert "CPU time" in messages["infinite_loop"]
     assert "out of memory" in messages["memory_bomb"]
-    assert "30s limit" in messages["sleeps_forever"]
+    assert "20s limit" in messages["sleeps_forever"]
     assert "torch.py" in messages["ships_own_torch"]
     assert "symbolic link" in messages["zip_with_symlink"]
     assert "outside the archive" in messages["zip_with_dotdot"]
