@@ -13,8 +13,6 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -22,14 +20,13 @@ import nbformat
 import pytest
 
 from grader.sandbox import namespace
+from tests.attacks import batches
 from tests.conftest import GOOD_NET, write_notebook
 
 HERE = Path(__file__).parent
 PWNED = Path("/tmp/grader-pwned-by-pickle")
 SECRET = "ATTACK_SECRET_hunter2"
-# This batch's own uid range, away from the default one (61000 up) and picked by pid among 100 ranges,
-# so a grader running next to the suite is neither leased our uids nor counted as our leftover.
-UIDS = range(62000 + 16 * (os.getpid() % 100), 62000 + 16 * (os.getpid() % 100) + 16)
+UIDS = batches.own_uids(0)  # this batch's own sandbox uids (tests/attacks/batches.py)
 
 why_not = namespace.unavailable_reason()
 pytestmark = [pytest.mark.slow,
@@ -131,11 +128,7 @@ def graded(tmp_path_factory):
     _notebooks(batch)
     _zips(batch)
     out = tmp_path_factory.mktemp("attack-out")
-    env = {**os.environ, SECRET.split("_h")[0]: SECRET, "GRADER_TOKEN": SECRET,
-           "GRADER_SANDBOX_UID_BASE": str(UIDS.start), "GRADER_SANDBOX_UID_COUNT": str(len(UIDS))}
-    done = subprocess.run([sys.executable, "-m", "grader", "grade", str(HERE / "rubric.yaml"), str(batch),
-                           "--out", str(out), "--workers", "2", "--quiet", "--isolation", "namespace"],
-                          capture_output=True, text=True, env=env, timeout=900)
+    done = batches.grade(HERE / "rubric.yaml", batch, out, UIDS, env={SECRET.split("_h")[0]: SECRET, "GRADER_TOKEN": SECRET})
     summary = json.loads((out / "summary.json").read_text())
     rows = {r["student"]: r for r in summary}
     details = {stem: json.loads((out / "submissions" / f"{stem}.json").read_text()) for stem in rows}

@@ -13,18 +13,16 @@ scan of the code is what puts it before a person.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from grader.sandbox import namespace
+from tests.attacks import batches
+from tests.attacks.batches import checks_of
 
+UIDS = batches.own_uids(25)
 HERE = Path(__file__).parent / "models"
-# Its own uid range, apart from test_attacks' (pid + 0) and test_op_attacks' (pid + 50) in one pytest run.
-UIDS = range(62000 + 16 * ((os.getpid() + 25) % 100), 62000 + 16 * ((os.getpid() + 25) % 100) + 16)
 
 why_not = namespace.unavailable_reason()
 pytestmark = [pytest.mark.slow,
@@ -42,16 +40,9 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     out = tmp_path_factory.mktemp("model-attacks")
-    env = {**os.environ, "GRADER_SANDBOX_UID_BASE": str(UIDS.start), "GRADER_SANDBOX_UID_COUNT": str(len(UIDS))}
-    done = subprocess.run([sys.executable, "-m", "grader", "grade", str(HERE / "rubric.yaml"), str(HERE / "cases"),
-                           "--out", str(out), "--workers", "2", "--quiet", "--isolation", "namespace"],
-                          capture_output=True, text=True, env=env, timeout=600)
+    done = batches.grade(HERE / "rubric.yaml", HERE / "cases", out, UIDS)
     assert done.returncode == 0, done.stderr[-3000:]
-    return {f.stem: json.loads(f.read_text()) for f in (out / "submissions").glob("*.json")}
-
-
-def checks_of(result):
-    return {c["id"]: c for c in result["checks"]}
+    return batches.results(out)
 
 
 @pytest.mark.parametrize("case", sorted(EXPECTED))
