@@ -1,13 +1,14 @@
 """Artifacts: a student's computation captured as a graph of torch operators, to be measured
 where no student code exists.
 
-Capture (in the student's sandbox) runs a function of tensors once under torch's proxy tracing
-(``make_fx``): every aten operator that touched a traced tensor, forward and backward (a custom
-``autograd.Function``'s own backward included), becomes a node. What the student's code did
-outside torch's operators (numpy, Python arithmetic on ``.item()``, a tracer switched off) is not
-in the graph: its results are baked in as constants, which only give the right answer on the
-inputs the capture used. That is why a graph is measured on fresh inputs that the student's
-process never saw.
+Capture (in the student's sandbox) runs a function of tensors once under a dispatch mode that
+records every aten operator it dispatches, forward and backward (a custom ``autograd.Function``'s
+own backward included), each as a node; tensors are told apart by identity. (torch's ``make_fx``
+does the same with far more bookkeeping: about ten times slower on a loop-written convolution.)
+What the student's code did outside torch's operators (numpy, Python arithmetic on ``.item()``, a
+recorder switched off) is not in the graph: its results are baked in as constants, which only give
+the right answer on the inputs the capture used. That is why a graph is measured on fresh inputs
+that the student's process never saw.
 
 Measure (in a sandbox that never imports student code) rebuilds the graph from plain data and
 runs it: each node is an ``aten`` operator looked up by name in ``torch.ops.aten`` (or tuple

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import shutil
 from pathlib import Path
+from grader import pysource
 
 KEPT = ".student_copies"
 
@@ -76,7 +77,7 @@ def top_level_names(text: str) -> set[str]:
     """Functions, classes and assigned names a module defines at its top level (none if it does
     not parse: a broken copy has nothing worth keeping)."""
     try:
-        tree = ast.parse(text)
+        tree = pysource.parse(text)
     except (SyntaxError, ValueError):
         return set()
     names: set[str] = set()

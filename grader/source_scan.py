@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
+from grader import pysource
 from grader.results import SourceFlag
 from grader.rubric import Rubric
 
@@ -231,8 +232,7 @@ def _parse(label: str, text: str) -> tuple[ast.Module | None, int | None]:
 
 def _try_parse(text: str) -> tuple[ast.Module | None, int | None]:
     try:
-        tree = compile(text, "<submitted>", "exec", flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
-                       dont_inherit=True)
+        tree = pysource.parse(text, flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     except SyntaxError as exc:
         return None, exc.lineno
     except (ValueError, RecursionError, MemoryError):  # a null byte; nesting deeper than the parser allows

@@ -45,6 +45,7 @@ from typing import Any, Iterable, Iterator
 
 from pydantic import BaseModel, ConfigDict
 
+from grader import pysource
 from grader.checks.base import Verdict
 
 # Ways of reaching a function without naming it; scanned for whatever the counterpart is.
@@ -137,7 +138,7 @@ def scan(pieces: list[SourcePiece], patterns: list[str]) -> tuple[list[Hit], lis
     trees, unreadable = [], []
     for piece in pieces:
         try:
-            tree = ast.parse(textwrap.dedent(piece.text))
+            tree = pysource.parse(textwrap.dedent(piece.text))
             trees.append((piece, tree, _own_names(tree)))
         except (SyntaxError, ValueError, RecursionError, MemoryError):  # the text comes from the sandbox
             unreadable.append(piece.name)
@@ -260,7 +261,7 @@ def class_source_in(text: str, class_name: str, containing_line: int | None = No
     text and its first line (the one around ``containing_line`` if several have that name). Lets
     the host scan what the student wrote rather than what their process reported."""
     try:
-        tree = ast.parse(text)
+        tree = pysource.parse(text)
     except SyntaxError:
         return None
     for node in ast.walk(tree):

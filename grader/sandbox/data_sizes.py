@@ -25,6 +25,7 @@ import ast
 import json
 import os
 from typing import Any, Sequence
+from grader import pysource
 
 ENV = "GRADER_SIZE_STAND_INS"  # JSON: [[real size, stand-in size], ...] of the served synthetic set
 TOLERANCE = 0.01
@@ -102,7 +103,7 @@ def notes_for(texts: list[tuple[str, str]], stand_ins: list[tuple[int, int]]) ->
     notes = []
     for label, text in texts:
         try:
-            tree = ast.parse(text)
+            tree = pysource.parse(text)
         except (SyntaxError, ValueError):
             continue
         for node in ast.walk(tree):
