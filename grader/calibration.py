@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from grader.data import evaluation
 from grader.errors import GraderError
 
 if TYPE_CHECKING:
@@ -174,11 +175,11 @@ def fingerprint(rubric: "LoadedRubric", spec: "AccuracySpec", reference_hash: st
     """What the reference's accuracy depends on, hashed: the check (with the profile applied) minus
     its points and threshold, the reference objects it builds and calls (by where they are defined,
     so loosening how a target is found in student work leaves the calibration current), the data
-    set, the seed, the reference."""
+    set, the seed, the reference, and which images are scored (``grader.data.evaluation``)."""
     training = spec.model_dump(mode="json", exclude=NOT_TRAINING)
     objects = _reference_objects(rubric, tuple(spec.target_refs()), reference_hash)
-    payload = json.dumps([training, objects, rubric.model.data.dataset, rubric.model.seed, reference_hash],
-                         sort_keys=True)
+    payload = json.dumps([training, objects, rubric.model.data.dataset, rubric.model.seed, reference_hash,
+                          evaluation.SCORED_ON], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -287,12 +288,13 @@ def reference_accuracies(rubric: "LoadedRubric", planned: dict[str, "AccuracySpe
 
     accuracies: dict[str, dict[int, float]] = {check_id: {} for check_id in planned}
     devices = set()
-    for check_id, seed, (predictions, where, seconds) in _train_seeds(rubric, planned, seeds, jobs):
+    images = {check_id: truths[check_id].images for check_id in planned}
+    for check_id, seed, (predictions, where, seconds) in _train_seeds(rubric, planned, seeds, jobs, images):
         truth = truths[check_id]
         accuracies[check_id][seed] = score(predictions, truth.labels, truth.classes).accuracy
         devices.add(where)
-        progress(f"{check_id}: seed {seed}: accuracy {accuracies[check_id][seed]:.4f} on {len(truth.labels)} test "
-                 f"images ({where}, {seconds:.1f}s)")
+        progress(f"{check_id}: seed {seed}: accuracy {accuracies[check_id][seed]:.4f} on {truth.scored_on} "
+                 f"({where}, {seconds:.1f}s)")
     if len(devices) != 1:
         raise GraderError(f"the reference trained on several devices ({', '.join(sorted(devices))})",
                           where="grader calibrate", hint="make one device visible (CUDA_VISIBLE_DEVICES)")
@@ -312,21 +314,22 @@ Trained = tuple[Any, str, float]  # (predictions, device kind, seconds)
 
 
 def _train_seeds(rubric: "LoadedRubric", planned: dict[str, "AccuracySpec"], seeds: list[int],
-                 jobs: int) -> Iterator[tuple[str, int, Trained]]:
-    """(check id, seed, what training gave) for every check and seed, in the order they finish."""
+                 jobs: int, images: dict[str, Any]) -> Iterator[tuple[str, int, Trained]]:
+    """(check id, seed, what training gave) for every check and seed, in the order they finish;
+    ``images`` are each check's scored images."""
     work = [(check_id, seed) for check_id in planned for seed in seeds]
     if jobs <= 1:
         from grader import references
 
         namespaces = references.load_namespaces(rubric)
         for check_id, seed in work:
-            yield check_id, seed, _trained(rubric, planned[check_id], namespaces, seed)
+            yield check_id, seed, _trained(rubric, planned[check_id], namespaces, seed, images[check_id])
         return
     # spawn, not fork: a fresh interpreter per worker, with no state of this one's torch threads
     context = multiprocessing.get_context("spawn")
     specs = {check_id: (spec.model_dump(mode="json"), spec.run.model_dump()) for check_id, spec in planned.items()}
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_start,
-                                                initargs=(str(rubric.path), specs)) as pool:
+                                                initargs=(str(rubric.path), specs, images)) as pool:
         futures = {pool.submit(_worker_train, check_id, seed): (check_id, seed) for check_id, seed in work}
         try:
             for future in concurrent.futures.as_completed(futures):
@@ -340,7 +343,8 @@ def _train_seeds(rubric: "LoadedRubric", planned: dict[str, "AccuracySpec"], see
 _worker: dict[str, Any] = {}
 
 
-def _worker_start(rubric_path: str, specs: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> None:
+def _worker_start(rubric_path: str, specs: dict[str, tuple[dict[str, Any], dict[str, Any]]],
+                  images: dict[str, Any]) -> None:
     import signal
 
     from grader import references
@@ -349,18 +353,31 @@ def _worker_start(rubric_path: str, specs: dict[str, tuple[dict[str, Any], dict[
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     _worker["rubric"] = rubric = load(Path(rubric_path))
+    _worker["images"] = images
     _worker["namespaces"] = references.load_namespaces(rubric)
     _worker["specs"] = {check_id: AccuracySpec.model_validate(spec).model_copy(
         update={"run": PlannedData.model_validate(run)}) for check_id, (spec, run) in specs.items()}
 
 
 def _worker_train(check_id: str, seed: int) -> Trained:
-    return _trained(_worker["rubric"], _worker["specs"][check_id], _worker["namespaces"], seed)
+    return _trained(_worker["rubric"], _worker["specs"][check_id], _worker["namespaces"], seed,
+                    _worker["images"][check_id])
 
 
-def _trained(rubric: "LoadedRubric", spec: "AccuracySpec", namespaces: list[Any], seed: int) -> Trained:
+def _trained(rubric: "LoadedRubric", spec: "AccuracySpec", namespaces: list[Any], seed: int, images: Any) -> Trained:
+    """The reference trained from ``seed`` and scored as a submission is: its captured network run
+    on the scored images by the measure stage's own code (here in the trusted host process)."""
+    from grader.checks.accuracy import Accuracy
+
     obs = _probe_reference(rubric, spec, namespaces, seed)
-    return obs.predictions, obs.device, obs.seconds
+    measured = Accuracy.measure(spec, obs, seed, {"images": images})
+    predictions = measured.predictions[0] if measured.predictions else None
+    if predictions is None:
+        problem = measured.problems[0] if measured.problems else "nothing was captured"
+        raise GraderError(f"the reference's trained network could not be scored: {obs.models[0].problem or problem}",
+                          where=f"{rubric.path.name}: check {spec.id!r}",
+                          hint="the reference's network must be capturable as a graph of torch operators")
+    return predictions, obs.device, obs.seconds
 
 
 def _probe_reference(rubric: "LoadedRubric", spec: "AccuracySpec", namespaces: list[Any], seed: int) -> Any:

@@ -351,7 +351,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
           f"{len(written.seeds)} seeds)")
     for check_id, stats in written.checks.items():
         print(f"  {check_id}: mean {stats.mean:.4f}, std {stats.std:.4f}, lowest {min(stats.accuracies):.4f} on "
-              f"{stats.test_images} test images; threshold {stats.threshold:.4f}; the reference would fail it on "
+              f"{stats.test_images} scored images; threshold {stats.threshold:.4f}; the reference would fail it on "
               f"about {stats.false_fail_estimate:.2g} of fresh seeds (normal fit)")
         if (stats.false_fail_estimate or 0) > calibration.FALSE_FAIL_GOAL:
             print(f"  warning: {check_id}: that is above the goal of {calibration.FALSE_FAIL_GOAL:g}; more seeds, "

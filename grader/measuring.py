@@ -66,8 +66,11 @@ def _secret() -> bytes:
 
 
 def measure(specs: list[CheckSpec], records: list[observations.ProbeRecord], arrays: dict[str, Any], *, work: Path,
-            isolation: sandbox.Isolation, limits: dict[str, Any], slot: sandbox.Slot) -> dict[str, Measured] | None:
-    """Measure every measured check the student's run observed; None when there is none."""
+            isolation: sandbox.Isolation, limits: dict[str, Any], slot: sandbox.Slot,
+            expected: dict[str, Any] | None = None) -> dict[str, Measured] | None:
+    """Measure every measured check the student's run observed; None when there is none.
+    ``expected`` holds the host's truths by check id, from which each kind takes what it hands the
+    measure stage (``CheckKind.host_inputs``)."""
     by_id = {r.check: r for r in records}
     items: list[tuple[CheckSpec, Any]] = []
     for spec in specs:
@@ -84,11 +87,13 @@ def measure(specs: list[CheckSpec], records: list[observations.ProbeRecord], arr
     inputs = work / "measure-in"
     inputs.mkdir(parents=True, exist_ok=True)
     writer = observations.ArrayWriter()
+    given = {spec.id: writer.encode(checks.get(spec.kind).host_inputs((expected or {}).get(spec.id)))
+             for spec, _ in items}  # encoded first: write() stores every array encoded so far
     observations.write(inputs, [{"check": spec.id, "status": "observed",
                                  "data": writer.encode(obs.model_dump(mode="python"))} for spec, obs in items], writer)
     (inputs / JOB_NAME).write_text(json.dumps({"items": [
-        {"check": spec.id, "kind": spec.kind, "spec": spec.model_dump(mode="json"), "seed": seeds[spec.id]}
-        for spec, _ in items]}))
+        {"check": spec.id, "kind": spec.kind, "spec": spec.model_dump(mode="json"), "seed": seeds[spec.id],
+         "given": given[spec.id]} for spec, _ in items]}))
     run = sandbox.run(sandbox.Job(entry=Entry(form="measure", root=inputs), plan={}, limits=limits,
                                   out_dir=work / "measure-out", slot=slot, isolation=isolation))
     if run.status == "sandbox-error":  # the machine's fault, not the artifacts': the batch retries the submission

@@ -100,7 +100,7 @@ def changes(original: "AccuracySpec", planned: "AccuracySpec") -> str:
     if planned.train_subset != original.train_subset:
         said.append(f"at most {planned.train_subset:,} training images")
     if planned.test_subset != original.test_subset:
-        said.append(f"scored on at most {planned.test_subset:,} test images")
+        said.append(f"scored on at most {planned.test_subset:,} images")
     if planned.trainer == "student":
         replaced = ", ".join(planned.data_globals) or "the data arguments"
         said.append(f"the harness's loaders (batch size {planned.batch_size}) in place of {replaced}")
@@ -117,12 +117,14 @@ def on_device(expected: dict[str, Any], device: str) -> dict[str, Any]:
 
 
 def truth_for(rubric: "LoadedRubric", planned: "AccuracySpec", name: str, data: "DataRoot") -> "AccuracyTruth":
-    """The host's labels of the scored test images and the calibrations that apply to them."""
+    """The images the check is scored on, their labels, and the calibrations that apply to them."""
     from grader import calibration
-    from grader.checks.accuracy import AccuracyTruth, host_labels
+    from grader.checks.accuracy import AccuracyTruth
+    from grader.data import evaluation
 
-    labels, classes = host_labels(rubric.model.data.dataset, data.path, planned.test_subset,  # type: ignore[arg-type]
-                                  rubric.model.seed)
+    scored = evaluation.scored_images(rubric.model.data.dataset, data.path, data.origin,  # type: ignore[arg-type]
+                                      planned.test_subset, rubric.model.seed)
+    labels = scored.labels
     from grader import numerics
 
     current, stale = {}, {}
@@ -142,7 +144,8 @@ def truth_for(rubric: "LoadedRubric", planned: "AccuracySpec", name: str, data: 
             else:
                 current[run.device] = stats
     original = next((c for c in rubric.model.checks if c.id == planned.id), planned)
-    return AccuracyTruth(labels=labels, classes=classes, profile=name, data=data.origin, calibrations=current,
+    return AccuracyTruth(labels=labels, classes=scored.classes, images=scored.images, scored_on=scored.description,
+                         profile=name, data=data.origin, calibrations=current,
                          stale=stale, calibrate_command=calibration.command(rubric, name),
                          changes=changes(original, planned))  # type: ignore[arg-type]
 

@@ -115,7 +115,7 @@ def test_grading_uses_the_calibration(calibrated):
     harness, loop = by_id["harness-accuracy"], by_id["loop-accuracy"]
     # the harness's loop trains the submission's model: as good as the reference
     assert harness.outcome == "passed", harness.message
-    assert "on 200 test images (synthetic data), needed" in harness.message
+    assert "on 200 held-out synthetic images, needed" in harness.message
     assert "(calibrated over 2 seeds: " in harness.message and "trained with profile quick" in harness.message
     # its own loop never steps the optimizer: chance level
     assert loop.outcome == "failed" and "needed 0.500 (the rubric's minimum for profile quick)" in loop.message

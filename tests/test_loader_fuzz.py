@@ -119,9 +119,10 @@ def _observation(spec: Any) -> Any:
         return model(return_type="tuple", elements=elements, weights_changed=True, seconds=0.5, loop=loop,
                      training_loss_readings={"sample-mean": [2.2, 2.0]}, validation_accuracies=[0.3, 0.4])
     if spec.kind == "accuracy":
-        draws = spec.draws
-        predictions = np.tile(np.arange(20) % 10, (draws, 1)) if draws > 1 else np.arange(20) % 10
-        return model(predictions=predictions, train_images=600, epochs=1, device="cpu", seconds=1.5)
+        from grader.checks.model_capture import CapturedModel
+
+        return model(models=[CapturedModel(problem="not captured in this test")] * spec.draws, train_images=600,
+                     epochs=1, device="cpu", seconds=1.5)
     if spec.kind == "notebook":
         from grader.checks.notebook import FailedCell
 
@@ -148,7 +149,9 @@ def _expected() -> dict[str, Any]:
     expected: dict[str, Any] = {}
     for spec in SPECS:
         if spec.kind == "accuracy":
-            expected[spec.id] = AccuracyTruth(labels=np.arange(20) % 10, classes=10, profile="quick", data="synthetic")
+            expected[spec.id] = AccuracyTruth(labels=np.arange(20) % 10, classes=10, profile="quick", data="synthetic",
+                                              images=np.zeros((20, 3, 32, 32), dtype=np.uint8),
+                                              scored_on="20 held-out synthetic images")
         elif checks.get(spec.kind).needs_reference(spec):
             expected[spec.id] = OBSERVED[spec.id]
     return expected

@@ -1,12 +1,17 @@
-"""``accuracy``: train the student's network, predict the test images, and let the host score.
+"""``accuracy``: train the student's network, and score the trained network where no student code runs.
 
 The probe trains either with the student's own training function (``trainer: student``, called
 like a ``training`` check with ``$network`` / ``$epochs`` placeholders, its data replaced by the
 harness's loaders) or with the harness's loop in ``grader.train`` (``trainer: harness``, so the
-model is graded, not the loop). Either way it returns only the predicted class of every test
-image, as an integer array. The host never trusts anything else: it reads the true labels itself
-from the data root (``AccuracyTruth``, built by ``grader.profiles.plan``), computes the accuracy,
-per-class accuracy and confusion matrix, and compares with the threshold.
+model is graded, not the loop). Either way it returns no prediction: it captures the trained
+network as a graph with its weights (``model_capture``), traced on a batch of training images.
+
+A measured kind. The measure stage runs that graph on the images the check is scored on, which
+the host chose and the student's process never saw (``grader.data.evaluation``: for synthetic
+data a held-out split that is never under the data root), and returns a predicted class per
+image. The host holds their labels (``AccuracyTruth``, built by ``grader.profiles.plan``),
+computes accuracy, per-class accuracy and the confusion matrix, and compares with the threshold.
+A network that looked its answers up in the test split finds nothing there to look up.
 
 Thresholds are absolute (``min_accuracy``, one number or one per profile) or calibrated from the
 reference over several seeds (``threshold: calibrated``, see ``grader.calibration``). A missing
@@ -14,7 +19,7 @@ calibration falls back to ``min_accuracy`` when given, else the check cannot be 
 which ``grader calibrate`` command fixes that.
 
 Data comes from the profile (``grader.profiles``): ``full`` is the handout's budget, ``quick``
-takes a fixed random subset of the training and test images and fewer epochs. Subsets are the
+takes a fixed random subset of the training and scored images and fewer epochs. Subsets are the
 same on every run: they depend only on the rubric's seed.
 """
 
@@ -30,12 +35,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from grader import numerics
+from grader import artifacts, numerics
 from grader.calibration import CheckStats, Threshold, calibrated_threshold
 from grader.checks import register
-from grader.checks.base import CheckKind, CheckSkipped, CheckSpec, Observation, ProbeContext, StudentRaised, Verdict
+from grader.checks import model_capture
+from grader.checks.base import (CheckKind, CheckSkipped, CheckSpec, Measured, Observation, ProbeContext, StudentRaised,
+                                Verdict)
 from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import Args, call_target, describe_call, type_name
+from grader.checks.model_capture import CapturedModel
 from grader.errors import GraderError
 from grader.observations import Array
 
@@ -136,14 +144,23 @@ class AccuracySpec(CheckSpec):
 
 
 class AccuracyObservation(Observation):
-    """What the sandbox reports: a predicted class per test image (one row per draw when the check
-    trains several times), and how training went."""
+    """What the sandbox reports: each draw's trained network, captured (``model_capture``) on a
+    batch of ``EVAL_BATCH`` training images, and how training went. No prediction: the student's
+    process never sees the images it is scored on."""
 
-    predictions: Array
+    models: list[CapturedModel] = Field(max_length=5)  # one per draw
     train_images: int
     epochs: int
     device: str
     seconds: float
+
+
+class AccuracyMeasurement(Observation):
+    """What the measure stage computed: per draw, the predicted class of every scored image (the
+    captured graph run on the host's images), or why that draw could not be measured."""
+
+    predictions: list[Array | None] = Field(max_length=5)
+    problems: list[str] = Field(max_length=5)
 
 
 @dataclass(frozen=True)
@@ -157,6 +174,8 @@ class AccuracyTruth:
     labels: np.ndarray
     classes: int
     profile: str
+    images: np.ndarray  # the scored images, uint8 [N, C, H, W] (grader.data.evaluation); the measure stage's input
+    scored_on: str  # in words, e.g. "500 held-out synthetic images"
     data: str
     calibrations: dict[str, CheckStats] = field(default_factory=dict)
     stale: dict[str, str] = field(default_factory=dict)
@@ -195,13 +214,6 @@ def _split(dataset: str, root: str, train: bool) -> tuple[Any, Any]:
     return tensors.load(dataset, Path(root), train)
 
 
-def host_labels(dataset: str, root: Path, size: int | None, seed: int) -> tuple[np.ndarray, int]:
-    """The host's true labels of the scored test images, and the number of classes of the data set."""
-    _, labels = _split(dataset, str(root), False)
-    every = labels.numpy()
-    return every[subset(len(every), size, seed, TEST_STREAM)], int(every.max()) + 1
-
-
 @dataclass(frozen=True)
 class Scored:
     """Accuracy, per-class accuracy and the confusion matrix (rows: true class, columns: predicted)."""
@@ -236,10 +248,17 @@ def score(predictions: np.ndarray, labels: np.ndarray, classes: int) -> Scored:
 # ---------------------------------------------------------------- the kind
 
 
+EVAL_BATCH = 256  # images per forward of a captured network, in the sandbox's capture and in the measure stage
+# A trained network travels whole: up to 8M float32 weights, so that 5 draws stay within a run's
+# 256 MiB of arrays (observations.MAX_ARRAYS_BYTES). A larger one is not measured: a person grades it.
+MAX_WEIGHT_BYTES = 32 * 2**20
+
+
 @register("accuracy")
 class Accuracy(CheckKind):
     Spec = AccuracySpec
     Observation = AccuracyObservation
+    Measurement = AccuracyMeasurement
 
     @staticmethod
     def probe(spec: AccuracySpec, ctx: ProbeContext) -> AccuracyObservation:
@@ -248,9 +267,9 @@ class Accuracy(CheckKind):
         if spec.run is None:
             raise RuntimeError("the accuracy probe ran without planned data (grader.profiles.plan adds it)")
         train_x, train_y = _images(spec, train=True)
-        test_x, test_y = _images(spec, train=False)
+        visible_test = _images(spec, train=False) if spec.trainer == "student" else None
         start = time.monotonic()
-        rows = []
+        models, device = [], "cpu"
         with numerics.pinned():
             for draw in range(spec.draws):
                 seed = ctx.seed + DRAW_SEED_STEP * draw
@@ -264,35 +283,55 @@ class Accuracy(CheckKind):
                 if spec.trainer == "harness":
                     model = _train_with_harness(spec, ctx, model, name, train_x, train_y, seed)
                 else:
-                    _train_with_student_loop(spec, ctx, model, (train_x, train_y), (test_x, test_y), seed)
-                from grader.train import predict
-
-                with ctx.student_code(f"predicting {len(test_x)} test images with the trained {name}"):
-                    predictions = predict(model, _inputs(spec, test_x, as_float=spec.trainer == "student"),
-                                          batch_size=max(spec.batch_size, 256),
-                                          channels_last=spec.hyperparameters.get("channels_last", "auto"))
-                    device = device_kind(next(model.parameters(), torch.empty(0)).device)
-                rows.append(predictions.numpy().astype(np.int64))
-        return AccuracyObservation(predictions=rows[0] if spec.draws == 1 else np.stack(rows), train_images=len(train_y),
-                                   epochs=spec.epochs, device=device, seconds=round(time.monotonic() - start, 3))
+                    _train_with_student_loop(spec, ctx, model, (train_x, train_y), visible_test, seed)
+                with ctx.student_code(f"moving the trained {name} to the CPU"):
+                    device = device_kind(next(torch.nn.Module.parameters(model), torch.empty(0)).device)
+                    torch.nn.Module.to(model, "cpu")
+                example = model_inputs(spec, _batch_of(train_x, EVAL_BATCH))
+                models.append(model_capture.capture(model, [list(example.shape)], torch.float32, ctx,
+                                                    f"the trained {name}", examples=[example],
+                                                    value_bytes=MAX_WEIGHT_BYTES))
+        return AccuracyObservation(models=models, train_images=len(train_y), epochs=spec.epochs, device=device,
+                                   seconds=round(time.monotonic() - start, 3))
 
     @staticmethod
-    def judge(spec: AccuracySpec, obs: AccuracyObservation, truth: AccuracyTruth | None) -> Verdict:
+    def host_inputs(truth: "AccuracyTruth | None") -> dict[str, Any]:
+        return {} if truth is None else {"images": truth.images}
+
+    @staticmethod
+    def measure(spec: AccuracySpec, obs: AccuracyObservation, seed: int, given: dict[str, Any]) -> AccuracyMeasurement:
+        images = given.get("images")
+        if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
+            raise ValueError("the host gave no scored images (uint8 [N, C, H, W])")
+        rows: list[np.ndarray | None] = []
+        problems: list[str] = []
+        for captured in obs.models:
+            try:
+                rows.append(_predict(spec, captured, images))
+                problems.append("")
+            except (model_capture.Refused, artifacts.ArtifactError) as exc:
+                rows.append(None)
+                problems.append(str(exc)[:500])
+        return AccuracyMeasurement(predictions=rows, problems=problems)
+
+    @staticmethod
+    def judge(spec: AccuracySpec, obs: AccuracyObservation, truth: AccuracyTruth | None,
+              measured: Measured | None = None) -> Verdict:
         if truth is None:
             raise GraderError(f"no test labels on the host for accuracy check {spec.id!r}", where="grader.pipeline",
                               hint="the plan's host truths (grader.profiles.plan(...).expected) must reach judge_all")
-        predictions, n = obs.predictions, len(truth.labels)
-        shape = [spec.draws, n] if spec.draws > 1 else [n]
-        if list(predictions.shape) != shape or predictions.dtype.kind not in "iu":
-            return Verdict.failed(f"expected one integer class per test image ({n}"
-                                  f"{f' in each of {spec.draws} draws' if spec.draws > 1 else ''}), got an array of "
-                                  f"{predictions.dtype} with shape {list(predictions.shape)}")
-        draws = sorted((score(row, truth.labels, truth.classes) for row in predictions.reshape(spec.draws, n)),
-                       key=lambda s: s.accuracy)
+        n = len(truth.labels)
+        unmeasured = _why_unmeasured(spec, obs, measured, n)
+        if unmeasured:
+            return Verdict(0.0, f"not measured: {unmeasured}; the trained network was not scored",
+                           review=f"the trained network could not be scored by the measure stage ({unmeasured}); "
+                                  "a person may grade it by hand")
+        predictions = np.stack(measured.data.predictions)  # type: ignore[union-attr]
+        draws = sorted((score(row, truth.labels, truth.classes) for row in predictions), key=lambda s: s.accuracy)
         scored = draws[len(draws) // 2]  # the median draw
         threshold = _threshold(spec, truth, truth.device)
         weakest = int(np.argmin(scored.per_class))
-        on = f"on {n} test images" + (" (synthetic data)" if truth.data == "synthetic" else "")
+        on = f"on {truth.scored_on}"
         detail = f"weakest class {weakest}: {scored.per_class[weakest]:.3f}"
         if scored.out_of_range:
             detail += f"; {scored.out_of_range} prediction(s) outside 0..{truth.classes - 1}"
@@ -307,6 +346,64 @@ class Accuracy(CheckKind):
             message += f"; the model ended on {obs.device}, judged for {truth.device}, the device this run was given"
         verdict = Verdict.passed if scored.accuracy >= threshold.needed else Verdict.failed
         return verdict(message, scored.table())
+
+
+def _why_unmeasured(spec: AccuracySpec, obs: AccuracyObservation, measured: Measured | None, n: int) -> str:
+    """Why the measure stage gave no usable predictions for every draw, or ""."""
+    if measured is None:
+        return "no measure stage ran"
+    if measured.data is None:
+        return measured.problem or "the measure stage gave nothing"
+    if len(obs.models) != spec.draws or len(measured.data.predictions) != spec.draws:
+        return f"{len(obs.models)} trained network(s) were captured for {spec.draws} training(s)"
+    for draw, (captured, row, problem) in enumerate(zip(obs.models, measured.data.predictions, measured.data.problems)):
+        which = f"training {draw + 1}: " if spec.draws > 1 else ""
+        if captured.problem or not captured.graphs or captured.graphs[0] is None:
+            return which + captured.why_not(0)
+        if row is None:
+            return which + (problem or "its graph gave no predictions")
+        if list(row.shape) != [n] or row.dtype.kind not in "iu":
+            return which + f"expected one class per scored image ({n}), got {row.dtype} of shape {list(row.shape)}"
+    return ""
+
+
+def _predict(spec: AccuracySpec, captured: CapturedModel, images: np.ndarray) -> np.ndarray:
+    """The class the captured network predicts for each of ``images``: its graph run on
+    ``EVAL_BATCH`` images at a time (the shape it was captured on; the last batch is filled up with
+    copies of its first image, whose outputs are dropped)."""
+    import torch
+
+    if captured.problem or not captured.graphs or captured.graphs[0] is None:
+        raise model_capture.Refused(captured.why_not(0))
+    if any(w.values is None for w in captured.weights):
+        raise model_capture.Refused("its weights were too large to travel whole, so it cannot be scored")
+    weights = model_capture.weight_tensors(captured, seed=0)  # every value shipped: the seed draws nothing
+    graph = captured.graphs[0]
+    out = []
+    for first in range(0, len(images), EVAL_BATCH):
+        chunk = images[first:first + EVAL_BATCH]
+        x = model_inputs(spec, _batch_of(torch.from_numpy(chunk), EVAL_BATCH))
+        if list(x.shape) != captured.input_shapes[0]:
+            raise model_capture.Refused(f"it was captured on inputs of shape {captured.input_shapes[0]}, and the "
+                                        f"scored images make inputs of shape {list(x.shape)}")
+        with torch.no_grad():
+            logits = (model_capture.run_on(captured, 0, x, weights) if first == 0
+                      else artifacts.run(graph, [x, *weights])[0])
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != EVAL_BATCH:
+            shape = list(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            raise model_capture.Refused(f"its output for a batch of {EVAL_BATCH} images is {shape}, not one row "
+                                        "of class scores per image")
+        out.append(logits.argmax(dim=1)[:len(chunk)].numpy().astype(np.int64))
+    return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
+
+
+def _batch_of(images: Any, size: int) -> Any:
+    """``images`` cut or filled up (with copies of the first) to exactly ``size``."""
+    import torch
+
+    if len(images) >= size:
+        return images[:size]
+    return torch.cat([images, images[:1].expand(size - len(images), *images.shape[1:])])
 
 
 def _threshold(spec: AccuracySpec, truth: AccuracyTruth, device: str) -> Threshold:
@@ -344,6 +441,19 @@ def _images(spec: AccuracySpec, train: bool) -> tuple[Any, Any]:
 
     index = torch.from_numpy(subset(len(labels), size, spec.run.subset_seed, stream))
     return images[index], labels[index]
+
+
+def model_inputs(spec: AccuracySpec, images: Any) -> Any:
+    """Images as the trained network is scored on them, float32 on the CPU, contiguous: what
+    ``grader.train.predict`` gives a network (the harness's loop's uint8 scaled to [0, 1], a
+    student's loop's floats), normalised and flattened as the handout says."""
+    import torch
+
+    x = _inputs(spec, images, as_float=True)
+    x = x.float()
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    return torch.Tensor.contiguous(x)
 
 
 def _inputs(spec: AccuracySpec, images: Any, as_float: bool) -> Any:

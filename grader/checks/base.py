@@ -224,10 +224,18 @@ class CheckKind:
     Measurement: ClassVar[type[Observation] | None] = None
 
     @staticmethod
-    def measure(spec: Any, obs: Any, seed: int) -> Observation:  # pragma: no cover - abstract
+    def measure(spec: Any, obs: Any, seed: int, given: dict[str, Any]) -> Observation:  # pragma: no cover - abstract
         """(measured kinds) Runs in the measure sandbox: the ``Measurement`` of ``obs``'s artifacts
-        on inputs drawn from ``seed``. Raises ``grader.artifacts.ArtifactError`` for a bad artifact."""
+        on inputs drawn from ``seed`` and on what the host gave (``host_inputs``). Raises
+        ``grader.artifacts.ArtifactError`` for a bad artifact."""
         raise NotImplementedError
+
+    @staticmethod
+    def host_inputs(truth: Any) -> dict[str, Any]:
+        """(measured kinds) Arrays the host hands the measure stage beside the artifacts, from what
+        it holds for judging the check (``truth``, the plan's expectation): an accuracy check's
+        scored images. Never anything the student's process saw or wrote."""
+        return {}
 
     @staticmethod
     def needs_reference(spec: Any) -> bool:

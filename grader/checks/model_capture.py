@@ -1,5 +1,5 @@
 """A built model as artifacts: its eval-mode forward captured as graphs of aten operators, and its
-weights. The measured model kinds (``shape``, ``param_count``) share it, probe side and measure side.
+weights. The measured model kinds (``shape``, ``param_count``, ``accuracy``) share it, probe side and measure side.
 
 Capture (student sandbox). The forward is traced through ``torch.func.functional_call``, so every
 floating parameter and buffer is an input of the graph (``input`` first, then each weight by its
@@ -76,11 +76,17 @@ class CapturedModel(BaseModel):
 # ---------------------------------------------------------------- capture (student sandbox)
 
 
-def capture(model: Any, shapes: list[list[int]], dtype: Any, ctx: ProbeContext, call: str) -> CapturedModel:
+def capture(model: Any, shapes: list[list[int]], dtype: Any, ctx: ProbeContext, call: str,
+            examples: list[Any] | None = None, value_bytes: int | None = None) -> CapturedModel:
     """``model``'s eval-mode forward on an input of each of ``shapes`` (of ``dtype``), as graphs
     taking the input and then every floating parameter and buffer; its weights beside them. What
     cannot be captured (not a module, too large, a forward the tracer or the format cannot hold, a
-    forward that raises) is said in the result's problems, never raised."""
+    forward that raises) is said in the result's problems, never raised.
+
+    The forward is traced on random inputs, or on ``examples`` (one per shape) where what the
+    forward computes on real data matters (a branch on the input's values takes its usual path).
+    Weight values travel while they fit in ``value_bytes`` (default ``MAX_VALUE_BYTES``): a count
+    or a shape needs none, an accuracy needs them all."""
     import torch
 
     if not isinstance(model, torch.nn.Module):
@@ -98,7 +104,8 @@ def capture(model: Any, shapes: list[list[int]], dtype: Any, ctx: ProbeContext, 
     too_long = next((name for name, _, _ in named if len(name) > MAX_NAME), None)
     if too_long is not None:
         return CapturedModel(problem=f"a weight's name is {len(too_long)} characters long, over {MAX_NAME}")
-    with_values = sum(int(torch.Tensor.numel(t)) * t.element_size() for _, t, _ in named) <= MAX_VALUE_BYTES
+    limit = MAX_VALUE_BYTES if value_bytes is None else value_bytes
+    with_values = sum(int(torch.Tensor.numel(t)) * t.element_size() for _, t, _ in named) <= limit
     weights = [Weight(name=name, shape=tensor_shape(t), dtype=str(t.dtype).removeprefix("torch."),
                       parameter=is_parameter, requires_grad=bool(t.requires_grad),
                       values=_values(t) if with_values else None)
@@ -113,8 +120,8 @@ def capture(model: Any, shapes: list[list[int]], dtype: Any, ctx: ProbeContext, 
         return out
 
     captured = CapturedModel(weights=weights, input_dtype=str(dtype).removeprefix("torch."), input_shapes=shapes)
-    for shape in shapes:
-        x = torch.randn(*shape, dtype=dtype)
+    for index, shape in enumerate(shapes):
+        x = torch.randn(*shape, dtype=dtype) if examples is None else examples[index]
         graph, problem = None, ""
         try:
             with ctx.student_code(f"capturing {call} on an input of shape {format_shape(shape)} as a graph "
@@ -234,6 +241,13 @@ def run_forward(captured: CapturedModel, index: int, shape: list[int], seed: int
     value the graph returns). ``Refused`` when the graph does not take ``input`` and exactly the
     shipped weights, or computes its output without the input; ``ArtifactError`` when it breaks
     the format's rules or fails on the fresh input."""
+    return run_on(captured, index, fresh_input(captured, shape, seed, index), weights)
+
+
+def run_on(captured: CapturedModel, index: int, x: Any, weights: list[Any]) -> Any:
+    """Graph ``index`` run on input ``x`` with ``weights``: its one output. ``Refused`` when the
+    graph does not take ``input`` and exactly the shipped weights, or computes its output without
+    the input; ``ArtifactError`` when it breaks the format's rules or fails on ``x``."""
     graph = captured.graphs[index]
     assert graph is not None
     artifacts.check(graph)
@@ -243,7 +257,7 @@ def run_forward(captured: CapturedModel, index: int, shape: list[int], seed: int
                       f"weights shipped with it ({_names(wanted)})")
     if "input" not in inputs_reaching_outputs(graph):
         raise Refused("the graph's output does not depend on its input: it is not the model's forward")
-    outputs = artifacts.run(graph, [fresh_input(captured, shape, seed, index), *weights])
+    outputs = artifacts.run(graph, [x, *weights])
     if len(outputs) != 1:
         raise Refused(f"the graph returns {len(outputs)} values; a captured forward returns one tensor")
     return outputs[0]

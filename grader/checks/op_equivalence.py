@@ -730,7 +730,7 @@ class OpEquivalence(CheckKind):
     Measurement = OpMeasurement
 
     @staticmethod
-    def measure(spec: OpEquivalenceSpec, obs: OpObservation, seed: int) -> OpMeasurement:
+    def measure(spec: OpEquivalenceSpec, obs: OpObservation, seed: int, given: Any = None) -> OpMeasurement:
         fresh = spec.model_copy(update={"seed": seed})
         return OpMeasurement(runs=[_measure_run(fresh, i, c, run) if run.graph is not None else None
                                    for i, (c, run) in enumerate(zip(spec.sweep(), obs.runs))])

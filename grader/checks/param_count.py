@@ -11,7 +11,7 @@ named for a person: a weights list padded to reach a number looks like that.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -112,7 +112,7 @@ class ParamCount(CheckKind):
                                      captured=captured)
 
     @staticmethod
-    def measure(spec: ParamCountSpec, obs: ParamCountObservation, seed: int) -> ParamCountMeasurement:
+    def measure(spec: ParamCountSpec, obs: ParamCountObservation, seed: int, given: Any = None) -> ParamCountMeasurement:
         captured = obs.captured
         if captured is None or captured.problem or len(captured.graphs) != 1 or captured.graphs[0] is None \
                 or len(captured.input_shapes) != 1:

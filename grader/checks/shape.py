@@ -102,7 +102,7 @@ class Shape(CheckKind):
         return ShapeObservation(forwards=forwards, captured=model_capture.capture(model, shapes, dtype, ctx, call))
 
     @staticmethod
-    def measure(spec: ShapeSpec, obs: ShapeObservation, seed: int) -> ShapeMeasurement:
+    def measure(spec: ShapeSpec, obs: ShapeObservation, seed: int, given: Any = None) -> ShapeMeasurement:
         captured = obs.captured
         shapes = [concrete(spec.input, binding) for binding in spec.bindings()]
         if captured is None or captured.problem or len(captured.graphs) != len(shapes):

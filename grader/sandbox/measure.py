@@ -1,7 +1,8 @@
 """The measure sandbox's work: ``python -m grader.sandbox.runner`` with a job of form ``measure``.
 
 Runs where no student code exists: its folder holds what the host wrote (``measuring.measure``):
-``measure.json`` (each check's spec and seed) and the observations it validated, in the boundary's
+``measure.json`` (each check's spec, seed and what the host gives it, such as an accuracy
+check's scored images) and the observations it validated, in the boundary's
 own format. Each measured kind's ``measure`` turns its artifacts into a ``Measurement``, written
 back as a record like a probe's. A graph that breaks the format's rules is the kind's to report;
 anything else that fails is a ``probe-error`` record naming it.
@@ -34,7 +35,9 @@ def run(job: dict[str, Any]) -> None:
             kind = checks.get(item["kind"])
             spec = kind.Spec.model_validate(item["spec"])
             obs = observations.validate_data(kind.Observation, observed[item["check"]].data or {}, arrays)
-            record.update(status="observed", data=writer.encode(kind.measure(spec, obs, item["seed"]).model_dump()))
+            given = observations.decode(item.get("given") or {}, arrays)
+            record.update(status="observed",
+                          data=writer.encode(kind.measure(spec, obs, item["seed"], given).model_dump()))
         except Exception as exc:  # noqa: BLE001 - reported per check; the others are still measured
             record["error"] = {"type": type(exc).__name__, "message": str(exc)[:2000],
                                "during": f"measuring check {item['check']!r}", "traceback": traceback.format_exc()[-4000:]}

@@ -1,13 +1,16 @@
 """The model attacks: a student who has read the grader's source tries to pass the shape and
-parameter-count checks of a small network without building a right one. Before ``shape`` and
-``param_count`` were measured, rewriting the records scored full marks.
+parameter-count checks of a small network without building a right one, or the accuracy check of
+a classifier without training one. Before ``shape`` and ``param_count`` were measured, rewriting
+the records scored full marks; before ``accuracy`` was scored on images the sandbox never holds,
+a network that looked its answers up in the data folder's test split scored 1.000.
 
 Every case is graded in one batch, in the namespace sandbox, next to an honest network that must
 keep its full marks. The cases (``models/cases``): records rewritten with the right shapes and
 count and no capture; records rewritten with graphs forged to return zeros of the right shape,
 beside a weights list padded to the right count; and records rewritten with a faithful capture of
 another, right network: measuring cannot tell that one from the submitted network, and the host's
-scan of the code is what puts it before a person.
+scan of the code is what puts it before a person; and a classifier that answers with the stored
+label of the identical test image (``looks_up_test_labels``).
 """
 
 from __future__ import annotations
@@ -28,12 +31,13 @@ why_not = namespace.unavailable_reason()
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(why_not is not None, reason=f"the model attacks need the namespace sandbox: {why_not}")]
 
-# case -> score, of 4 (net-shape 2, net-params 2)
+# case -> score, of 6 (net-shape 2, net-params 2, classifier-accuracy 2; only two cases define a classifier)
 EXPECTED = {
-    "honest": 4,
+    "honest": 6,
     "rewrites_its_records": 0,
     "forged_constant_graph": 0,
     "forged_graph_of_another_model": 4,  # measuring's limit: a real computation of a right network (flagged below)
+    "looks_up_test_labels": 4,  # its honest Net; the classifier finds none of the scored images in the test split
 }
 
 
@@ -56,6 +60,37 @@ def test_the_honest_network_is_measured_and_unflagged(graded):
     checks = checks_of(graded["honest"])
     assert checks["net-shape"]["review"] is None and checks["net-params"]["review"] is None
     assert checks["net-params"]["message"] == "58 learnable parameters"
+    accuracy = checks["classifier-accuracy"]
+    assert (accuracy["outcome"], accuracy["basis"], accuracy["review"]) == ("passed", "measured", None), accuracy
+    assert "on 300 held-out synthetic images" in accuracy["message"]
+
+
+def test_a_classifier_that_looks_up_the_test_labels_finds_none_of_the_scored_images(graded):
+    accuracy = checks_of(graded["looks_up_test_labels"])["classifier-accuracy"]
+    assert (accuracy["outcome"], accuracy["basis"]) == ("failed", "measured"), accuracy
+    scored = float(accuracy["message"].split()[1])
+    assert scored < 0.2 and "on 300 held-out synthetic images" in accuracy["message"]
+    assert all(row["as 0"] == row["images"] for row in accuracy["table"])  # it answered class 0 to every image
+
+
+def test_the_lookup_is_right_on_every_image_of_the_test_split_the_run_can_read(tmp_path, monkeypatch):
+    """The attack is real: on the images under the data folder, the classifier is never wrong."""
+    import runpy
+
+    import torch
+
+    from grader import data
+
+    (tmp_path / "data").symlink_to(data.resolve("mnist", None, allow_synthetic=True).path)
+    monkeypatch.chdir(tmp_path)
+    module = runpy.run_path(str(HERE / "cases" / "looks_up_test_labels.py"))
+    classifier = module["Classifier"]()
+    from torchvision import datasets
+
+    test = datasets.MNIST("data", train=False)
+    with torch.no_grad():
+        answers = classifier(test.data[:, None].float() / 255).argmax(1)
+    assert torch.equal(answers, test.targets)
 
 
 def test_records_rewritten_without_a_capture_earn_nothing_and_ask_a_person(graded):

@@ -1,6 +1,7 @@
-"""The ``accuracy`` check: judges on hand-made predictions (just above and just below each kind of
-threshold, the per-class table and confusion matrix), and probes run in this process on a linear
-network and synthetic MNIST, trained by the harness's loop and by a student's loop."""
+"""The ``accuracy`` check: judges on hand-made measured predictions (just above and just below each
+kind of threshold, the per-class table and confusion matrix, nothing measured), and probes run in
+this process on a linear network and synthetic MNIST, trained by the harness's loop and by a
+student's loop, their captured networks scored by the measure stage's code on the held-out images."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from pydantic import ValidationError
 
 from grader import checks, data, profiles, rubric
 from grader.calibration import CheckStats
-from grader.checks.accuracy import (AccuracyObservation, AccuracyTruth, NotCalibrated, PlannedData, host_labels, score,
-                                    subset)
-from grader.checks.base import ProbeContext, StudentRaised
+from grader import artifacts
+from grader.checks.accuracy import (AccuracyMeasurement, AccuracyObservation, AccuracyTruth, NotCalibrated, PlannedData,
+                                    score, subset)
+from grader.checks.base import Measured, ProbeContext, StudentRaised
+from grader.checks.model_capture import CapturedModel
 from grader.targets import TargetSpec
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "accuracy"
@@ -31,18 +34,35 @@ def spec(**fields: Any):
     return checks.get("accuracy").Spec.model_validate(entry)
 
 
-def observation(predictions: list[int] | np.ndarray, device: str = "cpu") -> AccuracyObservation:
-    return AccuracyObservation(predictions=np.asarray(predictions, dtype=np.int64), train_images=600, epochs=2,
-                               device=device, seconds=0.5)
+CAPTURED = CapturedModel(input_shapes=[[256, 1, 28, 28]], graph_problems=[""],
+                         graphs=[artifacts.Graph(inputs=["input"], nodes=[], outputs=[{"n": 0}])])
+
+
+class Scored:
+    """What a judging test hands the judge: the run's observation and the measure stage's predictions."""
+
+    def __init__(self, rows: list[np.ndarray], device: str = "cpu"):
+        self.rows = rows
+        self.obs = AccuracyObservation(models=[CAPTURED] * len(self.rows), train_images=600, epochs=2, device=device,
+                                       seconds=0.5)
+        self.measured = Measured(0, data=AccuracyMeasurement(predictions=self.rows, problems=[""] * len(self.rows)))
+
+
+def observation(predictions: list[int] | np.ndarray, device: str = "cpu") -> Scored:
+    """One draw's predictions, or one row per draw."""
+    rows = np.asarray(predictions, dtype=np.int64)
+    return Scored(list(rows) if rows.ndim == 2 else [rows], device)
 
 
 def truth(labels: list[int] | np.ndarray, classes: int = 3, **fields: Any) -> AccuracyTruth:
-    return AccuracyTruth(labels=np.asarray(labels, dtype=np.int64), classes=classes, profile="quick", data="real",
-                         **fields)
+    labels = np.asarray(labels, dtype=np.int64)
+    return AccuracyTruth(labels=labels, classes=classes, profile="quick", data="real",
+                         images=np.zeros((len(labels), 1, 2, 2), dtype=np.uint8),
+                         scored_on=f"{len(labels)} test images", **fields)
 
 
-def judge(the_spec: Any, obs: AccuracyObservation, the_truth: AccuracyTruth | None):
-    return checks.get("accuracy").judge(the_spec, obs, the_truth)
+def judge(the_spec: Any, scored: Scored, the_truth: AccuracyTruth | None):
+    return checks.get("accuracy").judge(the_spec, scored.obs, the_truth, scored.measured)
 
 
 def predictions_with(correct: int, labels: np.ndarray, classes: int) -> np.ndarray:
@@ -101,15 +121,16 @@ def test_several_draws_are_judged_on_the_median_one():
                                       "0.950) on 100 test images, needed 0.900")
     one_good = np.stack([predictions_with(c, labels, 3) for c in (95, 80, 85)])
     assert judge(spec(min_accuracy=0.9, draws=3), observation(one_good), truth(labels)).fraction == 0.0
-    assert judge(spec(min_accuracy=0.9, draws=3), observation(rows[0]), truth(labels)).message.startswith(
-        "expected one integer class per test image (100 in each of 3 draws)")
+    one_draw = judge(spec(min_accuracy=0.9, draws=3), observation(rows[0]), truth(labels))
+    assert one_draw.fraction == 0.0 and one_draw.review
+    assert one_draw.message.startswith("not measured: 1 trained network(s) were captured for 3 training(s)")
 
 
 def test_minimum_per_profile_uses_the_active_profile():
     labels = np.arange(100) % 3
     lenient = spec(min_accuracy={"quick": 0.5, "full": 0.95})
     assert judge(lenient, observation(predictions_with(60, labels, 3)), truth(labels)).fraction == 1.0
-    full = AccuracyTruth(labels=labels, classes=3, profile="full", data="real")
+    full = dataclasses.replace(truth(labels), profile="full")
     assert judge(lenient, observation(predictions_with(60, labels, 3)), full).fraction == 0.0
 
 
@@ -138,11 +159,32 @@ def test_predictions_outside_the_classes_count_as_wrong():
     (np.zeros((10, 1), dtype=np.int64), "shape [10, 1]"),
     (np.zeros(10, dtype=np.float32), "float32"),
 ])
-def test_predictions_of_the_wrong_length_or_type_fail(predictions, got):
-    obs = AccuracyObservation(predictions=predictions, train_images=1, epochs=1, device="cpu", seconds=0.0)
-    verdict = judge(spec(), obs, truth(np.zeros(10)))
-    assert verdict.fraction == 0.0
-    assert "one integer class per test image (10)" in verdict.message and got in verdict.message
+def test_measured_predictions_of_the_wrong_length_or_type_fail(predictions, got):
+    verdict = judge(spec(), Scored([predictions]), truth(np.zeros(10)))
+    assert verdict.fraction == 0.0 and verdict.review
+    assert "one class per scored image (10)" in verdict.message and got in verdict.message
+
+
+@pytest.mark.parametrize("measured, why", [
+    (None, "no measure stage ran"),
+    (Measured(0, problem="the measure stage ended timeout: 60 s"), "the measure stage ended timeout"),
+    (Measured(0, data=AccuracyMeasurement(predictions=[None], problems=["its weights were too large"])),
+     "its weights were too large"),
+])
+def test_a_network_the_measure_stage_could_not_score_earns_nothing_and_asks_a_person(measured, why):
+    """Nothing the student's process reported can stand in for a measurement: the check earns
+    nothing, says why, and goes to the review queue."""
+    scored = observation(np.arange(10) % 3)
+    verdict = checks.get("accuracy").judge(spec(min_accuracy=0.1), scored.obs, truth(np.arange(10) % 3), measured)
+    assert verdict.fraction == 0.0 and verdict.message.startswith(f"not measured: {why}")
+    assert "a person may grade it by hand" in verdict.review
+
+
+def test_a_network_that_was_not_captured_says_why():
+    scored = observation(np.arange(10) % 3)
+    scored.obs.models = [CapturedModel(problem="the trained make_net(784, 10) built a str, not a torch.nn.Module")]
+    verdict = judge(spec(min_accuracy=0.1), scored, truth(np.arange(10) % 3))
+    assert verdict.fraction == 0.0 and "built a str, not a torch.nn.Module" in verdict.message
 
 
 def test_judging_without_the_host_labels_is_a_grader_problem():
@@ -265,8 +307,18 @@ def solution() -> dict[str, Any]:
     return namespace
 
 
+def measured_predictions(fixture_rubric, synthetic_mnist, the_spec, obs) -> np.ndarray:
+    """What the measure stage computes from the probe's captured networks: one row per draw."""
+    the_truth = profiles.truth_for(fixture_rubric, the_spec, "quick", synthetic_mnist)
+    measurement = checks.get("accuracy").measure(the_spec, obs, 0, {"images": the_truth.images})
+    assert measurement.problems == [""] * len(obs.models)
+    return np.stack(measurement.predictions)
+
+
 def judged(fixture_rubric, synthetic_mnist, the_spec, obs):
-    return judge(the_spec, obs, profiles.truth_for(fixture_rubric, the_spec, "quick", synthetic_mnist))
+    the_truth = profiles.truth_for(fixture_rubric, the_spec, "quick", synthetic_mnist)
+    measurement = checks.get("accuracy").measure(the_spec, obs, 0, {"images": the_truth.images})
+    return checks.get("accuracy").judge(the_spec, obs, the_truth, Measured(0, data=measurement))
 
 
 def test_profile_budget_lowers_the_checks_own(fixture_rubric, synthetic_mnist):
@@ -302,29 +354,55 @@ def test_flatten_gives_a_network_of_flat_inputs_one_row_per_image(fixture_rubric
     assert judged(fixture_rubric, synthetic_mnist, the_spec, run_probe(the_spec, flat_only)).fraction == 1.0
 
 
-def test_harness_trainer_probe_trains_predicts_and_passes(fixture_rubric, synthetic_mnist):
+def test_harness_trainer_probe_trains_captures_and_the_measured_network_passes(fixture_rubric, synthetic_mnist):
     the_spec = planned(fixture_rubric, synthetic_mnist)
     obs = run_probe(the_spec, solution())
-    assert obs.predictions.dtype == np.int64 and obs.predictions.shape == (200,)
     import torch
 
     where = f"cuda:{torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu"
     assert (obs.train_images, obs.epochs, obs.device) == (600, 2, where)
-    labels, _ = host_labels("mnist", synthetic_mnist.path, 200, seed=0)
-    assert score(obs.predictions, labels, 10).accuracy > 0.6
-    assert judged(fixture_rubric, synthetic_mnist, the_spec, obs).fraction == 1.0
+    assert len(obs.models) == 1 and obs.models[0].input_shapes == [[256, 1, 28, 28]]
+    assert all(w.values is not None for w in obs.models[0].weights)  # trained weights travel whole
+    predictions = measured_predictions(fixture_rubric, synthetic_mnist, the_spec, obs)[0]
+    assert predictions.dtype == np.int64 and predictions.shape == (200,)
+    the_truth = profiles.truth_for(fixture_rubric, the_spec, "quick", synthetic_mnist)
+    assert the_truth.scored_on == "200 held-out synthetic images"
+    assert score(predictions, the_truth.labels, 10).accuracy > 0.6
+    verdict = judged(fixture_rubric, synthetic_mnist, the_spec, obs)
+    assert verdict.fraction == 1.0 and "on 200 held-out synthetic images" in verdict.message
+
+
+def test_the_measured_predictions_are_the_trained_networks_own(fixture_rubric, synthetic_mnist):
+    """The graph run on the held-out images predicts what the network itself predicts on them."""
+    import torch
+
+    from grader.checks.accuracy import model_inputs
+
+    the_spec = planned(fixture_rubric, synthetic_mnist)
+    namespace = solution()
+    built: list[Any] = []
+    original = namespace["make_net"]
+    namespace["make_net"] = lambda *args: built.append(original(*args)) or built[-1]
+    obs = run_probe(the_spec, namespace)
+    the_truth = profiles.truth_for(fixture_rubric, the_spec, "quick", synthetic_mnist)
+    with torch.no_grad():
+        direct = built[0].eval()(model_inputs(the_spec, torch.from_numpy(the_truth.images))).argmax(1).numpy()
+    assert np.array_equal(measured_predictions(fixture_rubric, synthetic_mnist, the_spec, obs)[0], direct)
 
 
 def test_draws_train_from_different_seeds_and_the_first_is_the_single_draw(fixture_rubric, synthetic_mnist):
-    single = run_probe(planned(fixture_rubric, synthetic_mnist), solution()).predictions
-    three = run_probe(planned(fixture_rubric, synthetic_mnist, draws=3), solution()).predictions
+    one, several = planned(fixture_rubric, synthetic_mnist), planned(fixture_rubric, synthetic_mnist, draws=3)
+    single = measured_predictions(fixture_rubric, synthetic_mnist, one, run_probe(one, solution()))[0]
+    three = measured_predictions(fixture_rubric, synthetic_mnist, several, run_probe(several, solution()))
     assert three.shape == (3, 200) and np.array_equal(three[0], single)
     assert not np.array_equal(three[1], three[0]) and not np.array_equal(three[2], three[1])
 
 
 def test_the_same_seed_gives_the_same_predictions(fixture_rubric, synthetic_mnist):
     the_spec = planned(fixture_rubric, synthetic_mnist)
-    assert np.array_equal(run_probe(the_spec, solution()).predictions, run_probe(the_spec, solution()).predictions)
+    first, second = (measured_predictions(fixture_rubric, synthetic_mnist, the_spec, run_probe(the_spec, solution()))
+                     for _ in range(2))
+    assert np.array_equal(first, second)
 
 
 def test_student_loop_trains_on_the_harness_loaders_in_its_globals(fixture_rubric, synthetic_mnist):

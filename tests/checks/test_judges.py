@@ -71,6 +71,8 @@ def test_a_kind_is_measured_all_the_way_or_not_at_all(name):
     else:
         assert parameters[3:] == ["measured"] and kind.measure is not CheckKind.measure
         assert issubclass(kind.Measurement, Observation)
+        # the measure runner calls every kind the same way: the spec, the observation, the seed, the host's inputs
+        assert list(inspect.signature(kind.measure).parameters) == ["spec", "obs", "seed", "given"]
 
 
 def test_registering_a_kind_twice_is_a_bug():

@@ -1,4 +1,5 @@
-"""An honest network, its layers in a Sequential: full marks, nothing flagged."""
+"""An honest network, its layers in a Sequential, and an honest linear classifier: full marks,
+nothing flagged."""
 
 from torch import nn
 
@@ -10,3 +11,13 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.layers(x)
+
+
+class Classifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.linear = nn.Linear(28 * 28, 10)
+
+    def forward(self, x):
+        return self.linear(self.flatten(x))

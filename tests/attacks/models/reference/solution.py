@@ -1,4 +1,5 @@
-"""The model attacks' reference: D -> 8 -> O with a ReLU between, 58 parameters for D=4, O=2."""
+"""The model attacks' reference: D -> 8 -> O with a ReLU between, 58 parameters for D=4, O=2; and a
+linear classifier of MNIST images."""
 
 from torch import nn
 
@@ -11,3 +12,14 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.out(self.hidden(x).relu())
+
+
+class Classifier(nn.Module):
+    """A linear classifier of MNIST images."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(784, 10)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
