@@ -3,9 +3,15 @@
 A residual block computes ``act(x + F(x))``. With every parameter of the block set to zero the
 branch ``F`` of linear or convolutional layers (biases and BatchNorm scales included) outputs
 zeros, so a block with a skip path returns ``act(x)``, and one without returns ``act(0)``, a
-constant. The probe builds the block, runs one random input in eval mode, zeroes the parameters
-(read from the modules' own storage, as ``param_count`` does) and runs it again. It records the
-input and both outputs; the host decides.
+constant.
+
+A measured kind. The probe builds the block, captures its eval forward with every weight as an
+input of the graph (``model_capture``), and for a person's eyes also runs it on a random input,
+then with its parameters zeroed (read from the modules' own storage, as ``param_count`` does). The
+measure stage runs the graph on a fresh input drawn from the host's seed, once with the shipped
+weights and once with every parameter zeroed (buffers such as running statistics kept). What
+the run reported can only fail the check (not a module, not a tensor, the wrong size); what
+passes it is computed from the graph.
 
 Judged on the host:
 
@@ -27,8 +33,9 @@ from typing import Any, Callable, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from grader.checks import register
-from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
+from grader import artifacts
+from grader.checks import model_capture, register
+from grader.checks.base import CheckKind, CheckSpec, Measured, Observation, ProbeContext, Verdict
 from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import Args, call_target, format_shape, is_plain_tensor, type_name
 from grader.checks.param_count import own_parameters
@@ -91,6 +98,18 @@ class ResidualObservation(Observation):
     output_type: str = ""
     zeroed_output: Array | None = None
     zeroed_output_type: str = ""
+    captured: model_capture.CapturedModel | None = None  # the block's eval forward, for the measure stage
+
+
+class ResidualMeasurement(Observation):
+    """The captured forward run on a fresh input, with the block's weights and with its parameters
+    zeroed; ``problem`` says why it could not be (then the arrays are None)."""
+
+    input: Array | None = None
+    output: Array | None = None
+    zeroed_output: Array | None = None
+    parameters_zeroed: int = 0
+    problem: str = ""
 
 
 def _numbers(out: Any) -> np.ndarray | None:
@@ -105,6 +124,7 @@ def _numbers(out: Any) -> np.ndarray | None:
 class Residual(CheckKind):
     Spec = ResidualSpec
     Observation = ResidualObservation
+    Measurement = ResidualMeasurement
 
     @staticmethod
     def probe(spec: ResidualSpec, ctx: ProbeContext) -> ResidualObservation:
@@ -119,6 +139,7 @@ class Residual(CheckKind):
             torch.nn.Module.train(block, False)  # BatchNorm and dropout as at test time
         with ctx.student_code(running), torch.no_grad():
             out = block(x.clone())
+        captured = model_capture.capture(block, [spec.shape()], torch.float32, ctx, "the block")
         params = own_parameters(block)
         with torch.no_grad():
             for p in params:
@@ -127,10 +148,35 @@ class Residual(CheckKind):
             zeroed = block(x.clone())
         return ResidualObservation(module_type=type_name(block), is_module=True, parameters_zeroed=len(params),
                                    input=x.double().numpy(), output=_numbers(out), output_type=type_name(out),
-                                   zeroed_output=_numbers(zeroed), zeroed_output_type=type_name(zeroed))
+                                   zeroed_output=_numbers(zeroed), zeroed_output_type=type_name(zeroed),
+                                   captured=captured)
 
     @staticmethod
-    def judge(spec: ResidualSpec, obs: ResidualObservation, expected: None) -> Verdict:
+    def measure(spec: ResidualSpec, obs: ResidualObservation, seed: int, given: Any = None) -> ResidualMeasurement:
+        import torch
+
+        captured = obs.captured
+        if captured is None or captured.problem or len(captured.graphs) != 1 or captured.graphs[0] is None:
+            return ResidualMeasurement(problem=captured.why_not(0) if captured else "the run shipped no capture")
+        if any(w.values is None for w in captured.weights):
+            return ResidualMeasurement(problem="the block's weights were too large to travel whole")
+        try:
+            weights = model_capture.weight_tensors(captured, seed)
+            zeroed = [torch.zeros_like(w) if shipped.parameter else w for w, shipped in zip(weights, captured.weights)]
+            x = model_capture.fresh_input(captured, spec.shape(), seed, 0)
+            outputs = [model_capture.run_on(captured, 0, x, values) for values in (weights, zeroed)]
+        except (model_capture.Refused, artifacts.ArtifactError) as exc:
+            return ResidualMeasurement(problem=str(exc)[:500])
+        live, off = (_numbers(out) for out in outputs)
+        if live is None or off is None:
+            return ResidualMeasurement(problem="the graph's output is not a tensor")
+        return ResidualMeasurement(input=_numbers(x), output=live, zeroed_output=off,
+                                   parameters_zeroed=sum(w.parameter for w in captured.weights))
+
+    @staticmethod
+    def judge(spec: ResidualSpec, obs: ResidualObservation, expected: None,
+              measured: Measured | None = None) -> Verdict:
+        """What the run reported can fail the check; only the measurement can pass it."""
         if not obs.is_module:
             return Verdict.failed(f"the target built a {obs.module_type}, not a torch.nn.Module")
         x = obs.input
@@ -143,8 +189,12 @@ class Residual(CheckKind):
             if out.shape != x.shape:
                 return Verdict.failed(f"the block's {name} has shape {format_shape(list(out.shape))}, expected the "
                                       f"input's {format_shape(list(x.shape))} (a residual block keeps the size)")
-        zeroed, live = obs.zeroed_output, obs.output
-        assert zeroed is not None and live is not None
+        why = _why_unmeasured(measured)
+        if why:
+            return Verdict(0.0, f"not measured: {why}; the run reported a block of the right size",
+                           review=f"the block's skip path could not be measured ({why}); a person may grade it")
+        m = measured.data  # type: ignore[union-attr]
+        x, zeroed, live = m.input, m.zeroed_output, m.output
         close = {name: bool(np.allclose(zeroed, ACTIVATIONS[name](x), rtol=0, atol=spec.atol))
                  for name in spec.activations}
         matched = next((name for name, ok in close.items() if ok), None)
@@ -161,7 +211,7 @@ class Residual(CheckKind):
                           "got": "not judged: the skip path was not found", "ok": False}
         else:
             skip_row = {"requirement": "with every parameter zeroed, the output is act(input) (the skip path)",
-                        "got": f"{_named(matched)} ({obs.parameters_zeroed} parameter tensors zeroed)", "ok": True}
+                        "got": f"{_named(matched)} ({m.parameters_zeroed} parameter tensors zeroed)", "ok": True}
             gap = float(np.abs(live - ACTIVATIONS[matched](x)).max())
             branch_row = {"requirement": "with its own weights, the block's layers change the output",
                           "got": f"differs from {_named(matched)} by up to {gap:.3g}", "ok": gap > spec.atol}
@@ -169,6 +219,21 @@ class Residual(CheckKind):
                 branch_row["got"] = f"always {_named(matched)}: the layers do not contribute"
         passed = f"a real skip path: {_named(matched)} with the layers zeroed, and the layers add to it"
         return Verdict.from_requirements([skip_row, branch_row], passed=passed)
+
+
+def _why_unmeasured(measured: Measured | None) -> str:
+    """Why there is no measurement to judge the skip path on, or ""."""
+    if measured is None:
+        return "no measure stage ran"
+    m = measured.data
+    if m is None:
+        return measured.problem or "the measure stage gave nothing"
+    if m.problem:
+        return m.problem
+    if m.input is None or m.output is None or m.zeroed_output is None \
+            or not m.input.shape == m.output.shape == m.zeroed_output.shape:
+        return "the measured outputs do not keep the input's shape"
+    return ""
 
 
 def _named(activation: str | None) -> str:

@@ -2,7 +2,8 @@
 
 The probe runs in-process on small blocks as students write them (with and without a skip
 connection, with other final activations, with BatchNorm in the branch, a block that ignores its
-layers); the judge runs on those observations and on crafted ones.
+layers), the measure stage's code on what it captured; the judge runs on those and on crafted
+observations: a report of a skip path the captured block does not have passes nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from grader import checks
-from grader.checks.base import ProbeContext, StudentRaised
+from grader.checks.base import Measured, ProbeContext, StudentRaised
 from grader.checks.residual import ResidualObservation
 from grader.targets import TargetSpec
 
@@ -27,14 +28,22 @@ def spec(**fields: Any):
                                      "args": [8, 5], "input": ["B", 8], **fields})
 
 
-def probe_and_judge(builder: Any, the_spec: Any = None):
+SEED = 1234
+
+
+def probed(builder: Any, the_spec: Any = None) -> ResidualObservation:
     the_spec = the_spec or spec()
     ctx = ProbeContext(namespaces=[("notebook", {"Block": builder})], targets={"block": TargetSpec(name="Block")})
     ctx.seed_everything()
     obs = KIND.probe(the_spec, ctx)
     # What the host reads back is a validated copy, as in the pipeline.
-    obs = KIND.Observation.model_validate(obs.model_dump())
-    return KIND.judge(the_spec, obs, None)
+    return KIND.Observation.model_validate(obs.model_dump())
+
+
+def probe_and_judge(builder: Any, the_spec: Any = None):
+    the_spec = the_spec or spec()
+    obs = probed(builder, the_spec)
+    return KIND.judge(the_spec, obs, None, Measured(SEED, data=KIND.measure(the_spec, obs, SEED)))
 
 
 class Residual(nn.Module):
@@ -141,6 +150,22 @@ def test_registered_and_accepted_by_the_rubric():
         "assignment": "a", "title": "t", "reference": "reference", "targets": {"block": {"name": "ResBlock"}},
         "checks": [{"id": "skip", "kind": "residual", "target": "block", "input": ["B", 32], "points": 1}]})
     assert rubric.checks[0].kind == "residual"
+
+
+def test_a_reported_skip_path_the_captured_block_does_not_have_passes_nothing():
+    """The records of a block with a skip path, the capture of one without: the measurement decides."""
+    honest, plain = probed(lambda d, h: Residual(d, h)), probed(lambda d, h: Residual(d, h, skip=False))
+    forged = honest.model_copy(update={"captured": plain.captured})
+    verdict = KIND.judge(spec(), forged, None, Measured(SEED, data=KIND.measure(spec(), forged, SEED)))
+    assert verdict.fraction == 0 and "nothing of the input reaches the output" in verdict.message
+
+
+def test_a_block_with_no_capture_earns_nothing_and_asks_a_person():
+    obs = probed(lambda d, h: Residual(d, h)).model_copy(update={"captured": None})
+    verdict = KIND.judge(spec(), obs, None, Measured(SEED, data=KIND.measure(spec(), obs, SEED)))
+    assert verdict.fraction == 0 and verdict.message.startswith("not measured: the run shipped no capture")
+    assert "a person may grade it" in verdict.review
+    assert KIND.judge(spec(), obs, None, None).message.startswith("not measured: no measure stage ran")
 
 
 def test_judge_rejects_a_missing_input_record():
