@@ -9,8 +9,9 @@ keep its full marks. The cases (``models/cases``): records rewritten with the ri
 count and no capture; records rewritten with graphs forged to return zeros of the right shape,
 beside a weights list padded to the right count; and records rewritten with a faithful capture of
 another, right network: measuring cannot tell that one from the submitted network, and the host's
-scan of the code is what puts it before a person; and a classifier that answers with the stored
-label of the identical test image (``looks_up_test_labels``).
+scan of the code is what puts it before a person; a classifier that answers with the stored
+label of the identical test image (``looks_up_test_labels``); and a classifier that cannot learn,
+its record claiming a GPU the run never had (``forges_the_device``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ EXPECTED = {
     "forged_constant_graph": 0,
     "forged_graph_of_another_model": 4,  # measuring's limit: a real computation of a right network (flagged below)
     "looks_up_test_labels": 4,  # its honest Net; the classifier finds none of the scored images in the test split
+    "forges_the_device": 4,  # its honest Net; the classifier fails, judged for the CPU the run was given
 }
 
 
@@ -71,6 +73,13 @@ def test_a_classifier_that_looks_up_the_test_labels_finds_none_of_the_scored_ima
     scored = float(accuracy["message"].split()[1])
     assert scored < 0.2 and "on 300 held-out synthetic images" in accuracy["message"]
     assert all(row["as 0"] == row["images"] for row in accuracy["table"])  # it answered class 0 to every image
+
+
+def test_a_forged_device_neither_skips_the_check_nor_picks_another_calibration(graded):
+    accuracy = checks_of(graded["forges_the_device"])["classifier-accuracy"]
+    assert (accuracy["outcome"], accuracy["counted"]) == ("failed", True), accuracy
+    assert "(calibrated over 30 seeds" in accuracy["message"]
+    assert "the model ended on cuda:NVIDIA H100 80GB HBM3, judged for cpu" in accuracy["message"]
 
 
 def test_the_lookup_is_right_on_every_image_of_the_test_split_the_run_can_read(tmp_path, monkeypatch):
@@ -108,4 +117,5 @@ def test_graphs_forged_to_return_the_right_shape_from_nothing_are_refused(graded
 
 def test_a_capture_of_another_network_is_what_the_hosts_scan_puts_before_a_person(graded):
     reached = {case for case, result in graded.items() if any(f["rule"] == "grader" for f in result.get("flags", []))}
-    assert reached == {"rewrites_its_records", "forged_constant_graph", "forged_graph_of_another_model"}
+    assert reached == {"rewrites_its_records", "forged_constant_graph", "forged_graph_of_another_model",
+                       "forges_the_device"}
