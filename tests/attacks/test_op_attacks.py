@@ -5,8 +5,9 @@ Every case is graded in one batch, in the namespace sandbox, next to an honest o
 its full marks. The cases (``ops/cases``): a stub whose probe is rebound to report torch's
 numbers; torch's convolution through an alias with the operator recorder emptied; torch's
 convolution and gradients computed with every dispatch mode switched off; torch's convolution
-inside a custom operator of the student's own library; records rewritten on their way out; and an
-honest op that reads the job file, looking for the hidden check.
+inside a custom operator of the student's own library; records rewritten on their way out; torch's
+convolution called plainly, the records naming a harmless class as the one graded; and an honest
+op that reads the job file, looking for the hidden check.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ EXPECTED = {
     "hides_conv_from_the_tracer": 0,
     "rewrites_its_records": 0,
     "custom_op_wraps_conv": 0,
+    "forges_the_graded_class": 0,
 }
 
 
@@ -80,6 +82,12 @@ def test_a_custom_operator_is_opaque_so_it_is_not_measured_and_earns_nothing(gra
     assert "could not be measured" in conv["review"] and "attack.conv is not an aten operator" in conv["review"]
 
 
+def test_a_forged_graded_class_hides_nothing_from_the_graph_or_the_hosts_rescan(graded):
+    conv = checks_of(graded["forges_the_graded_class"])["conv"]
+    assert conv["review"] == "forbidden implementation", conv
+    assert "aten.convolution in the captured graph" in conv["message"]
+
+
 def test_the_job_file_holds_no_hidden_title_or_tolerance(graded):
     printed = graded["reads_the_job_file"]["stdout"]
     assert "JOB FILE:" in printed and '"conv-hidden"' in printed  # it did read the job
@@ -88,4 +96,5 @@ def test_the_job_file_holds_no_hidden_title_or_tolerance(graded):
 
 def test_the_host_scan_flags_every_case_that_reached_into_the_grader(graded):
     reached = {case for case, result in graded.items() if any(f["rule"] == "grader" for f in result.get("flags", []))}
-    assert reached == {"stub_rebinds_the_probe", "aliased_conv_scrubbed_recorder", "rewrites_its_records"}
+    assert reached == {"stub_rebinds_the_probe", "aliased_conv_scrubbed_recorder", "rewrites_its_records",
+                       "forges_the_graded_class"}
