@@ -126,7 +126,8 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
                          form=entry.form, cells=[c.model_dump() for c in ex.cells] if ex else [],
                          modules=[m.model_dump() for m in ex.modules] if ex else [],
                          removed_commands=ex.removed_commands if ex else [],
-                         cuda_on_cpu=ex.cuda_on_cpu if ex else [], stdout=run.stdout, stderr=run.stderr,
+                         cuda_on_cpu=ex.cuda_on_cpu if ex else [], data_served=ex.data_served if ex else [],
+                         stdout=run.stdout, stderr=run.stderr,
                          numerics=_numerics(prep, slot), mapping=mapping, flags=flags,
                          notes=[*entry.notes, *kept, *_harness_notes(prep, submitted)])
     finally:

@@ -87,6 +87,7 @@ class SubmissionResult(BaseModel):
     modules: list[dict[str, Any]] = []
     removed_commands: list[str] = []
     cuda_on_cpu: list[str] = []  # lines of the submission asking for CUDA that ran on the CPU (no GPU there)
+    data_served: list[str] = []  # data-set calls whose root held no data, served the grader's copy (sandbox.data_paths)
     stdout: str = ""
     stderr: str = ""
     seconds: float = 0.0

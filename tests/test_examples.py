@@ -78,3 +78,12 @@ def test_examples_grade_as_their_manifest_says(assignment, graded):
     folder = validation.examples_folder(_load(assignment))
     problems = validation.example_problems(validation.load_manifest(folder), graded[assignment])
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.slow
+def test_a_notebook_loading_from_its_own_data_folder_is_told_the_graders_copy_was_read(graded):
+    """A real style: MNIST('~/.pytorch/MNIST_data/', download=True). The run serves the grader's copy
+    there, and the student's result says so; a notebook that reads the rubric's folder is told nothing."""
+    fc_vs_cnn = graded["fc-vs-cnn"]
+    assert fc_vs_cnn["home_path_download.ipynb"].data_served == ["MNIST(root='~/.pytorch/MNIST_data/')"]
+    assert fc_vs_cnn["full_marks.ipynb"].data_served == [] and fc_vs_cnn["module_submission.py"].data_served == []

@@ -26,6 +26,10 @@ def self_check_table(result: SubmissionResult) -> str:
     if result.cuda_on_cpu:
         lines.append(f"cuda: your code asks for a GPU ({result.cuda_on_cpu[0]}); none here, so it ran on the CPU. "
                      "Use `device = \"cuda\" if torch.cuda.is_available() else \"cpu\"`")
+    if result.data_served:
+        lines.append(f"data: your code loads the data set from a folder that does not hold it ({result.data_served[0]}"
+                     f"{f' and {len(result.data_served) - 1} more' if len(result.data_served) > 1 else ''}); "
+                     "the grader's copy was read instead, without downloading")
     if result.profile:
         lines.append(f"profile: {result.profile}" + (" (a data subset and fewer epochs: a self-check, not the final "
                                                      "grade's budget)" if result.profile == "quick" else ""))

@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, computed_field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 
 from grader import observations
 from grader.errors import GraderError
-from grader.sandbox import cpu_use
+from grader.sandbox import cpu_use, data_paths
 from grader.sandbox import limits as run_limits
 from grader.sandbox.statuses import Ending, classify
 from grader.submission import Entry
@@ -94,6 +94,7 @@ class Execution(BaseModel):
     modules: list[ModuleRun] = []
     removed_commands: list[str] = []
     cuda_on_cpu: list[str] = []  # lines asking for CUDA, run on the CPU instead (no GPU; see cpu_fallback)
+    data_served: list[str] = Field([], max_length=data_paths.MAX_SHOWN)  # data-set calls whose root was replaced
     kernel_died: bool = False
     died_in_cell: int | str | None = None
     probe_failure: str | None = None

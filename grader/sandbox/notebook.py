@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from grader.sandbox import data_paths
 from grader.sandbox.figures import plots_of_output
 
 KERNEL_NAME = "python3"  # ipykernel's native spec: the grader's own interpreter
@@ -189,6 +190,8 @@ def execute(job: dict[str, Any], execution: dict[str, Any], save: Any) -> None:
             execution["output_limited"] = bool(client.flooded)
             if execution["kernel_died"]:
                 cells[-1]["status"] = "died"
+        if not execution["kernel_died"] and data_paths.wanted_by([c.source for c in nb.cells if c.cell_type == "code"]):
+            execution["data_served"] = _data_served(client, nb)
         save(execution)
         if execution["kernel_died"]:
             return
@@ -225,7 +228,7 @@ def _serve_data(client: Any, nb: Any) -> None:
     """Torchvision data sets find the grader's copy of the data wherever the cells look (``data_paths``),
     literal split sizes fit a synthetic stand-in (``data_sizes``), and provided modules answer to the
     names students import them by (``provided_aliases``)."""
-    from grader.sandbox import data_paths, data_sizes, provided_aliases
+    from grader.sandbox import data_sizes, provided_aliases
 
     sources = [c.source for c in nb.cells if c.cell_type == "code"]
     if data_paths.wanted_by(sources):
@@ -243,7 +246,12 @@ def _count_plots(client: Any, nb: Any) -> None:
 
 
 def _run_setup(client: Any, nb: Any, source: str) -> bool:
-    """Run a setup cell of the grader's in the kernel; whether its last expression was ``True``.
+    """Run a setup cell of the grader's in the kernel; whether its last expression was ``True``."""
+    return _kernel_value(client, nb, source) == "True"
+
+
+def _kernel_value(client: Any, nb: Any, source: str) -> str | None:
+    """Run a cell of the grader's in the kernel; the text of its last expression's value, if any.
     The cell is run at index 0 and taken out again, so the student's cells keep their numbers."""
     import nbformat
 
@@ -255,7 +263,24 @@ def _run_setup(client: Any, nb: Any, source: str) -> bool:
         nb.cells.pop(0)
         client._printed.pop(0, None)
     results = [o for o in setup.get("outputs", []) if o.get("output_type") == "execute_result"]
-    return bool(results) and results[0].get("data", {}).get("text/plain") == "True"
+    return results[0].get("data", {}).get("text/plain") if results else None
+
+
+def _data_served(client: Any, nb: Any) -> list[str]:
+    """The cells' data-set calls whose root the kernel replaced by the grader's copy (``data_paths``).
+    Only shown to the student: whatever the kernel says is read as plain JSON and kept if it is a
+    list of strings."""
+    import ast
+
+    text = _kernel_value(client, nb, "import json as _grader_json, grader.sandbox.data_paths as _grader_data_paths\n"
+                                     "_grader_json.dumps(_grader_data_paths.served())")
+    try:
+        served = json.loads(ast.literal_eval(text)) if text else []
+    except (ValueError, SyntaxError, TypeError):
+        return []
+    if not isinstance(served, list) or not all(isinstance(call, str) for call in served):
+        return []
+    return [call[:300] for call in served][:data_paths.MAX_SHOWN]
 
 
 def _killed_by(process: Any) -> int | None:

@@ -98,6 +98,9 @@ def run_modules(job: dict[str, Any], execution: dict[str, Any], save: Any) -> No
         else:
             execution["modules"].append({"name": name, "status": "ok", "error": None, "output": ""})
         namespaces.append((name, vars(module)))
+    from grader.sandbox import data_paths
+
+    execution["data_served"] = data_paths.served()
     save(execution)
     from grader.sandbox import probe_side
 

@@ -36,6 +36,16 @@ def test_synthetic_data_and_weak_isolation_are_stated():
     assert "synthetic data" in page and "Isolation: <b>process</b> (weak)" in page
 
 
+def test_a_data_folder_the_grader_replaced_is_named_on_the_page_and_in_the_self_check():
+    served = result_with(data_served=["MNIST(root='~/.pytorch/MNIST_data/')", "FashionMNIST(root='<b>x</b>')"])
+    page = render_submission(served)
+    assert "read its own copy of the same data set instead" in page
+    assert "<code>MNIST(root=&#39;~/.pytorch/MNIST_data/&#39;)</code>" in page and "<b>x</b>" not in page
+    assert "data: your code loads the data set from a folder that does not hold it (MNIST(root='~/.pytorch/" \
+           "MNIST_data/') and 1 more)" in self_check_table(served)
+    assert "its own copy" not in render_submission(result_with())
+
+
 def test_the_profile_is_stated_where_accuracy_was_trained():
     quick = result_with(data="synthetic", profile="quick")
     assert "<span>profile quick</span>" in render_submission(quick)

@@ -33,6 +33,15 @@ def test_a_home_path_with_download_reads_the_served_copy_offline(tmp_path):
     assert not (tmp_path / ".pytorch").exists()  # nothing was downloaded or created there
 
 
+def test_what_the_run_reports_is_each_replaced_call_once_and_cut_short(monkeypatch):
+    calls = ["MNIST(root='a')", "MNIST(root='a')", "CIFAR10(root='" + "x" * 400 + "')"] + \
+            [f"MNIST(root='{i}')" for i in range(30)]
+    monkeypatch.setattr(data_paths, "redirected", calls)
+    served = data_paths.served()
+    assert served[0] == "MNIST(root='a')" and served[1].startswith("CIFAR10(root='xxx") and len(served[1]) == 300
+    assert len(served) == data_paths.MAX_SHOWN
+
+
 def test_a_root_that_holds_the_data_is_left_as_the_student_wrote_it(tmp_path):
     import torchvision
 
