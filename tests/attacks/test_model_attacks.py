@@ -11,7 +11,8 @@ beside a weights list padded to the right count; and records rewritten with a fa
 another, right network: measuring cannot tell that one from the submitted network, and the host's
 scan of the code is what puts it before a person; a classifier that answers with the stored
 label of the identical test image (``looks_up_test_labels``); and a classifier that cannot learn,
-its record claiming a GPU the run never had (``forges_the_device``).
+its record claiming a GPU the run never had (``forges_the_device``); and the libraries a probe
+writes with (json, numpy, builtins) patched to put the right values in the records.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ EXPECTED = {
     "forged_graph_of_another_model": 4,  # measuring's limit: a real computation of a right network (flagged below)
     "looks_up_test_labels": 4,  # its honest Net; the classifier finds none of the scored images in the test split
     "forges_the_device": 4,  # its honest Net; the classifier fails, judged for the CPU the run was given
+    "monkeypatches_json_numpy_builtins": 0,
 }
 
 
@@ -109,6 +111,12 @@ def test_records_rewritten_without_a_capture_earn_nothing_and_ask_a_person(grade
     assert checks["net-params"]["review"].startswith("the count the run reported as matching could not be measured")
 
 
+def test_records_forged_through_patched_json_numpy_and_builtins_earn_nothing(graded):
+    checks = checks_of(graded["monkeypatches_json_numpy_builtins"])
+    assert "the run shipped no capture of the model" in checks["net-shape"]["message"], checks["net-shape"]
+    assert checks["net-params"]["points"] == 0 and checks["net-params"]["review"]
+
+
 def test_graphs_forged_to_return_the_right_shape_from_nothing_are_refused(graded):
     checks = checks_of(graded["forged_constant_graph"])
     for check in ("net-shape", "net-params"):
@@ -118,4 +126,4 @@ def test_graphs_forged_to_return_the_right_shape_from_nothing_are_refused(graded
 def test_a_capture_of_another_network_is_what_the_hosts_scan_puts_before_a_person(graded):
     reached = {case for case, result in graded.items() if any(f["rule"] == "grader" for f in result.get("flags", []))}
     assert reached == {"rewrites_its_records", "forged_constant_graph", "forged_graph_of_another_model",
-                       "forges_the_device"}
+                       "forges_the_device", "monkeypatches_json_numpy_builtins"}
