@@ -22,7 +22,9 @@ PROFILE_HELP = ("training budget of accuracy checks: full (the handout's), quick
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grader", description="Grade PyTorch deep-learning assignments.",
                                      epilog="exit codes: 0 graded, 1 grader error, 2 usage or rubric error, "
-                                            "3 (check) a visible check did not pass")
+                                            "3 (check) a visible check did not pass, (grade --fail-under) a "
+                                            "submission scored below the bar")
+    parser.add_argument("--version", action=_PrintVersion)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     grade = sub.add_parser("grade", help="grade a batch of submissions and write reports")
@@ -31,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="batch folders (one entry per student) or single .ipynb/.py/.zip files")
     grade.add_argument("--out", type=Path, required=True,
                        help="folder for the reports and the journal; run again with the same --out to resume")
+    grade.add_argument("--fail-under", type=_percent, metavar="PERCENT",
+                       help="exit 3 when a submission scores below PERCENT of the points (for CI), e.g. 80")
     _run_options(grade)
     _batch_options(grade)
 
@@ -105,6 +109,41 @@ def _batch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="regrade everything, even results kept from an earlier run, "
                                                         "and probe the reference again for the expectations")
     p.add_argument("--quiet", action="store_true", help="no progress, only the summary line (for CI)")
+
+
+class _PrintVersion(argparse.Action):
+    """``--version``: the release and the hash of the grader's source (what caches and journals are
+    keyed on), computed only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the grader's version and source hash, and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        from grader.source_hash import exact_version
+
+        print(f"grader {exact_version()}")
+        parser.exit()
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected a percentage from 0 to 100, got {text!r}")
+    return value
+
+
+def below_the_bar(results: list[Any], percent: float) -> list[str]:
+    """``student (score%)`` for every result under ``percent`` of its points; a submission that was
+    rejected or did not run scores what it scored (usually 0)."""
+    low = []
+    for result in results:
+        share = 100 * result.score / result.max_score if result.max_score else 100.0
+        if share < percent:
+            low.append(f"{result.student} ({share:.1f}%)")
+    return low
 
 
 def _positive_int(text: str) -> int:
@@ -238,6 +277,10 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if broken:
         print(f"grader errors in {len(broken)} submission(s): {', '.join(r.student for r in broken)}", file=sys.stderr)
         return EXIT_GRADER_ERROR
+    if args.fail_under is not None and (low := below_the_bar(results, args.fail_under)):
+        print(f"{len(low)} submission(s) below --fail-under {args.fail_under:g}%: {', '.join(low[:20])}"
+              f"{' ...' if len(low) > 20 else ''}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
     return EXIT_OK
 
 
@@ -318,6 +361,23 @@ def _validate_examples(rubric: Any, workers: int) -> bool:
     return not problems
 
 
+def _stale_calibration(rubric: Any, check_id: str, run: Any) -> str:
+    """Why a calibration on file no longer applies (``profiles.why_stale``), "" when it does; a check
+    no longer in the rubric, or no longer calibrated, makes it stale too."""
+    from pathlib import Path as _Path
+
+    from grader import profiles
+    from grader.checks.accuracy import AccuracySpec
+    from grader.data import DataRoot
+
+    spec = next((c for c in rubric.model.checks if c.id == check_id), None)
+    if not isinstance(spec, AccuracySpec) or spec.threshold != "calibrated":
+        return "the rubric has no calibrated accuracy check of that id any more"
+    # the root only fills the planned spec's `run`, which no fingerprint reads
+    planned = profiles.planned_spec(rubric, spec, run.profile, DataRoot(_Path("."), run.data, rubric.model.data.dataset))
+    return profiles.why_stale(rubric, planned, run)
+
+
 def _bundled_rubrics() -> list[Path]:
     from grader.paths import rubric_dirs
 
@@ -333,8 +393,14 @@ def _calibration_lines(rubric: Any, profile: str) -> list[str]:
     if not wanted:
         return []
     runs = [r for r in calibration.read(rubric).runs if profile in ("auto", r.profile)]
-    lines = [f"calibrated: {r.profile} on {r.device} ({r.data} data, {len(r.seeds)} seeds, {r.date[:10]}): "
-             + ", ".join(f"{cid} {s.mean:.3f} ± {s.std:.3f}" for cid, s in r.checks.items()) for r in runs]
+    lines = []
+    for r in runs:
+        lines.append(f"calibrated: {r.profile} on {r.device} ({r.data} data, {len(r.seeds)} seeds, {r.date[:10]}): "
+                     + ", ".join(f"{cid} {s.mean:.3f} ± {s.std:.3f}" for cid, s in r.checks.items()))
+        for check_id in r.checks:
+            why = _stale_calibration(rubric, check_id, r)
+            if why:
+                lines.append(f"  STALE {check_id}: {why}; run `{calibration.command(rubric, r.profile)}`")
     return lines or [f"no calibration{'' if profile == 'auto' else f' for profile {profile}'} of "
                      f"{', '.join(wanted)}: run `{calibration.command(rubric, 'quick' if profile == 'auto' else profile)}`"]
 

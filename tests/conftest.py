@@ -21,6 +21,25 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+REQUIRE_GPU = "GRADER_REQUIRE_GPU"  # set on a GPU runner: a missing GPU fails the gpu tests instead of skipping them
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``gpu`` need a CUDA device: skipped without one, saying why, unless the run
+    promises a GPU (``GRADER_REQUIRE_GPU=1``, docs/ci.md), where a missing one is an error."""
+    import os
+
+    if item.get_closest_marker("gpu") is None:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    if os.environ.get(REQUIRE_GPU):
+        pytest.fail(f"{REQUIRE_GPU} is set (this run promises a GPU), but torch sees no CUDA device", pytrace=False)
+    pytest.skip(f"needs a CUDA device (on a GPU runner, {REQUIRE_GPU}=1 makes a missing one an error)")
+
+
 LONGEST_MODULE = "tests/test_examples.py"  # every example graded: about half of the suite's time
 
 

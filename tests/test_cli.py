@@ -29,6 +29,25 @@ def test_help_does_not_import_torch():
     assert "grade" in done.stdout and "exit codes" in done.stdout
 
 
+def test_version_names_the_release_and_the_source():
+    done = grader("--version")
+    assert done.returncode == 0 and done.stdout.startswith("grader 0.1.0+src.")
+
+
+def test_fail_under_fails_the_build_below_the_bar_and_names_who(tmp_path):
+    (tmp_path / "batch").mkdir()
+    (tmp_path / "batch" / "good.py").write_text(GOOD_NET + "\nanswer = 42\n")
+    (tmp_path / "batch" / "wrong.py").write_text(GOOD_NET + "\nanswer = 41\n")
+    out = str(tmp_path / "out")
+    done = grader("grade", TINY, str(tmp_path / "batch"), "--out", out, "--quiet", "--fail-under", "100%")
+    assert done.returncode == 3, done.stderr
+    assert "1 submission(s) below --fail-under 100%: wrong (" in done.stderr and "good" not in done.stderr
+    done = grader("grade", TINY, str(tmp_path / "batch"), "--out", out, "--quiet", "--fail-under", "50")
+    assert done.returncode == 0, done.stderr  # kept from the journal, all above the bar
+    done = grader("grade", TINY, str(tmp_path / "batch"), "--out", out, "--fail-under", "120")
+    assert done.returncode == 2 and "expected a percentage from 0 to 100, got '120'" in done.stderr
+
+
 def test_list_shows_bundled_assignments():
     done = grader("list")
     assert done.returncode == 0

@@ -81,6 +81,15 @@ def parse_gpus(text: str) -> list[str]:
     if len(set(gpus)) != len(gpus):
         raise GraderError(f"a device is listed twice in {text!r}", where="--gpus",
                           hint="use --per-gpu K to run K submissions on one device")
+    visible = visible_gpus()
+    if not visible:
+        raise GraderError(f"--gpus {text.strip()}, but no CUDA device is visible (CUDA_VISIBLE_DEVICES and "
+                          "nvidia-smi list none)", where="--gpus", hint="leave out --gpus to grade on the CPU")
+    # a number must be one this process may use; a UUID is left to CUDA (nvidia-smi -L lists numbers)
+    missing = [g for g in gpus if g.isdigit() and visible[0].isdigit() and g not in visible]
+    if missing:
+        raise GraderError(f"no CUDA device {', '.join(missing)} on this machine; the visible ones are "
+                          f"{', '.join(visible)}", where="--gpus", hint="name visible devices, or use --gpus all")
     return gpus
 
 

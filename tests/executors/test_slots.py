@@ -64,12 +64,24 @@ def test_no_nvidia_smi_means_no_gpus(monkeypatch, tmp_path):
     assert caught.value.where == "--gpus" and "no CUDA device is visible" in caught.value.what
 
 
-def test_gpu_lists_are_checked():
+def test_gpu_lists_are_checked(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
     assert parse_gpus("0, 2") == ["0", "2"]
     with pytest.raises(GraderError, match="not a CUDA device: 'x'"):
         parse_gpus("0,x")
     with pytest.raises(GraderError, match="listed twice"):
         parse_gpus("1,1")
+
+
+def test_a_device_that_is_not_there_is_an_error_not_a_cpu_run(monkeypatch, tmp_path):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    with pytest.raises(GraderError) as caught:
+        parse_gpus("1,3")
+    assert caught.value.what == "no CUDA device 3 on this machine; the visible ones are 0, 1"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi: no GPU at all
+    with pytest.raises(GraderError, match="--gpus 0, but no CUDA device is visible"):
+        parse_gpus("0")
 
 
 def grader(*args: str) -> subprocess.CompletedProcess:
