@@ -84,6 +84,25 @@ def calibrated_threshold(accuracies: list[float], n_test: int, floor: float) -> 
     return Threshold(mean - floor, f"calibrated over {seeds}: mean {mean:.3f} less floor {floor:.3f}")
 
 
+SPREAD_WARNING = 0.2  # the seeds' accuracies this far apart: one training says little about a submission
+
+
+def doubts(stats: "CheckStats", classes: int) -> list[str]:
+    """What a person should know about a calibration before trusting it: a threshold at or near
+    chance (it fails only networks that learn nothing), or seeds that disagree widely."""
+    said = []
+    chance = 1 / classes if classes else 0.0
+    if stats.threshold is not None and stats.threshold < 2 * chance:
+        said.append(f"the threshold {stats.threshold:.3f} is at or near chance ({chance:.3f} for {classes} classes): "
+                    "it fails only networks that learn nothing; give the check more epochs on this profile "
+                    "(profiles: <profile>: check_epochs) or an absolute min_accuracy")
+    lowest, highest = min(stats.accuracies), max(stats.accuracies)
+    if highest - lowest > SPREAD_WARNING:
+        said.append(f"the seeds disagree widely (accuracies from {lowest:.3f} to {highest:.3f}): one training says "
+                    "little about a submission; a longer budget, or `draws: 3` (judged on the median), narrows it")
+    return said
+
+
 def false_fail_estimate(accuracies: list[float], needed: float) -> float:
     """How often the reference itself would fall below ``needed`` on a fresh seed, from a normal
     fit of its accuracies over the calibration's seeds (0 when they do not vary)."""
@@ -257,6 +276,9 @@ def calibrate(rubric: "LoadedRubric", seeds: int, requested_profile: str = "auto
     stats = {check_id: _stats(rubric, planned[check_id], [by_seed[s] for s in seed_list],
                               len(truths[check_id].labels), reference_hash)
              for check_id, by_seed in accuracies.items()}
+    for check_id, check_stats in stats.items():
+        for doubt in doubts(check_stats, truths[check_id].classes):
+            progress(f"warning: {check_id}: {doubt}")
     run = CalibrationRun(profile=profile, device=trained_on, data=found.origin,
                          date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                          seeds=seed_list, grader_version=__version__, numerics=numerics.describe(trained_on),

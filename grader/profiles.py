@@ -125,22 +125,15 @@ def truth_for(rubric: "LoadedRubric", planned: "AccuracySpec", name: str, data: 
     scored = evaluation.scored_images(rubric.model.data.dataset, data.path, data.origin,  # type: ignore[arg-type]
                                       planned.test_subset, rubric.model.seed)
     labels = scored.labels
-    from grader import numerics
-
     current, stale = {}, {}
     if planned.threshold == "calibrated":
-        wanted = calibration.fingerprint(rubric, planned, reference_hash(rubric))
         for run in calibration.read(rubric).runs:
             stats = run.checks.get(planned.id)
             if run.profile != name or run.data != data.origin or stats is None:
                 continue
-            named = f"the calibration of profile {name} on {run.device} ({run.date[:10]})"
-            if stats.fingerprint != wanted or stats.test_images != len(labels):
-                stale[run.device] = (f"{named} is out of date: the check, its targets, the data set or the reference "
-                                     "changed since")
-            elif differing := numerics.differences(run.numerics, numerics.describe(run.device)):
-                stale[run.device] = (f"{named} was made under another numeric configuration "
-                                     f"({'; '.join(differing)}), so its accuracies do not apply here")
+            why = why_stale(rubric, planned, run, len(labels))
+            if why:
+                stale[run.device] = why
             else:
                 current[run.device] = stats
     original = next((c for c in rubric.model.checks if c.id == planned.id), planned)
@@ -148,6 +141,23 @@ def truth_for(rubric: "LoadedRubric", planned: "AccuracySpec", name: str, data: 
                          profile=name, data=data.origin, calibrations=current,
                          stale=stale, calibrate_command=calibration.command(rubric, name),
                          changes=changes(original, planned))  # type: ignore[arg-type]
+
+
+def why_stale(rubric: "LoadedRubric", planned: "AccuracySpec", run: Any, scored_images: int | None = None) -> str:
+    """Why ``run``'s calibration of the planned check no longer applies here, or "": the check, its
+    targets, the data set, the reference or the scored images changed since (``scored_images``
+    when known), or it was made under another numeric configuration."""
+    from grader import calibration, numerics
+
+    stats = run.checks[planned.id]
+    named = f"the calibration of profile {run.profile} on {run.device} ({run.date[:10]})"
+    wanted = calibration.fingerprint(rubric, planned, reference_hash(rubric))
+    if stats.fingerprint != wanted or scored_images not in (None, stats.test_images):
+        return f"{named} is out of date: the check, its targets, the data set or the reference changed since"
+    if differing := numerics.differences(run.numerics, numerics.describe(run.device)):
+        return (f"{named} was made under another numeric configuration ({'; '.join(differing)}), so its accuracies "
+                "do not apply here")
+    return ""
 
 
 @lru_cache(maxsize=16)

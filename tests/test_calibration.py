@@ -131,6 +131,10 @@ def test_a_changed_check_makes_the_calibration_stale(calibrated, tmp_path):
     truth = plan.expected["harness-accuracy"]
     assert truth.calibrations == {} and "out of date" in truth.stale["cpu"]
     assert plan.expected["loop-accuracy"].calibrations == {}
+    done = subprocess.run([sys.executable, "-m", "grader", "validate", str(copy / "rubric.yaml"), "--profile", "quick"],
+                          cwd=PROJECT, capture_output=True, text=True, timeout=300)
+    assert "  STALE harness-accuracy: the calibration of profile quick on cpu" in done.stdout, done.stdout
+    assert "STALE loop-accuracy" not in done.stdout  # its check did not change
 
 
 def test_a_missing_calibration_names_the_command_to_run(tmp_path):
@@ -161,6 +165,7 @@ def test_cli_validate_lists_the_calibration(calibrated):
                           cwd=PROJECT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "calibrated: quick on cpu (synthetic data, 2 seeds" in done.stdout and "harness-accuracy 0." in done.stdout
+    assert "STALE" not in done.stdout
 
 
 def test_an_interrupt_while_the_reference_trains_stops_the_calibration(tmp_path, monkeypatch):
@@ -197,3 +202,17 @@ def test_a_grade_is_the_same_at_any_thread_share_and_isolation_level(calibrated)
             assert result.numerics == numerics.describe("cpu")
             seen.add(tuple((c.id, c.points, c.message) for c in result.checks))
     assert len(seen) == 1, seen
+
+
+def test_a_threshold_near_chance_or_seeds_far_apart_are_said():
+    from grader.calibration import CheckStats, doubts
+
+    def stats(accuracies: list[float], threshold: float) -> CheckStats:
+        return CheckStats(mean=sum(accuracies) / len(accuracies), std=0.0, accuracies=accuracies, test_images=500,
+                          threshold=threshold, fingerprint="f")
+
+    assert doubts(stats([0.80, 0.85, 0.90], 0.76), classes=10) == []
+    near_chance, = doubts(stats([0.12, 0.14, 0.15], 0.09), classes=10)
+    assert near_chance.startswith("the threshold 0.090 is at or near chance (0.100 for 10 classes)")
+    spread, = doubts(stats([0.44, 0.60, 0.78], 0.40), classes=10)
+    assert spread.startswith("the seeds disagree widely (accuracies from 0.440 to 0.780)")
