@@ -78,7 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list the assignments with their rubrics")
     index = sub.add_parser("index", help="write OUT/index.html linking every batch folder graded into OUT/<name>")
     index.add_argument("out", type=Path, help="the folder holding the batch folders")
+
+    export = sub.add_parser("export", help="write a batch's results in another format (for CI or a spreadsheet)")
+    export.add_argument("out", type=Path, help="a batch's output folder (what `grade --out` wrote)")
+    export.add_argument("--to", required=True, choices=sorted(EXPORTS), help="junit: JUnit XML, one test suite per "
+                        "submission and one test case per check; csv: one row per submission")
+    export.add_argument("--output", type=Path, metavar="FILE", help="where to write (default: OUT/export/<format file>)")
     return parser
+
+
+EXPORTS = {"junit": "junit.xml", "csv": "grades.csv"}  # format -> default file name under OUT/export/
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -452,6 +461,27 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from grader.errors import GraderError
+    from grader.fsutil import atomic_write
+    from grader.report import batches
+    from grader.report.exporters import gradebook_csv
+    from grader.report.junit import junit_xml
+
+    if not (args.out / "submissions").is_dir():
+        raise GraderError("not a batch output folder (no submissions/ in it)", where=str(args.out),
+                          hint="pass the folder `grader grade ... --out` wrote")
+    results, unreadable = batches.read_results(args.out)
+    if unreadable:
+        print(f"warning: {len(unreadable)} result file(s) in {args.out / 'submissions'} cannot be read and are left "
+              f"out: {', '.join(unreadable[:10])}", file=sys.stderr)
+    text = junit_xml(results) if args.to == "junit" else gradebook_csv(results)
+    target = args.output or args.out / "export" / EXPORTS[args.to]
+    atomic_write(target, text)
+    print(f"{len(results)} submission(s) written as {args.to} to {target.resolve()}")
+    return EXIT_OK
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from grader.report import batches
 
@@ -469,4 +499,4 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"grade": cmd_grade, "check": cmd_check, "validate": cmd_validate, "calibrate": cmd_calibrate,
-            "schema": cmd_schema, "list": cmd_list, "index": cmd_index}
+            "schema": cmd_schema, "list": cmd_list, "index": cmd_index, "export": cmd_export}

@@ -34,7 +34,7 @@ def test_version_names_the_release_and_the_source():
     assert done.returncode == 0 and done.stdout.startswith("grader 0.1.0+src.")
 
 
-def test_fail_under_fails_the_build_below_the_bar_and_names_who(tmp_path):
+def test_fail_under_fails_the_build_below_the_bar_and_the_batch_exports_for_ci(tmp_path):
     (tmp_path / "batch").mkdir()
     (tmp_path / "batch" / "good.py").write_text(GOOD_NET + "\nanswer = 42\n")
     (tmp_path / "batch" / "wrong.py").write_text(GOOD_NET + "\nanswer = 41\n")
@@ -46,6 +46,20 @@ def test_fail_under_fails_the_build_below_the_bar_and_names_who(tmp_path):
     assert done.returncode == 0, done.stderr  # kept from the journal, all above the bar
     done = grader("grade", TINY, str(tmp_path / "batch"), "--out", out, "--fail-under", "120")
     assert done.returncode == 2 and "expected a percentage from 0 to 100, got '120'" in done.stderr
+
+    # the same batch for a CI's test report and a spreadsheet
+    done = grader("export", out, "--to", "junit")
+    assert done.returncode == 0 and "2 submission(s) written as junit" in done.stdout, done.stderr
+    import xml.etree.ElementTree as ET
+
+    suites = {s.get("name"): s for s in ET.parse(tmp_path / "out" / "export" / "junit.xml").getroot()}
+    assert set(suites) == {"good", "wrong"} and suites["good"].get("failures") == "0"
+    assert suites["wrong"].find("testcase[@name='answer']/failure") is not None
+    done = grader("export", out, "--to", "csv", "--output", str(tmp_path / "grades.csv"))
+    rows = list(csv.DictReader((tmp_path / "grades.csv").open()))
+    assert done.returncode == 0 and sorted(r["student"] for r in rows) == ["good", "wrong"] and "answer" in rows[0]
+    done = grader("export", str(tmp_path / "batch"), "--to", "junit")
+    assert done.returncode == 2 and "not a batch output folder" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_list_shows_bundled_assignments():

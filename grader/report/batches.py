@@ -42,13 +42,20 @@ def find(root: Path) -> list[Batch]:
     return [_read(folder) for folder in sorted(p for p in root.iterdir() if (p / "summary.json").is_file())]
 
 
-def _read(folder: Path) -> Batch:
+def read_results(folder: Path) -> tuple[list[SubmissionResult], list[str]]:
+    """The results a batch folder holds (``submissions/*.json``, written by the grader), and the
+    names of the files among them that cannot be read as one."""
     results, unreadable = [], []
     for path in sorted((folder / "submissions").glob("*.json")):
         try:
             results.append(SubmissionResult.model_validate_json(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, ValidationError):
             unreadable.append(path.name)
+    return results, unreadable
+
+
+def _read(folder: Path) -> Batch:
+    results, unreadable = read_results(folder)
     shares = [r.score / r.max_score if r.max_score else 1.0 for r in results]
     return Batch(folder=folder.name, assignment=", ".join(sorted({r.assignment for r in results})) or "?",
                  submissions=len(results), statuses=sorted(Counter(r.status for r in results).items()),

@@ -18,9 +18,11 @@ def summary_json(results: list[SubmissionResult]) -> str:
     return json.dumps([r.summary_row() for r in results], indent=2)
 
 
-def gradebook_csv(results: list[SubmissionResult], rubric: LoadedRubric) -> str:
-    """One row per submission: identity, status, total, then the points of every check."""
-    ids = [c.id for c in rubric.model.checks]
+def gradebook_csv(results: list[SubmissionResult], rubric: LoadedRubric | None = None) -> str:
+    """One row per submission: identity, status, total, then the points of every check (the
+    rubric's checks in its order; without the rubric, every check the results hold, in theirs)."""
+    ids = [c.id for c in rubric.model.checks] if rubric is not None else \
+        list(dict.fromkeys(c.id for r in results for c in r.checks))
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["student", "status", "score", "max_score", "percent", *ids, "review", "content_hash"])
