@@ -7,11 +7,14 @@ Files given directly on the command line are single submissions.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
 import re
 import shutil
 import stat
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,10 +66,37 @@ class Rejected(Exception):
 
 
 def student_id(path: Path) -> str:
-    """``Alice Smith_1234_attempt.ipynb`` -> ``Alice_Smith_1234_attempt``: the name, made safe."""
+    """``José García_1234_attempt.ipynb`` -> ``José_García_1234_attempt``: the name, made safe as a
+    file name. Letters and digits of any script stay (in Unicode's composed form, NFC, so the same
+    name typed on two systems is one id); anything else but ``.``, ``-`` and ``_`` becomes ``_``."""
     strip = path.suffix and (path.suffix in SUFFIXES or path.is_file())  # a folder "erin.v2" keeps its dot
     stem = path.name[: -len(path.suffix)] if strip else path.name
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "unnamed"
+    return re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", stem)).strip("._") or "unnamed"
+
+
+def _distinct_ids(found: list[Submission]) -> list[Submission]:
+    """Two submissions never share an id (a row of the gradebook, a report file): where names
+    collide (``alice.ipynb`` and ``alice.py``, ``a b.py`` and ``a_b.py``, or ids that differ only in
+    case, which one file system cannot hold apart) each of them is named by its whole file name,
+    and where that still collides, a short hash of the name is added. The same batch gives the
+    same ids every time."""
+    by_id: dict[str, list[int]] = {}
+    for position, sub in enumerate(found):
+        by_id.setdefault(sub.student.casefold(), []).append(position)
+    renamed = list(found)
+    for positions in (p for p in by_id.values() if len(p) > 1):
+        for position in positions:
+            sub = found[position]
+            whole = re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", sub.source.name)).strip("._") or "unnamed"
+            renamed[position] = dataclasses.replace(sub, student=whole)
+    taken: dict[str, int] = {}
+    for sub in renamed:
+        taken[sub.student.casefold()] = taken.get(sub.student.casefold(), 0) + 1
+    for position, sub in enumerate(renamed):
+        if taken[sub.student.casefold()] > 1:
+            digest = hashlib.sha256(os.fsencode(sub.source.name)).hexdigest()[:6]
+            renamed[position] = dataclasses.replace(sub, student=f"{sub.student}-{digest}")
+    return renamed
 
 
 def discover(paths: list[Path], module_names: frozenset[str] = frozenset()) -> list[Submission]:
@@ -84,7 +114,7 @@ def discover(paths: list[Path], module_names: frozenset[str] = frozenset()) -> l
                 found.append(single(child))  # unsupported files become `rejected` rows, not silence
         else:
             found.append(single(path))
-    return found
+    return _distinct_ids(found)
 
 
 def is_one_submission(folder: Path, module_names: frozenset[str]) -> bool:

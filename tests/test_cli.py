@@ -62,6 +62,18 @@ def test_fail_under_fails_the_build_below_the_bar_and_the_batch_exports_for_ci(t
     assert done.returncode == 2 and "not a batch output folder" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_accented_names_are_two_students_in_every_report(tmp_path):
+    (tmp_path / "batch").mkdir()
+    for name in ("José García.py", "José Garcia.py"):
+        (tmp_path / "batch" / name).write_text(GOOD_NET + "\nanswer = 42\n")
+    done = grader("grade", TINY, str(tmp_path / "batch"), "--out", str(tmp_path / "out"), "--quiet")
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader((tmp_path / "out" / "gradebook.csv").open(encoding="utf-8")))
+    assert sorted(r["student"] for r in rows) == ["José_Garcia", "José_García"]
+    assert (tmp_path / "out" / "submissions" / "José_García.html").is_file()
+    assert "José_García" in (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+
+
 def test_list_shows_bundled_assignments():
     done = grader("list")
     assert done.returncode == 0

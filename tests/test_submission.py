@@ -85,6 +85,32 @@ def test_student_id_is_the_name_made_safe(name, expected):
     assert student_id(Path(name)) == expected
 
 
+@pytest.mark.parametrize("name, expected", [
+    ("José García_1234_attempt.ipynb", "José_García_1234_attempt"),
+    ("Jose\u0301 Garci\u0301a.ipynb", "José_García"),  # typed decomposed (macOS): the same id as composed
+    ("李雷.py", "李雷"),
+    ("Zoë O'Brien-Łukasz.zip", "Zoë_O_Brien-Łukasz"),
+])
+def test_student_ids_keep_every_script(name, expected):
+    assert student_id(Path(name)) == expected
+
+
+def test_two_students_never_share_an_id(tmp_path):
+    """Names that would make one id (accents aside, case aside, punctuation aside, or the same name
+    in two forms) each keep a row of their own, and the same batch gives the same ids again."""
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    for name in ("alice.ipynb", "alice.py", "a b.py", "a_b.py", "Bob.py", "bob.ipynb", "carol.py", "José García.py",
+                 "José Garcia.py"):
+        (batch / name).write_text("x = 1\n")
+    ids = [sub.student for sub in discover([batch])]
+    assert len(set(ids)) == len(ids) == 9 and len({i.casefold() for i in ids}) == 9
+    assert {"carol", "José_García", "José_Garcia", "alice.ipynb", "alice.py", "Bob.py", "bob.ipynb"} <= set(ids)
+    hashed = [i for i in ids if i.startswith("a_b.py-")]  # the whole names collide too: a hash of each name added
+    assert len(hashed) == 2 and len(set(hashed)) == 2
+    assert ids == [sub.student for sub in discover([batch])]
+
+
 def test_symlinked_submission_has_a_problem(tmp_path):
     real = tmp_path / "real.py"
     real.write_text("x = 1\n")
