@@ -62,6 +62,8 @@ def judge_one(spec: CheckSpec, record: observations.ProbeRecord | None, arrays: 
               ) -> CheckResult:
     kind = checks.get(spec.kind)
     if record is None:
+        if run_status == "rejected":  # the run refused it as given (a notebook that is not JSON): as the host's rejections
+            return result_for(spec, "skipped", 0.0, f"not graded: {run_message}")
         if run_status in STUDENT_RUN_FAILURES:
             return result_for(spec, "errored", 0.0, f"not observed: {run_message}")
         return result_for(spec, "grader-error", 0.0, "the probes reported nothing for this check (a grader bug)")

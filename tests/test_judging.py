@@ -203,6 +203,14 @@ def test_missing_record_after_a_timeout_keeps_what_was_observed():
     assert second.outcome == "errored" and second.message.startswith("not observed: the run took longer")
 
 
+def test_a_submission_the_run_refused_is_not_graded_and_is_no_grader_error():
+    """A notebook that is not JSON is refused inside the sandbox, as the host refuses a bad archive:
+    its checks are skipped with the reason, never blamed on the grader."""
+    message = "the notebook cannot be read: Notebook does not appear to be JSON: ''"
+    (r,) = run([spec("params")], [], status="rejected", message=message)
+    assert (r.outcome, r.points, r.message) == ("skipped", 0.0, f"not graded: {message}")
+
+
 def test_missing_record_after_an_ok_run_is_a_grader_error():
     (r,) = run([spec("params")], [], status="ok")
     assert (r.outcome, r.points) == ("grader-error", 0.0)
