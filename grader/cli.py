@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("submissions", nargs="+", type=Path,
                        help="batch folders (one entry per student) or single .ipynb/.py/.zip files")
     grade.add_argument("--out", type=Path, required=True,
-                       help="folder for the reports and the journal; run again with the same --out to resume")
+                       help="folder for the reports and the journal; run again with the same --out to resume, "
+                            "or to add files graded later (the reports show every file's latest result)")
     grade.add_argument("--fail-under", type=_percent, metavar="PERCENT",
                        help="exit 3 when a submission scores below PERCENT of the points (for CI), e.g. 80")
     _run_options(grade)
@@ -276,7 +277,14 @@ def cmd_grade(args: argparse.Namespace) -> int:
                   f"command again{' without --force' if args.force else ''} to grade the rest", file=sys.stderr)
             return 130  # 128 + SIGINT, as a shell reports it
         progress.close()
-    index = report.write_batch(results, rubric, args.out)
+        reported, left_out = _every_result(journal, results, rubric)
+    index = report.write_batch(reported, rubric, args.out)
+    if len(reported) > len(results):
+        print(f"reports: {len(reported)} submission(s), {len(reported) - len(results)} of them graded earlier into "
+              f"{args.out}")
+    if left_out:
+        print(f"note: {left_out} file(s) in {args.out} were graded by another rubric or grader version and are left "
+              "out of the reports; grade them again to include them", file=sys.stderr)
     broken = [r for r in results if r.status == "sandbox-error" or any(c.outcome == "grader-error" for c in r.checks)]
     print(f"{progress.summary()}; summary page {index.resolve()}")
     undecided = [r.student for r in results if any(c.outcome == "needs-review" for c in r.checks)]
@@ -291,6 +299,21 @@ def cmd_grade(args: argparse.Namespace) -> int:
               f"{' ...' if len(low) > 20 else ''}", file=sys.stderr)
         return EXIT_CHECK_FAILED
     return EXIT_OK
+
+
+def _every_result(journal: Any, results: list[Any], rubric: Any) -> tuple[list[Any], int]:
+    """What the output folder's reports show: this run's results and every earlier one in the
+    folder's journal (same rubric and grader version) for a file this run did not grade, so a late
+    file graded into the folder adds a row instead of replacing the gradebook; ids kept distinct
+    across both (``submission.distinct_ids``). Also how many files were left out for another version."""
+    from grader import submission
+    from grader.source_hash import exact_version
+
+    earlier, left_out = journal.results_of(rubric.text_hash, exact_version())
+    now = {Path(r.source).name for r in results}
+    merged = [r for name, r in sorted(earlier.items()) if name not in now] + list(results)
+    ids = submission.distinct_ids([r.student for r in merged], [Path(r.source).name for r in merged])
+    return [r if r.student == i else r.model_copy(update={"student": i}) for r, i in zip(merged, ids)], left_out
 
 
 def cmd_check(args: argparse.Namespace) -> int:

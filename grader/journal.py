@@ -166,6 +166,24 @@ class Journal:
         except ValidationError:  # written by a development build with another result format: regrade
             return None
 
+    def results_of(self, rubric_text_hash: str, grader_version: str) -> tuple[dict[str, SubmissionResult], int]:
+        """Every file's latest finished result graded against this rubric (with or without a
+        mapping) by this grader, by file name; and how many files have results only from another
+        rubric or grader version (left out: mixing them would mix two gradings)."""
+        rows = self._run("SELECT name, rubric_hash, grader_version, result FROM jobs WHERE state = 'done' "
+                         "ORDER BY finished_at").fetchall()
+        current: dict[str, SubmissionResult] = {}
+        other: set[str] = set()
+        for name, rubric_hash, version, text in rows:
+            if version != grader_version or rubric_hash.split("+", 1)[0] != rubric_text_hash:
+                other.add(name)
+                continue
+            try:
+                current[name] = SubmissionResult.model_validate_json(text)  # later rows replace earlier ones
+            except ValidationError:
+                other.add(name)
+        return current, len(other - set(current))
+
     def add(self, jobs: Iterable[tuple[JobKey, Submission]]) -> None:
         """Record jobs about to be graded as ``pending``; rows already there keep their history."""
         rows = [(*key.values(), sub.student, str(sub.source)) for key, sub in jobs]

@@ -70,33 +70,35 @@ def student_id(path: Path) -> str:
     file name. Letters and digits of any script stay (in Unicode's composed form, NFC, so the same
     name typed on two systems is one id); anything else but ``.``, ``-`` and ``_`` becomes ``_``."""
     strip = path.suffix and (path.suffix in SUFFIXES or path.is_file())  # a folder "erin.v2" keeps its dot
-    stem = path.name[: -len(path.suffix)] if strip else path.name
-    return re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", stem)).strip("._") or "unnamed"
+    return _safe(path.name[: -len(path.suffix)] if strip else path.name)
+
+
+def distinct_ids(ids: list[str], file_names: list[str]) -> list[str]:
+    """``ids`` made distinct: two submissions never share an id (a row of the gradebook, a report
+    file). Where ids collide (``alice.ipynb`` and ``alice.py``, ``a b.py`` and ``a_b.py``, or ids
+    that differ only in case, which one file system cannot hold apart) each colliding one becomes
+    its whole file name made safe, and where that still collides, a short hash of the name is
+    added. It depends only on the names: the same batch gives the same ids every time."""
+    def colliding(names: list[str]) -> set[str]:
+        counts: dict[str, int] = {}
+        for name in names:
+            counts[name.casefold()] = counts.get(name.casefold(), 0) + 1
+        return {name for name in names if counts[name.casefold()] > 1}
+
+    clash = colliding(ids)
+    ids = [_safe(file_name) if i in clash else i for i, file_name in zip(ids, file_names)]
+    clash = colliding(ids)
+    return [f"{i}-{hashlib.sha256(os.fsencode(file_name)).hexdigest()[:6]}" if i in clash else i
+            for i, file_name in zip(ids, file_names)]
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", name)).strip("._") or "unnamed"
 
 
 def _distinct_ids(found: list[Submission]) -> list[Submission]:
-    """Two submissions never share an id (a row of the gradebook, a report file): where names
-    collide (``alice.ipynb`` and ``alice.py``, ``a b.py`` and ``a_b.py``, or ids that differ only in
-    case, which one file system cannot hold apart) each of them is named by its whole file name,
-    and where that still collides, a short hash of the name is added. The same batch gives the
-    same ids every time."""
-    by_id: dict[str, list[int]] = {}
-    for position, sub in enumerate(found):
-        by_id.setdefault(sub.student.casefold(), []).append(position)
-    renamed = list(found)
-    for positions in (p for p in by_id.values() if len(p) > 1):
-        for position in positions:
-            sub = found[position]
-            whole = re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", sub.source.name)).strip("._") or "unnamed"
-            renamed[position] = dataclasses.replace(sub, student=whole)
-    taken: dict[str, int] = {}
-    for sub in renamed:
-        taken[sub.student.casefold()] = taken.get(sub.student.casefold(), 0) + 1
-    for position, sub in enumerate(renamed):
-        if taken[sub.student.casefold()] > 1:
-            digest = hashlib.sha256(os.fsencode(sub.source.name)).hexdigest()[:6]
-            renamed[position] = dataclasses.replace(sub, student=f"{sub.student}-{digest}")
-    return renamed
+    ids = distinct_ids([sub.student for sub in found], [sub.source.name for sub in found])
+    return [sub if sub.student == new else dataclasses.replace(sub, student=new) for sub, new in zip(found, ids)]
 
 
 def discover(paths: list[Path], module_names: frozenset[str] = frozenset()) -> list[Submission]:

@@ -74,6 +74,23 @@ def test_accented_names_are_two_students_in_every_report(tmp_path):
     assert "José_García" in (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
 
 
+def test_a_late_file_graded_into_the_folder_adds_a_row(tmp_path):
+    (tmp_path / "batch").mkdir()
+    (tmp_path / "batch" / "alice.py").write_text(GOOD_NET + "\nanswer = 42\n")
+    (tmp_path / "late").mkdir()
+    (tmp_path / "late" / "alice.ipynb").write_text("")  # the same student id, another file: both kept
+    (tmp_path / "late" / "bob.py").write_text(GOOD_NET + "\nanswer = 41\n")
+    out = tmp_path / "out"
+    assert grader("grade", TINY, str(tmp_path / "batch"), "--out", str(out), "--quiet").returncode == 0
+    done = grader("grade", TINY, str(tmp_path / "late" / "bob.py"), str(tmp_path / "late" / "alice.ipynb"),
+                  "--out", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert "reports: 3 submission(s), 1 of them graded earlier" in done.stdout
+    rows = {r["student"]: r for r in csv.DictReader((out / "gradebook.csv").open(encoding="utf-8"))}
+    assert set(rows) == {"alice.py", "alice.ipynb", "bob"} and rows["alice.py"]["status"] == "ok"
+    assert {r["student"] for r in json.loads((out / "summary.json").read_text())} == set(rows)
+
+
 def test_list_shows_bundled_assignments():
     done = grader("list")
     assert done.returncode == 0
