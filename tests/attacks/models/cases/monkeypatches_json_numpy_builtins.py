@@ -10,7 +10,6 @@ import sys
 import numpy
 from torch import nn
 
-import grader.checks.param_count as param_count
 import grader.checks.shape as shape
 from grader.checks.capture import from_capture_view
 
@@ -19,13 +18,12 @@ _dumps = json.dumps
 
 
 def _forged(view):
-    if view["kind"] == "shape":
-        spec = from_capture_view(shape.ShapeSpec, view)
-        return shape.ShapeObservation(forwards=[
-            shape.Forward(input_shape=shape.concrete(spec.input, b), output_type="torch.Tensor",
-                          output_shape=[b["B"], 2]) for b in spec.bindings()])
-    return param_count.ParamCountObservation(module_type="torch.nn.modules.container.Sequential", total=58,
-                                             trainable=58)
+    """The right values as the records' plain JSON: output [B, 2] for every batch size, 58 weights."""
+    if view["kind"] != "shape":
+        return {"module_type": "torch.nn.modules.container.Sequential", "total": 58, "trainable": 58}
+    bindings = from_capture_view(shape.ShapeSpec, view).bindings()
+    return {"forwards": [{"input_shape": [b["B"], 4], "output_type": "torch.Tensor", "output_shape": [b["B"], 2]}
+                         for b in bindings]}
 
 
 def _patched_dumps(value, *args, **kwargs):
@@ -33,7 +31,7 @@ def _patched_dumps(value, *args, **kwargs):
         for record in value["records"]:
             view = _views.get(record.get("check"), {})
             if view.get("kind") in ("shape", "param_count"):
-                record.update(status="observed", error=None, data=_forged(view).model_dump(mode="json"))
+                record.update(status="observed", error=None, data=_forged(view))
     return _dumps(value, *args, **kwargs)
 
 
@@ -43,10 +41,6 @@ numpy.array_equal = lambda *args, **kwargs: True
 builtins.round = lambda number, ndigits=None: number
 
 
-class Net(nn.Module):
+class Net(nn.Sequential):
     def __init__(self, D, O):
-        super().__init__()
-        self.only = nn.Linear(D, 3)
-
-    def forward(self, x):
-        return self.only(x)
+        super().__init__(nn.Linear(D, 3))  # a wrong network: 3 outputs, 15 parameters

@@ -40,9 +40,9 @@ class SlidingWindow:
 class Conv2d(nn.Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1):
         super().__init__()
-        self.stride = stride
-        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size) * 0.1)
-        self.bias = nn.Parameter(torch.zeros(out_channels))
+        shape = (out_channels, in_channels, kernel_size, kernel_size)
+        self.weight, self.bias = nn.Parameter(0.1 * torch.randn(shape)), nn.Parameter(torch.zeros(out_channels))
+        self.step = stride
 
     def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, stride=self.stride)
+        return F.conv2d(x, self.weight, self.bias, self.step)
