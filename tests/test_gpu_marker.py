@@ -3,32 +3,39 @@ and fails where the run promises a GPU (``GRADER_REQUIRE_GPU=1``, as on a GPU ru
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 
-from tests.conftest import PROJECT
+from tests import conftest
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU the gpu tests run")
-GPU_TEST = "tests/test_train.py::test_cuda_training_is_reproducible_with_mixed_precision"
 
 
-def run_gpu_test(**env: str) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k != "GRADER_REQUIRE_GPU"} | env
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-p", "no:xdist",
-                           GPU_TEST], cwd=PROJECT, capture_output=True, text=True, env=environment, timeout=300)
+class MarkedItem:
+    """What the hook reads of a test item: its markers."""
+
+    def __init__(self, *markers: str):
+        self.markers = markers
+
+    def get_closest_marker(self, name: str):
+        return pytest.mark.gpu.mark if name in self.markers else None
 
 
-def test_without_a_gpu_the_gpu_tests_skip_saying_why():
-    done = run_gpu_test()
-    assert done.returncode == 0, done.stdout
-    assert "1 skipped" in done.stdout and "needs a CUDA device" in done.stdout
+def test_without_a_gpu_the_gpu_tests_skip_saying_why(monkeypatch):
+    monkeypatch.delenv(conftest.REQUIRE_GPU, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="needs a CUDA device"):
+        conftest.pytest_runtest_setup(MarkedItem("gpu"))
+    conftest.pytest_runtest_setup(MarkedItem("slow"))  # other tests are left alone
 
 
-def test_a_promised_gpu_that_is_missing_is_an_error():
-    done = run_gpu_test(GRADER_REQUIRE_GPU="1")
-    assert done.returncode == 1, done.stdout
-    assert "GRADER_REQUIRE_GPU is set (this run promises a GPU), but torch sees no CUDA device" in done.stdout
+def test_a_promised_gpu_that_is_missing_is_an_error(monkeypatch):
+    monkeypatch.setenv(conftest.REQUIRE_GPU, "1")
+    with pytest.raises(pytest.fail.Exception,
+                       match=r"GRADER_REQUIRE_GPU is set \(this run promises a GPU\), but torch sees no CUDA device"):
+        conftest.pytest_runtest_setup(MarkedItem("gpu"))
+
+
+def test_the_cuda_training_test_carries_the_marker():
+    from tests import test_train
+
+    assert test_train.test_cuda_training_is_reproducible_with_mixed_precision.pytestmark[0].name == "gpu"
