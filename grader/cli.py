@@ -150,9 +150,8 @@ def below_the_bar(results: list[Any], percent: float) -> list[str]:
     rejected or did not run scores what it scored (usually 0)."""
     low = []
     for result in results:
-        share = 100 * result.score / result.max_score if result.max_score else 100.0
-        if share < percent:
-            low.append(f"{result.student} ({share:.1f}%)")
+        if 100 * result.share < percent:
+            low.append(f"{result.student} ({100 * result.share:.1f}%)")
     return low
 
 
@@ -393,23 +392,6 @@ def _validate_examples(rubric: Any, workers: int) -> bool:
     return not problems
 
 
-def _stale_calibration(rubric: Any, check_id: str, run: Any) -> str:
-    """Why a calibration on file no longer applies (``profiles.why_stale``), "" when it does; a check
-    no longer in the rubric, or no longer calibrated, makes it stale too."""
-    from pathlib import Path as _Path
-
-    from grader import profiles
-    from grader.checks.accuracy import AccuracySpec
-    from grader.data import DataRoot
-
-    spec = next((c for c in rubric.model.checks if c.id == check_id), None)
-    if not isinstance(spec, AccuracySpec) or spec.threshold != "calibrated":
-        return "the rubric has no calibrated accuracy check of that id any more"
-    # the root only fills the planned spec's `run`, which no fingerprint reads
-    planned = profiles.planned_spec(rubric, spec, run.profile, DataRoot(_Path("."), run.data, rubric.model.data.dataset))
-    return profiles.why_stale(rubric, planned, run)
-
-
 def _bundled_rubrics() -> list[Path]:
     from grader.paths import rubric_dirs
 
@@ -418,7 +400,7 @@ def _bundled_rubrics() -> list[Path]:
 
 def _calibration_lines(rubric: Any, profile: str) -> list[str]:
     """What calibrations are on file for the rubric's calibrated accuracy checks."""
-    from grader import calibration
+    from grader import calibration, profiles
     from grader.checks.accuracy import AccuracySpec
 
     wanted = [c.id for c in rubric.model.checks if isinstance(c, AccuracySpec) and c.threshold == "calibrated"]
@@ -430,7 +412,7 @@ def _calibration_lines(rubric: Any, profile: str) -> list[str]:
         lines.append(f"calibrated: {r.profile} on {r.device} ({r.data} data, {len(r.seeds)} seeds, {r.date[:10]}): "
                      + ", ".join(f"{cid} {s.mean:.3f} ± {s.std:.3f}" for cid, s in r.checks.items()))
         for check_id in r.checks:
-            why = _stale_calibration(rubric, check_id, r)
+            why = profiles.why_stale_on_file(rubric, check_id, r)
             if why:
                 lines.append(f"  STALE {check_id}: {why}; run `{calibration.command(rubric, r.profile)}`")
     return lines or [f"no calibration{'' if profile == 'auto' else f' for profile {profile}'} of "

@@ -160,6 +160,22 @@ def why_stale(rubric: "LoadedRubric", planned: "AccuracySpec", run: Any, scored_
     return ""
 
 
+def why_stale_on_file(rubric: "LoadedRubric", check_id: str, run: Any) -> str:
+    """``why_stale`` for a check of a calibration run on file, as ``grader validate`` lists them: a
+    check no longer in the rubric, or no longer calibrated, makes it stale too."""
+    from pathlib import Path
+
+    from grader.checks.accuracy import AccuracySpec
+    from grader.data import DataRoot
+
+    spec = next((c for c in rubric.model.checks if c.id == check_id), None)
+    if not isinstance(spec, AccuracySpec) or spec.threshold != "calibrated":
+        return "the rubric has no calibrated accuracy check of that id any more"
+    # the root only fills the planned spec's `run`, which no fingerprint reads
+    planned = planned_spec(rubric, spec, run.profile, DataRoot(Path("."), run.data, rubric.model.data.dataset))
+    return why_stale(rubric, planned, run)
+
+
 @lru_cache(maxsize=16)
 def _hash_of_folder(folder: str) -> str:
     from pathlib import Path

@@ -95,6 +95,11 @@ class SubmissionResult(BaseModel):
     rubric_hash: str
     grader_version: str
 
+    @property
+    def share(self) -> float:
+        """The score as a share of the points, in [0, 1]; 1 for a rubric with no points counted."""
+        return self.score / self.max_score if self.max_score else 1.0
+
     def summary_row(self) -> dict[str, Any]:
         """The entry of ``summary.json``."""
         return {"student": self.student, "status": self.status, "score": self.score, "max_score": self.max_score,

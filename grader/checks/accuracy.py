@@ -450,7 +450,6 @@ def model_inputs(spec: AccuracySpec, images: Any) -> Any:
     import torch
 
     x = _inputs(spec, images, as_float=True)
-    x = x.float()
     if x.dim() == 3:
         x = x.unsqueeze(1)
     return torch.Tensor.contiguous(x)

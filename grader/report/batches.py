@@ -56,7 +56,7 @@ def read_results(folder: Path) -> tuple[list[SubmissionResult], list[str]]:
 
 def _read(folder: Path) -> Batch:
     results, unreadable = read_results(folder)
-    shares = [r.score / r.max_score if r.max_score else 1.0 for r in results]
+    shares = [r.share for r in results]
     return Batch(folder=folder.name, assignment=", ".join(sorted({r.assignment for r in results})) or "?",
                  submissions=len(results), statuses=sorted(Counter(r.status for r in results).items()),
                  mean_percent=100 * sum(shares) / len(shares) if shares else 0.0,

@@ -28,7 +28,7 @@ def gradebook_csv(results: list[SubmissionResult], rubric: LoadedRubric | None =
     writer.writerow(["student", "status", "score", "max_score", "percent", *ids, "review", "content_hash"])
     for r in results:
         points = {c.id: c.points for c in r.checks if c.counted}  # blank: skipped here, not in the score
-        percent = round(100 * r.score / r.max_score, 1) if r.max_score else 100.0
+        percent = round(100 * r.share, 1)
         writer.writerow([_cell(r.student), r.status, r.score, r.max_score, percent,
                          *[points.get(i, "") for i in ids], _cell(r.review_note()), r.content_hash])
     return buf.getvalue()

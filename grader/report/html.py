@@ -56,8 +56,7 @@ def render_summary(results: list[SubmissionResult], stems: list[str], rubric: Lo
                           "rate": 100 * passed / len(outcomes) if outcomes else 0.0})
     bins = [0] * 10
     for r in results:
-        share = r.score / r.max_score if r.max_score else 1.0
-        bins[min(9, int(share * 10))] += 1
+        bins[min(9, int(r.share * 10))] += 1
     seconds = sorted(r.seconds for r in results)
     return _env().get_template("summary.html").render(
         rows=list(zip(results, stems)), rubric=rubric.model, statuses=sorted(statuses.items()),
