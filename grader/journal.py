@@ -204,6 +204,12 @@ class Journal:
         """Put an interrupted job back to ``pending``: its run was cut short, not finished."""
         self._update("state = 'pending'", (), key)
 
+    def release_running(self, keys: Iterable[JobKey]) -> None:
+        """Put those of ``keys`` still ``running`` back to ``pending``: after a stop, a slot that did
+        not return in time cannot do it itself."""
+        self._run(f"UPDATE jobs SET state = 'pending' WHERE state = 'running' AND {_KEY}",
+                  [tuple(key.values()) for key in keys], many=True)
+
     def _update(self, assignments: str, params: tuple, key: JobKey) -> None:
         if self._run(f"UPDATE jobs SET {assignments} WHERE {_KEY}", (*params, *key.values())).rowcount != 1:
             raise GraderError(f"the journal has no row for {key.name} any more", where=str(self.path),

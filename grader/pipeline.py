@@ -251,7 +251,11 @@ def grade_batch(subs: list[submission.Submission], prep: Prepared, events: Batch
                 results[position] = _as_submitted(result, subs[position])
                 events.finished(results[position])  # type: ignore[arg-type]
 
-        executor.run(list(todo), work, on_done=finished, on_start=started)
+        try:
+            executor.run(list(todo), work, on_done=finished, on_start=started)
+        except BaseException:
+            journal.release_running(todo)  # what a slot cut short and could not put back itself
+            raise
         return results  # type: ignore[return-value]
     finally:
         if own_journal:
@@ -281,7 +285,7 @@ def _grade_journaled(sub: submission.Submission, key: JobKey, prep: Prepared, sl
     pauses, and store the result. Returns None, and puts the job back to ``pending``, when the
     batch was stopped meanwhile."""
     for attempt in range(1 + MAX_INFRA_RETRIES):
-        if attempt and stopping.wait(retry_delay(attempt)):  # stopped during the pause
+        if stopping.is_set() or (attempt and stopping.wait(retry_delay(attempt))):  # stopped before a run
             journal.release(key)
             return None
         journal.start(key)

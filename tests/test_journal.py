@@ -270,6 +270,30 @@ def test_an_interrupted_batch_keeps_finished_rows_and_resumes(tmp_path, subs, pr
     assert again.calls == ["bob", "carol"]
 
 
+def test_a_slot_that_does_not_return_in_time_has_its_row_put_back(tmp_path, subs, prep, monkeypatch):
+    """Ctrl-C while bob's run will not come back within the wait: the batch itself puts his row
+    back to pending, so the journal never shows a run that nothing is running any more."""
+    from grader import sandbox
+    from grader.executors import local
+
+    monkeypatch.setattr(local, "JOIN_SECONDS", 0.3)
+    monkeypatch.setattr(sandbox, "stop_all", lambda: 0)
+    stuck = threading.Event()
+
+    def grade(sub, prep, slot):
+        os.kill(os.getpid(), signal.SIGINT)
+        stuck.wait(30)  # a run slow to notice its child was ended
+        return make_result(sub, prep, "crash")
+
+    path = tmp_path / JOURNAL_NAME
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run(subs[:1], prep, path, grade)
+        assert (rows(path)["alice"]["state"], rows(path)["alice"]["attempts"]) == ("pending", 1)
+    finally:
+        stuck.set()
+
+
 def test_the_journal_is_in_wal_mode_with_full_sync(tmp_path):
     path = tmp_path / "out" / JOURNAL_NAME
     with Journal.open(path) as journal:

@@ -8,7 +8,8 @@ not tied to slots but leased per run, host-wide (``grader.sandbox.uid_lease``).
 Every callback runs in the calling thread, in completion order, so the caller needs no locks.
 Ctrl-C arrives in that thread too; the executor then stops handing out work, sets ``stopping``
 (work that finishes after it must not count: its child was killed under it), ends the child
-processes, waits a little for the threads, and lets the KeyboardInterrupt go on.
+processes (again and again while it waits a little for the threads, so that a run started in the
+meantime is ended too), and lets the KeyboardInterrupt go on.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from grader.sandbox import Slot
 Item = TypeVar("Item")
 Outcome = TypeVar("Outcome")
 JOIN_SECONDS = 15.0  # after a stop, how long the threads get to record what they were doing
+SWEEP_SECONDS = 0.5  # after a stop, how often runs started late are ended
 
 
 class LocalExecutor(Generic[Item, Outcome]):
@@ -99,10 +101,13 @@ class LocalExecutor(Generic[Item, Outcome]):
     def _stop(self, threads: list[threading.Thread]) -> None:
         # `stopping` first: any work that returns from now on had its child killed under it.
         self.stopping.set()
-        try:
-            (self._stop_children or sandbox.stop_all)()
-        finally:
-            deadline = time.monotonic() + JOIN_SECONDS
-            for thread in threads:
-                if thread.is_alive():
-                    thread.join(max(0.0, deadline - time.monotonic()))
+        stop_children = self._stop_children or sandbox.stop_all
+        deadline = time.monotonic() + JOIN_SECONDS
+        # Sweep again while waiting: a slot that was about to start its child when the first sweep
+        # ran starts it just after, and that child would otherwise run to its wall limit.
+        while True:
+            stop_children()
+            alive = [t for t in threads if t.is_alive()]
+            if not alive or time.monotonic() >= deadline:
+                return
+            alive[0].join(min(SWEEP_SECONDS, max(0.0, deadline - time.monotonic())))

@@ -88,6 +88,37 @@ def test_ctrl_c_stops_handing_out_work_and_ends_the_children():
     assert sorted(ran) in ([0, 1], [0, 1, 2])  # at most one more item per slot's thread, then the stop
 
 
+def test_a_child_started_just_after_the_stop_is_ended_too(monkeypatch):
+    """The race of a slot that was about to start its child when Ctrl-C came: the executor keeps
+    ending children while it waits for the threads, so the late child does not run to its limit."""
+    import grader.executors.local as local
+
+    monkeypatch.setattr(local, "SWEEP_SECONDS", 0.05)
+    sweeps: list[float] = []
+    late_child = threading.Event()
+    killed = threading.Event()
+
+    def stop_children() -> None:
+        sweeps.append(time.monotonic())
+        if late_child.is_set():
+            killed.set()
+
+    def work(item: int, slot: Slot) -> int:
+        if item == 0:
+            raise KeyboardInterrupt
+        time.sleep(0.2)  # still setting up when the first sweep runs
+        late_child.set()
+        assert killed.wait(10), "the late child was never ended"
+        return item
+
+    executor = LocalExecutor(slots(2), stop_children=stop_children)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        executor.run([0, 1], work)
+    assert killed.is_set() and len(sweeps) >= 2
+    assert time.monotonic() - started < 5
+
+
 def test_a_failing_item_stops_the_batch_and_is_raised():
     ended = threading.Event()
 
