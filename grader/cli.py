@@ -46,6 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--rubric", help="rubric file")
     _run_options(check)
 
+    gradescope = sub.add_parser("gradescope", help="grade as a Gradescope autograder: the upload in "
+                                "/autograder/submission, the results in /autograder/results/results.json")
+    gradescope.add_argument("rubric", help="rubric file, or a bundled assignment id")
+    gradescope.add_argument("--submission", type=Path, default=None, metavar="FOLDER",
+                            help="the student's upload (default: /autograder/submission)")
+    gradescope.add_argument("--results", type=Path, default=None, metavar="FILE",
+                            help="where to write results.json (default: /autograder/results/results.json)")
+    _run_options(gradescope)
+
     validate = sub.add_parser("validate", help="check rubrics and compute their expectations from the reference")
     validate.add_argument("rubrics", nargs="*", help="rubric files or assignment ids")
     validate.add_argument("--all", action="store_true",
@@ -82,13 +91,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="write a batch's results in another format (for CI or a spreadsheet)")
     export.add_argument("out", type=Path, help="a batch's output folder (what `grade --out` wrote)")
-    export.add_argument("--to", required=True, choices=sorted(EXPORTS), help="junit: JUnit XML, one test suite per "
-                        "submission and one test case per check; csv: one row per submission")
-    export.add_argument("--output", type=Path, metavar="FILE", help="where to write (default: OUT/export/<format file>)")
+    export.add_argument("--to", required=True, choices=sorted(EXPORTS), help="canvas: Canvas's gradebook import "
+                        "CSV; moodle: Moodle's gradebook CSV import; gradescope: a results.json per submission; "
+                        "junit: JUnit XML, one test suite per submission and one test case per check; csv: one row "
+                        "per submission")
+    export.add_argument("--output", type=Path, metavar="PATH",
+                        help="where to write (default: OUT/export/<format file>; for gradescope, a folder)")
+    export.add_argument("--roster", type=Path, metavar="CSV", help="the class list from the LMS (needed for canvas and "
+                        "moodle): matches each submission to a student by its file name; what does not match is listed")
+    export.add_argument("--column", metavar="NAME", help="canvas, moodle: the grade column's header, as the LMS "
+                        "names the assignment (default: the assignment id)")
+    export.add_argument("--out-of", type=float, metavar="POINTS", help="canvas, moodle: rescale scores to this many "
+                        "points (default: the rubric's points)")
     return parser
 
 
-EXPORTS = {"junit": "junit.xml", "csv": "grades.csv"}  # format -> default file name under OUT/export/
+# format -> default file (or folder) name under OUT/export/
+EXPORTS = {"junit": "junit.xml", "csv": "grades.csv", "canvas": "canvas.csv", "moodle": "moodle.csv",
+           "gradescope": "gradescope"}
+NEEDS_ROSTER = {"canvas", "moodle"}
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -334,6 +355,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK if all(c.outcome == "passed" for c in visible if c.counted) else EXIT_CHECK_FAILED
 
 
+def cmd_gradescope(args: argparse.Namespace) -> int:
+    from grader import gradescope
+
+    rubric = _load_rubric(args.rubric)
+    result = gradescope.grade_upload(rubric, _settings(args, rubric), args.submission or gradescope.SUBMISSION,
+                                     args.results or gradescope.RESULTS)
+    print(f"{result.status}: {result.score:g} / {result.max_score:g}; written to "
+          f"{(args.results or gradescope.RESULTS).resolve()}")
+    return EXIT_OK
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from grader import references
     from grader.errors import GraderError
@@ -467,23 +499,50 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from grader import roster
     from grader.errors import GraderError
     from grader.fsutil import atomic_write
-    from grader.report import batches
+    from grader.report import batches, lms
     from grader.report.exporters import gradebook_csv
     from grader.report.junit import junit_xml
 
     if not (args.out / "submissions").is_dir():
         raise GraderError("not a batch output folder (no submissions/ in it)", where=str(args.out),
                           hint="pass the folder `grader grade ... --out` wrote")
+    if args.to in NEEDS_ROSTER and args.roster is None:
+        raise GraderError(f"--to {args.to} needs --roster: the LMS matches grade rows on its own ids", where="export",
+                          hint="download the class list (Canvas: Grades > Export; Moodle: the grading worksheet or "
+                               "participants) as CSV and pass it with --roster FILE")
+    if args.out_of is not None and args.out_of <= 0:
+        raise GraderError(f"--out-of must be a positive number of points, not {args.out_of:g}", where="export",
+                          hint="give the assignment's points in the LMS, e.g. --out-of 100")
     results, unreadable = batches.read_results(args.out)
     if unreadable:
         print(f"warning: {len(unreadable)} result file(s) in {args.out / 'submissions'} cannot be read and are left "
               f"out: {', '.join(unreadable[:10])}", file=sys.stderr)
-    text = junit_xml(results) if args.to == "junit" else gradebook_csv(results)
     target = args.output or args.out / "export" / EXPORTS[args.to]
+    if args.to == "gradescope":
+        for result in results:
+            atomic_write(target / result.student / "results.json", json.dumps(lms.gradescope_results(result), indent=2))
+        print(f"{len(results)} submission(s) written as gradescope results.json under {target.resolve()}")
+        return EXIT_OK
+    if args.to in NEEDS_ROSTER:
+        course = roster.load(args.roster)
+        matching = course.match({r.student: Path(r.source).name for r in results})
+        column = args.column or ", ".join(sorted({r.assignment for r in results})) or "grader"
+        write = lms.canvas_csv if args.to == "canvas" else lms.moodle_csv
+        text = write(results, course, matching, column, args.out_of)
+        for line in matching.problems():
+            print(f"note: {line}", file=sys.stderr)
+        summary = (f"{len(matching.matched)} of {len(course.students)} student(s) of the roster have a grade; "
+                   f"{len(matching.problems())} note(s) above for a person")
+    else:
+        text = junit_xml(results) if args.to == "junit" else gradebook_csv(results)
+        summary = f"{len(results)} submission(s)"
     atomic_write(target, text)
-    print(f"{len(results)} submission(s) written as {args.to} to {target.resolve()}")
+    print(f"{summary}; written as {args.to} to {target.resolve()}")
     return EXIT_OK
 
 
@@ -503,5 +562,5 @@ def cmd_index(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"grade": cmd_grade, "check": cmd_check, "validate": cmd_validate, "calibrate": cmd_calibrate,
-            "schema": cmd_schema, "list": cmd_list, "index": cmd_index, "export": cmd_export}
+COMMANDS = {"grade": cmd_grade, "check": cmd_check, "gradescope": cmd_gradescope, "validate": cmd_validate,
+            "calibrate": cmd_calibrate, "schema": cmd_schema, "list": cmd_list, "index": cmd_index, "export": cmd_export}

@@ -29,11 +29,11 @@ def gradebook_csv(results: list[SubmissionResult], rubric: LoadedRubric | None =
     for r in results:
         points = {c.id: c.points for c in r.checks if c.counted}  # blank: skipped here, not in the score
         percent = round(100 * r.share, 1)
-        writer.writerow([_cell(r.student), r.status, r.score, r.max_score, percent,
-                         *[points.get(i, "") for i in ids], _cell(r.review_note()), r.content_hash])
+        writer.writerow([spreadsheet_cell(r.student), r.status, r.score, r.max_score, percent,
+                         *[points.get(i, "") for i in ids], spreadsheet_cell(r.review_note()), r.content_hash])
     return buf.getvalue()
 
 
-def _cell(text: str) -> str:
+def spreadsheet_cell(text: str) -> str:
     """Spreadsheets execute cells starting with = + - @: keep a student id from becoming a formula."""
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
