@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     index = sub.add_parser("index", help="write OUT/index.html linking every batch folder graded into OUT/<name>")
     index.add_argument("out", type=Path, help="the folder holding the batch folders")
 
+    merge = sub.add_parser("merge", help="combine the output folders of shards (graded apart) into one")
+    merge.add_argument("rubric", help="the rubric the shards were graded against")
+    merge.add_argument("shards", nargs="+", type=Path, help="output folders written by `grade --out`")
+    merge.add_argument("--out", type=Path, required=True, help="the combined folder (may be one of the shards "
+                       "or an earlier merge: what it holds is kept)")
+
     export = sub.add_parser("export", help="write a batch's results in another format (for CI or a spreadsheet)")
     export.add_argument("out", type=Path, help="a batch's output folder (what `grade --out` wrote)")
     export.add_argument("--to", required=True, choices=sorted(EXPORTS), help="canvas: Canvas's gradebook import "
@@ -546,6 +552,37 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from grader import report
+    from grader.errors import GraderError
+    from grader.journal import JOURNAL_NAME, Journal
+
+    rubric = _load_rubric(args.rubric)
+    shards = [shard for shard in args.shards if shard.resolve() != args.out.resolve()]
+    for shard in shards:
+        if not (shard / JOURNAL_NAME).is_file():
+            raise GraderError(f"not a batch output folder (no {JOURNAL_NAME} in it)", where=str(shard),
+                              hint="pass the folders `grader grade ... --out` wrote")
+    contents: dict[str, dict[str, list[str]]] = {}  # file name -> content hash -> the shards holding it
+    with Journal.open(args.out / JOURNAL_NAME) as combined:
+        for shard in shards:
+            with Journal.open(shard / JOURNAL_NAME) as journal:
+                for name, content in combined.take_finished(journal):
+                    contents.setdefault(name, {}).setdefault(content, []).append(str(shard))
+        reported, left_out = _every_result(combined, [], rubric)
+    index = report.write_batch(reported, rubric, args.out)
+    for name, versions in sorted(contents.items()):
+        if len(versions) > 1:
+            print(f"note: {name} was graded with different content in {'; '.join(', '.join(s) for s in versions.values())}"
+                  ": the latest result is kept (check it is one student's file, not two students' with one name)",
+                  file=sys.stderr)
+    if left_out:
+        print(f"note: {left_out} file(s) were graded by another rubric or grader version and are left out; grade "
+              "them again to include them", file=sys.stderr)
+    print(f"{len(reported)} submission(s) from {len(shards)} folder(s) in {args.out}; summary page {index.resolve()}")
+    return EXIT_OK
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from grader.report import batches
 
@@ -563,4 +600,5 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"grade": cmd_grade, "check": cmd_check, "gradescope": cmd_gradescope, "validate": cmd_validate,
-            "calibrate": cmd_calibrate, "schema": cmd_schema, "list": cmd_list, "index": cmd_index, "export": cmd_export}
+            "calibrate": cmd_calibrate, "schema": cmd_schema, "list": cmd_list, "index": cmd_index, "merge": cmd_merge,
+            "export": cmd_export}

@@ -184,6 +184,21 @@ class Journal:
                 other.add(name)
         return current, len(other - set(current))
 
+    def take_finished(self, other: Journal) -> list[tuple[str, str]]:
+        """Copy ``other``'s finished rows into this journal (``grader merge``): a row this journal
+        also holds is replaced only by a later result. Returns ``(name, content_hash)`` of every
+        row copied, for the caller to tell files graded in two places with different content."""
+        columns = "name, content_hash, rubric_hash, grader_version, student, source, state, attempts, status, " \
+                  "result, created_at, started_at, finished_at"
+        rows = other._run(f"SELECT {columns} FROM jobs WHERE state = 'done'").fetchall()
+        self._run(f"INSERT INTO jobs ({columns}) VALUES ({', '.join('?' * 13)}) "
+                  "ON CONFLICT (name, content_hash, rubric_hash, grader_version) DO UPDATE SET "
+                  "student = excluded.student, source = excluded.source, state = excluded.state, "
+                  "attempts = excluded.attempts, status = excluded.status, result = excluded.result, "
+                  "started_at = excluded.started_at, finished_at = excluded.finished_at "
+                  "WHERE jobs.state != 'done' OR excluded.finished_at > jobs.finished_at", rows, many=True)
+        return [(row[0], row[1]) for row in rows]
+
     def add(self, jobs: Iterable[tuple[JobKey, Submission]]) -> None:
         """Record jobs about to be graded as ``pending``; rows already there keep their history."""
         rows = [(*key.values(), sub.student, str(sub.source)) for key, sub in jobs]
