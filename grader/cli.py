@@ -542,13 +542,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         text = write(results, course, matching, column, args.out_of)
         for line in matching.problems():
             print(f"note: {line}", file=sys.stderr)
-        summary = (f"{len(matching.matched)} of {len(course.students)} student(s) of the roster have a grade; "
-                   f"{len(matching.problems())} note(s) above for a person")
+        summary = (f"{len(matching.matched)} of {len(course.students)} student(s) of the roster have a grade "
+                   f"({len(matching.problems())} note(s) above for a person),")
     else:
         text = junit_xml(results) if args.to == "junit" else gradebook_csv(results)
         summary = f"{len(results)} submission(s)"
     atomic_write(target, text)
-    print(f"{summary}; written as {args.to} to {target.resolve()}")
+    print(f"{summary} written as {args.to} to {target.resolve()}")
     return EXIT_OK
 
 

@@ -116,9 +116,11 @@ class SubmissionResult(BaseModel):
                          "(the submission's page lists them)")
         return "; ".join([*(f"{c.id}: {c.review}" for c in self.checks if c.review), *shown])
 
-    def for_students(self) -> "SubmissionResult":
-        """The same result with hidden checks removed, totals restricted to visible ones, and no
-        source-scan flags (staff's questions, see ``flags``)."""
-        visible = [c for c in self.checks if c.visibility == "visible"]
-        return self.model_copy(update={"checks": visible, "score": self.visible_score, "max_score": self.visible_max,
-                                       "flags": []})
+    def for_students(self, include_hidden: bool = False) -> "SubmissionResult":
+        """What the student may see: no source-scan flags and no review notes (staff's questions,
+        see ``flags``), and hidden checks removed with the totals restricted to the visible ones,
+        unless ``include_hidden`` (the rubric releases them after the deadline)."""
+        shown = [c.model_copy(update={"review": None}) for c in self.checks
+                 if include_hidden or c.visibility == "visible"]
+        totals = {} if include_hidden else {"score": self.visible_score, "max_score": self.visible_max}
+        return self.model_copy(update={"checks": shown, "flags": [], **totals})

@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -27,6 +28,27 @@ from grader.targets import TargetSpec
 
 CheckUnion = Annotated[Union[tuple(kind.Spec for kind in checks.REGISTRY.values())],  # type: ignore[misc]
                        Field(discriminator="kind")]
+
+
+class FeedbackSpec(BaseModel):
+    """What the student pages (``OUT/feedback/``) show."""
+
+    model_config = ConfigDict(extra="forbid")
+    release_hidden_after: datetime | None = Field(
+        None, description="from this moment (ISO 8601 with a time zone, e.g. 2026-12-18T23:59:00+01:00: the "
+                          "deadline) the student pages written by `grade` or `merge` show the hidden checks too; "
+                          "before it, and without it, they show only the visible ones")
+
+    @field_validator("release_hidden_after")
+    @classmethod
+    def _with_a_time_zone(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give the time zone too (e.g. 2026-12-18T23:59:00+01:00, or Z for UTC): a deadline "
+                             "without one means a different moment on every machine")
+        return value
+
+    def hidden_released(self, now: datetime | None = None) -> bool:
+        return self.release_hidden_after is not None and (now or datetime.now(timezone.utc)) >= self.release_hidden_after
 
 
 class Limits(BaseModel):
@@ -123,6 +145,7 @@ class Rubric(BaseModel):
     submission: SubmissionSpec = SubmissionSpec()
     environment: EnvironmentSpec = EnvironmentSpec()  # packages beyond the grader's own (grader.environment)
     limits: Limits = Limits()
+    feedback: FeedbackSpec = FeedbackSpec()
     seed: int = Field(0, description="seed set before every check")
     profiles: dict[Literal["quick", "full"], Profile] = Field(
         {}, description="training budgets of accuracy checks per profile (see grader.profiles for the defaults)")

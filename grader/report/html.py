@@ -24,9 +24,13 @@ def format_points(value: float) -> str:
     return f"{round(value, 2):g}"
 
 
-def render_submission(result: SubmissionResult) -> str:
+def render_submission(result: SubmissionResult, student_view: bool = False, withheld: str = "") -> str:
+    """A submission's page: the staff's (every check, review notes, flags, a link to the batch)
+    or, with ``student_view``, the student's, from ``result.for_students(...)``: standalone, with
+    nothing that is only for staff; ``withheld`` says what it leaves out."""
     failing_cells = [c for c in result.cells if c.get("status") not in ("ok", "skipped") and c.get("type") == "code"]
-    return _env().get_template("submission.html").render(r=result, failing_cells=failing_cells)
+    return _env().get_template("submission.html").render(r=result, failing_cells=failing_cells,
+                                                         student_view=student_view, withheld=withheld)
 
 
 def review_queue(results: list[SubmissionResult], stems: list[str]) -> list[dict[str, str]]:
