@@ -228,6 +228,15 @@ def command(rubric: "LoadedRubric", profile: str) -> str:
     return f"grader calibrate {rubric.path} --seeds {DEFAULT_SEEDS} --profile {profile}"
 
 
+def hint(rubric: "LoadedRubric", profile: str) -> str:
+    """What to do where no calibration applies: calibrate; in a student kit, which holds no
+    reference to calibrate with, ask the course (or try the other profile or data)."""
+    if rubric.kit_dir:
+        return ("this kit holds no calibration for it; the check is graded when you submit (course staff can "
+                "calibrate it and release the kit again)")
+    return f"run `{command(rubric, profile)}`"
+
+
 # ---------------------------------------------------------------- calibrating
 
 

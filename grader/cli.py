@@ -44,7 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     which = check.add_mutually_exclusive_group(required=True)
     which.add_argument("--assignment", help="assignment id (see `grader list`)")
     which.add_argument("--rubric", help="rubric file")
+    which.add_argument("--kit", type=Path, help="the student kit your course handed out (its folder or .zip)")
     _run_options(check)
+
+    release = sub.add_parser("release", help="write the student kit: visible checks, their expectations, the "
+                             "provided files; no solutions")
+    release.add_argument("rubric", help="rubric file, or a bundled assignment id")
+    where = release.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, help="the kit's folder (DIR.zip is written beside it)")
+    where.add_argument("--verify", type=Path, metavar="KIT", help="check that a kit (folder or .zip) matches the rubric")
 
     gradescope = sub.add_parser("gradescope", help="grade as a Gradescope autograder: the upload in "
                                 "/autograder/submission, the results in /autograder/results/results.json")
@@ -343,22 +351,44 @@ def _every_result(journal: Any, results: list[Any], rubric: Any) -> tuple[list[A
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from grader import pipeline, submission
+    from grader import kit, pipeline, submission
     from grader.errors import GraderError
     from grader.report.terminal import self_check_table
 
-    rubric = _load_rubric(args.rubric or args.assignment)
+    rubric = kit.load(args.kit) if args.kit else _load_rubric(args.rubric or args.assignment)
     if not args.submission.exists():
         raise GraderError("no such file or folder", where=str(args.submission))
     # through the batch path, alone: a failure of the machine (sandbox-error) is retried there too
     (result,) = pipeline.grade_batch([submission.single(args.submission)],
                                      pipeline.prepare(rubric, _settings(args, rubric)))
-    print(self_check_table(result))
+    print(self_check_table(result, kit.hidden_checks(rubric) if rubric.kit_dir else None))
     visible = [c for c in result.checks if c.visibility == "visible"]
     if any(c.outcome == "grader-error" for c in visible) or result.status == "sandbox-error":
         return EXIT_GRADER_ERROR
     # a check this machine cannot run (no pretrained weights here) says so in the table; it is no failure
     return EXIT_OK if all(c.outcome == "passed" for c in visible if c.counted) else EXIT_CHECK_FAILED
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from grader import kit
+
+    rubric = _load_rubric(args.rubric)
+    if args.verify:
+        problems = kit.verify(rubric, args.verify)
+        for line in problems:
+            print(f"kit does not match: {line}", file=sys.stderr)
+        if problems:
+            print(f"  hint: release it again: grader release {args.rubric} --out {args.verify}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"{args.verify}: the kit matches {rubric.path}")
+        return EXIT_OK
+    notes = kit.release(rubric, args.out)
+    visible = sum(c.visibility == "visible" for c in rubric.model.checks)
+    print(f"kit of {rubric.model.assignment} in {args.out.resolve()}: {visible} visible check(s) of "
+          f"{len(rubric.model.checks)}")
+    for note in notes:
+        print(f"  {note}")
+    return EXIT_OK
 
 
 def cmd_gradescope(args: argparse.Namespace) -> int:
@@ -599,6 +629,6 @@ def cmd_index(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"grade": cmd_grade, "check": cmd_check, "gradescope": cmd_gradescope, "validate": cmd_validate,
+COMMANDS = {"grade": cmd_grade, "check": cmd_check, "release": cmd_release, "gradescope": cmd_gradescope, "validate": cmd_validate,
             "calibrate": cmd_calibrate, "schema": cmd_schema, "list": cmd_list, "index": cmd_index, "merge": cmd_merge,
             "export": cmd_export}

@@ -59,7 +59,12 @@ def load_namespaces(rubric: LoadedRubric) -> list[tuple[str, dict[str, Any]]]:
 
 
 def expectations(rubric: LoadedRubric) -> dict[str, Observation]:
-    """Expected observations for every check that needs the reference, by check id."""
+    """Expected observations for every check that needs the reference, by check id (from the
+    kit for a student kit, which has no reference)."""
+    if rubric.kit_dir is not None:
+        from grader import kit
+
+        return kit.expectations(rubric)
     needed = [c for c in rubric.model.checks if checks.get(c.kind).needs_reference(c)]
     if not needed:
         return {}
@@ -125,7 +130,12 @@ def _cache_key(ref_hash: str, rubric: LoadedRubric, spec: Any) -> str:
 
 
 def _read_cache(key: str, kind_name: str) -> Observation | None:
-    folder = cache_dir() / "expect" / key
+    return load_expectation(cache_dir() / "expect" / key, kind_name)
+
+
+def load_expectation(folder: Path, kind_name: str) -> Observation | None:
+    """An expectation written by ``save_expectation`` (the cache, a student kit); None when missing
+    or unreadable. JSON and ``.npz`` arrays, never a pickle."""
     try:
         doc, arrays = observations.load(folder)
         record = doc.records[0]
@@ -134,15 +144,18 @@ def _read_cache(key: str, kind_name: str) -> Observation | None:
         return None
 
 
-def _write_cache(key: str, obs: Observation) -> None:
-    folder = cache_dir() / "expect" / key
+def save_expectation(folder: Path, obs: Observation) -> None:
+    """Write ``obs`` into ``folder`` (made here; written aside, then renamed into place)."""
     writer = observations.ArrayWriter()
-    record = {"check": key, "status": "observed", "data": writer.encode(obs.model_dump(mode="python"))}
-    try:
-        tmp = folder.with_name(key + ".tmp")
-        observations.write(tmp, [record], writer)
-        if folder.exists():
-            return
+    record = {"check": folder.name, "status": "observed", "data": writer.encode(obs.model_dump(mode="python"))}
+    tmp = folder.with_name(folder.name + ".tmp")
+    observations.write(tmp, [record], writer)
+    if not folder.exists():
         Path(tmp).rename(folder)
+
+
+def _write_cache(key: str, obs: Observation) -> None:
+    try:
+        save_expectation(cache_dir() / "expect" / key, obs)
     except OSError:
         pass  # a cache that cannot be written only costs time

@@ -191,6 +191,9 @@ class LoadedRubric:
     path: Path
     model: Rubric
     text_hash: str
+    # A student kit's folder (grader.kit): its expectations and calibrations come from the kit,
+    # and no reference is ever looked for. None for an instructor's rubric.
+    kit_dir: Path | None = None
 
     @property
     def reference_dir(self) -> Path:

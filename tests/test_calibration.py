@@ -142,7 +142,7 @@ def test_a_missing_calibration_names_the_command_to_run(tmp_path):
     loaded = rubric.load(tmp_path / "accuracy" / "rubric.yaml")
     truth = profiles.plan(loaded, data.resolve("mnist", None), "quick").expected["harness-accuracy"]
     assert truth.calibrations == {} and truth.stale == {}
-    assert truth.calibrate_command == f"grader calibrate {loaded.path} --seeds 30 --profile quick"
+    assert truth.calibrate_hint == f"run `grader calibrate {loaded.path} --seeds 30 --profile quick`"
 
 
 def test_calibrate_refuses_a_single_seed_and_rubrics_without_calibrated_checks(calibrated):

@@ -179,7 +179,7 @@ class AccuracyTruth:
     data: str
     calibrations: dict[str, CheckStats] = field(default_factory=dict)
     stale: dict[str, str] = field(default_factory=dict)
-    calibrate_command: str = "grader calibrate"
+    calibrate_hint: str = "run `grader calibrate`"  # what to do where no calibration applies (calibration.hint)
     changes: str = ""  # what the harness changed in what the student's code got (grader.profiles.changes)
     # the kind of device the run was given (grader.executors.slots.device_kind): the host's knowledge,
     # set per slot by grader.profiles.on_device. The record's own `device` never picks a calibration:
@@ -419,7 +419,7 @@ def _threshold(spec: AccuracySpec, truth: AccuracyTruth, device: str) -> Thresho
     why = truth.stale.get(device) or f"no calibration for profile {truth.profile} on {device} ({truth.data} data)"
     if absolute is not None:
         return Threshold(absolute, f"the rubric's minimum: {why}")
-    raise NotCalibrated(why, where=f"check {spec.id!r}", hint=f"run `{truth.calibrate_command}`")
+    raise NotCalibrated(why, where=f"check {spec.id!r}", hint=truth.calibrate_hint)
 
 
 # ---------------------------------------------------------------- probe helpers

@@ -12,8 +12,10 @@ MARKS = {"passed": "PASS", "failed": "FAIL", "errored": "ERROR", "skipped": "SKI
          "grader-error": "GRADER-ERROR"}
 
 
-def self_check_table(result: SubmissionResult) -> str:
-    """A readable table of the visible checks, the visible score and the run's status."""
+def self_check_table(result: SubmissionResult, graded_later: int | None = None) -> str:
+    """A readable table of the visible checks, the visible score and the run's status.
+    ``graded_later``: how many hidden checks there are, where the result cannot say (a student
+    kit holds none of them); by default, the result's own."""
     student = result.for_students()
     width = max(70, min(shutil.get_terminal_size((100, 20)).columns, 120))
     id_w = max([len("check")] + [len(c.id) for c in student.checks])
@@ -41,7 +43,7 @@ def self_check_table(result: SubmissionResult) -> str:
         points = f"{format_points(c.points) if c.counted else '-'}/{format_points(c.max_points)}"
         lines.append(f"{c.id:<{id_w}}  {MARKS[c.outcome]:<12} {points:>9}  {wrapped[0]}")
         lines += [indent + w for w in wrapped[1:4]]
-    hidden = len(result.checks) - len(student.checks)
+    hidden = len(result.checks) - len(student.checks) if graded_later is None else graded_later
     lines += ["", f"visible score: {format_points(student.score)} / {format_points(student.max_score)}"
               + (f"  ({hidden} more check(s) are graded after submission)" if hidden else "")]
     return "\n".join(lines)

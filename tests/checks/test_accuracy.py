@@ -247,7 +247,7 @@ def test_expectations_on_a_device_change_only_accuracy_truths():
 
 
 def test_missing_calibration_says_which_command_to_run():
-    the_truth = truth([0, 1], classes=2, calibrate_command="grader calibrate r.yaml --seeds 5 --profile quick")
+    the_truth = truth([0, 1], classes=2, calibrate_hint="run `grader calibrate r.yaml --seeds 5 --profile quick`")
     with pytest.raises(NotCalibrated) as caught:
         judge(spec(threshold="calibrated", min_accuracy=None), observation([0, 1]), the_truth)
     assert "no calibration for profile quick on cpu (real data)" in str(caught.value)
