@@ -323,7 +323,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
     print(f"{progress.summary()}; summary page {index.resolve()}")
     undecided = [r.student for r in results if any(c.outcome == "needs-review" for c in r.checks)]
     if undecided:
-        print(f"{len(undecided)} submission(s) need a person (the review queue on the summary page): "
+        print(f"{len(undecided)} submission(s) need a person (under 'needs attention' on the summary page): "
               f"{', '.join(undecided[:10])}{' ...' if len(undecided) > 10 else ''}; map their targets with --mappings")
     if broken:
         print(f"grader errors in {len(broken)} submission(s): {', '.join(r.student for r in broken)}", file=sys.stderr)

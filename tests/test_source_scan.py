@@ -13,7 +13,8 @@ import pytest
 from grader import pipeline, rubric, source_scan, submission
 from grader.journal import Journal, key_for
 from grader.report.exporters import gradebook_csv, summary_json
-from grader.report.html import render_submission, render_summary, review_queue
+from grader.report.html import render_submission, render_summary
+from grader.report.triage import Attention, needs_attention
 from grader.report.terminal import self_check_table
 from grader.results import CheckResult, SourceFlag, SubmissionResult
 from tests.conftest import GOOD_NET, write_notebook
@@ -355,10 +356,9 @@ def test_reports_show_each_flagged_line_escaped(tiny_rubric):
     page = render_submission(flagged)
     assert "Flagged for review: source scan" in page and "main.py, line 2" in page
     assert "<b>True</b>" not in page and "&lt;b&gt;True&lt;/b&gt;" in page
-    queue = review_queue([flagged], ["mallory"])
-    assert queue == [{"student": "mallory", "stem": "mallory", "check": "source scan", "undecided": False,
-                      "why": f"main.py, line 2: {PATCH[0].what}", "points": "",
-                      "line": "torch.allclose = lambda *a: '<b>True</b>'"}]
+    assert needs_attention([flagged], ["mallory"]) == [Attention(
+        "source scan", [("mallory", "mallory")], f"main.py, line 2: {PATCH[0].what}",
+        line="torch.allclose = lambda *a: '<b>True</b>'")]
     assert "<code>torch.allclose = lambda *a: &#39;&lt;b&gt;True&lt;/b&gt;&#39;</code>" in \
         render_summary([flagged], ["mallory"], tiny_rubric)
     assert "main.py, line 2" in json.loads(summary_json([flagged]))[0]["review"]

@@ -33,39 +33,21 @@ def render_submission(result: SubmissionResult, student_view: bool = False, with
                                                          student_view=student_view, withheld=withheld)
 
 
-def review_queue(results: list[SubmissionResult], stems: list[str]) -> list[dict[str, str]]:
-    """What waits for a person: undecided targets (``needs-review``) first, one row per check; then
-    flags raised on checks that were judged (a forbidden call, ...); then, one row per line, what
-    the host's source scan flagged (``SubmissionResult.flags``), which costs no points."""
-    rows = []
-    for r, stem in zip(results, stems):
-        for c in r.checks:
-            if c.outcome == "needs-review" or c.review:
-                rows.append({"student": r.student, "stem": stem, "check": c.id, "undecided": c.outcome == "needs-review",
-                             "why": c.review or c.message, "points": format_points(c.max_points), "line": ""})
-        for f in r.flags:
-            rows.append({"student": r.student, "stem": stem, "check": "source scan", "undecided": False,
-                         "why": f"{f.where}: {f.what}", "points": "", "line": f.line})
-    return sorted(rows, key=lambda row: not row["undecided"])
-
-
 def render_summary(results: list[SubmissionResult], stems: list[str], rubric: LoadedRubric) -> str:
-    statuses = Counter(r.status for r in results)
-    per_check = []
-    for spec in rubric.model.checks:
-        outcomes = [c.outcome for r in results for c in r.checks if c.id == spec.id]
-        passed = sum(o == "passed" for o in outcomes)
-        per_check.append({"id": spec.id, "title": spec.title or "", "visibility": spec.visibility,
-                          "points": spec.points, "passed": passed, "total": len(outcomes),
-                          "rate": 100 * passed / len(outcomes) if outcomes else 0.0})
+    """The batch page: what needs a person, the statuses, the score histogram, the student table
+    (sortable and filterable in the browser) and each check over the graded submissions."""
+    from grader.report import triage
+
     bins = [0] * 10
     for r in results:
         bins[min(9, int(r.share * 10))] += 1
     seconds = sorted(r.seconds for r in results)
+    attention = triage.needs_attention(results, stems)
+    marked = {student for row in attention for student, _ in row.students}
     return _env().get_template("summary.html").render(
-        rows=list(zip(results, stems)), rubric=rubric.model, statuses=sorted(statuses.items()),
-        per_check=per_check, bins=bins, peak=max(bins) or 1,
-        synthetic=any(r.data == "synthetic" for r in results),
+        rows=list(zip(results, stems)), rubric=rubric.model, statuses=sorted(Counter(r.status for r in results).items()),
+        checks=triage.check_summaries(results, rubric), graded=sum(triage.is_graded(r) for r in results),
+        bins=bins, peak=max(bins) or 1, synthetic=any(r.data == "synthetic" for r in results),
         uncounted=sorted({c.id for r in results for c in r.checks if not c.counted}),
-        profiles=sorted({r.profile for r in results if r.profile}), queue=review_queue(results, stems),
+        profiles=sorted({r.profile for r in results if r.profile}), attention=attention, marked=marked,
         median_seconds=seconds[len(seconds) // 2] if seconds else 0.0, total_seconds=sum(seconds))
