@@ -2,21 +2,23 @@
 
 Three ways to show it, picked from where stderr goes:
 
-* ``bar``: a terminal. One line, redrawn in place with ``\\r``: done / failed / running, elapsed
-  time and an estimate of the time left. Failed submissions are printed above it as they come.
-* ``lines``: a log file or a CI console, where ``\\r`` makes a mess. One line per submission.
+* ``bar``: a terminal. A live line drawn by Rich (``rich.progress``), redrawn twice a second
+  even while nothing finishes: a bar, done / failed / running, elapsed time, an estimate of the
+  time left, and the submissions running now, longest first. Failed submissions are printed
+  above it as they come; the line is taken off the screen at the end, for the summary.
+* ``lines``: a log file or a CI console, where redrawing makes a mess. One line per submission.
 * ``quiet`` (``--quiet``): nothing while it runs; the caller prints :meth:`Progress.summary`.
 
 A ``Progress`` is the batch's event listener (``reused``, ``started``, ``finished``), called from
-one thread (the executor reports every event in the thread that runs the batch).
+one thread (the executor reports every event in the thread that runs the batch); Rich's refresh
+thread only reads the counts.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from typing import TYPE_CHECKING, Callable, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Literal, TextIO
 
 if TYPE_CHECKING:
     from grader.results import SubmissionResult
@@ -26,8 +28,8 @@ Mode = Literal["bar", "lines", "quiet"]
 # A notebook with an interrupted cell was still graded, the rest of it in full: not a failure.
 PASSING_STATUSES = frozenset({"ok", "cell-timeout"})
 BAR_WIDTH = 24
-MIN_BAR_WIDTH = 5  # narrower says nothing the counts do not
-_ERASE_LINE = "\r\x1b[K"
+REFRESH_PER_SECOND = 2.0  # the live line's redraws, events or not: elapsed time and ETA keep moving
+MAX_NAMED = 3  # running submissions named on the live line; the rest are counted
 
 
 def is_failure(result: SubmissionResult) -> bool:
@@ -67,9 +69,12 @@ class Progress:
                  clock: Callable[[], float] = time.monotonic):
         self.total, self.stream, self.clock = total, stream or sys.stderr, clock
         self.mode: Mode = mode or choose_mode(self.stream, quiet=False)
-        self.kept = self.graded = self.failed = self.running = 0
+        self.kept = self.graded = self.failed = 0
+        self._running: dict[str, float] = {}  # student -> when their run started
         self._start = clock()
-        self._bar_shown = False
+        self._live: Any = None
+        if self.mode == "bar":
+            self._live = _live_bar(self)
 
     # ------------------------------------------------------------------ events
 
@@ -79,26 +84,24 @@ class Progress:
         self.failed += sum(is_failure(r) for r in results)
         if results and self.mode == "lines":
             self._print(f"{len(results)} submission(s) were graded by an earlier run; their results are kept")
-        self._draw()
+        self._moved()
 
     def started(self, sub: Submission) -> None:
-        self.running += 1
-        self._draw()
+        self._running[sub.student] = self.clock()
 
     def finished(self, result: SubmissionResult) -> None:
-        self.running = max(0, self.running - 1)
+        self._running.pop(result.student, None)
         self.graded += 1
         self.failed += is_failure(result)
         if self.mode == "lines" or (self.mode == "bar" and is_failure(result)):
             self._print(self._result_line(result))
-        self._draw()
+        self._moved()
 
     def close(self) -> None:
-        """Take the bar off the screen (the summary replaces it); safe to call twice."""
-        if self._bar_shown:
-            self.stream.write(_ERASE_LINE)
-            self.stream.flush()
-            self._bar_shown = False
+        """Take the live line off the screen (the summary replaces it); safe to call twice."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
 
     # ------------------------------------------------------------------ text
 
@@ -106,20 +109,22 @@ class Progress:
     def done(self) -> int:
         return self.kept + self.graded
 
-    def bar(self, columns: int = 200) -> str:
-        """The live line: ``[#####-----] 12/40 done, 2 failed, 4 running, 1m 20s elapsed, ETA 3m 10s``.
+    @property
+    def running(self) -> int:
+        return len(self._running)
 
-        It must fit in ``columns - 1`` characters: a line that wraps is no longer redrawn in place
-        by ``\\r``. The bar gives way first, then the end of the text.
-        """
-        elapsed = self.clock() - self._start
-        counts = (f"{self.done}/{self.total} done, {self.failed} failed, {self.running} running, "
-                  f"{format_duration(elapsed)} elapsed, ETA {self.eta(elapsed)}")
-        width = min(BAR_WIDTH, columns - 1 - len(counts) - 3)
-        if width < MIN_BAR_WIDTH:
-            return counts[: columns - 1]
-        filled = width if not self.total else round(width * self.done / self.total)
-        return f"[{'#' * filled}{'-' * (width - filled)}] {counts}"
+    def status_line(self) -> str:
+        """The live line's text: ``12/40 done, 2 failed, 3 running, 1m 20s elapsed, ETA 3m 10s:
+        carol (2m 01s), dave (40s), erin (3s)``; the running ones longest first."""
+        now = self.clock()
+        elapsed = now - self._start
+        text = (f"{self.done}/{self.total} done, {self.failed} failed, {self.running} running, "
+                f"{format_duration(elapsed)} elapsed, ETA {self.eta(elapsed)}")
+        longest = sorted(dict(self._running).items(), key=lambda item: item[1])  # a copy: Rich reads it from its thread
+        named = [f"{student} ({format_duration(now - began)})" for student, began in longest[:MAX_NAMED]]
+        if len(longest) > MAX_NAMED:
+            named.append(f"+{len(longest) - MAX_NAMED} more")
+        return text + (": " + ", ".join(named) if named else "")
 
     def eta(self, elapsed: float) -> str:
         """Time left at the pace of this run so far (kept results took no time, so they do not count)."""
@@ -141,20 +146,39 @@ class Progress:
 
     # ------------------------------------------------------------------ output
 
+    def _moved(self) -> None:
+        if self._live is not None:
+            self._live.update(self._live.task_ids[0], completed=self.done)
+
     def _print(self, line: str) -> None:
-        self.stream.write((_ERASE_LINE if self._bar_shown else "") + line + "\n")
-        self._bar_shown = False
-        self.stream.flush()
-
-    def _draw(self) -> None:
-        if self.mode != "bar":
+        if self._live is not None:
+            self._live.console.print(line, markup=False, highlight=False, soft_wrap=True)
             return
-        self.stream.write(_ERASE_LINE + self.bar(self._columns()))
+        self.stream.write(line + "\n")
         self.stream.flush()
-        self._bar_shown = True
 
-    def _columns(self) -> int:
-        try:
-            return os.get_terminal_size(self.stream.fileno()).columns
-        except (AttributeError, OSError, ValueError):
-            return 80
+
+def _live_bar(progress: Progress) -> Any:
+    """Rich's live display for ``progress``, started: a bar and the status line, cut to the width
+    of the terminal (a wrapped line could not be redrawn in place). Its one task's ``completed``
+    follows ``progress.done`` (``Progress._moved``)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, ProgressColumn
+    from rich.progress import Progress as RichProgress
+    from rich.table import Column
+    from rich.text import Text
+
+    class StatusColumn(ProgressColumn):
+        """Rendered at every refresh, so elapsed time, ETA and the running times keep moving."""
+
+        def render(self, task: Any) -> Text:
+            return Text(progress.status_line(), no_wrap=True, overflow="ellipsis")
+
+    live = RichProgress(BarColumn(bar_width=BAR_WIDTH),
+                        StatusColumn(table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
+                        console=Console(file=progress.stream, force_terminal=True, highlight=False),
+                        transient=True, refresh_per_second=REFRESH_PER_SECOND, redirect_stdout=False,
+                        redirect_stderr=False, get_time=progress.clock, expand=True)
+    live.add_task("grading", total=max(1, progress.total), completed=progress.done)
+    live.start()
+    return live

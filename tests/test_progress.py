@@ -1,11 +1,14 @@
-"""Batch progress: a redrawn bar on a terminal, one line per submission elsewhere, nothing with
---quiet; the time left is estimated from this run's pace (a fake clock here)."""
+"""Batch progress: a live line on a terminal (Rich) that keeps ticking and names what runs, one
+line per submission elsewhere, nothing with --quiet; the time left is estimated from this run's
+pace (a fake clock here)."""
 
 from __future__ import annotations
 
 import io
+import time
 from types import SimpleNamespace
 
+from grader import progress as progress_mod
 from grader.progress import Progress, choose_mode, format_duration
 
 
@@ -36,48 +39,52 @@ def test_the_mode_follows_the_stream_and_quiet():
     assert choose_mode(Terminal(), quiet=True) == "quiet"
 
 
-def test_the_bar_counts_and_estimates_the_time_left():
+def test_the_status_counts_estimates_the_time_left_and_names_what_runs():
     clock = FakeClock()
-    progress = Progress(10, stream=Terminal(), mode="bar", clock=clock)
+    progress = Progress(10, stream=io.StringIO(), mode="lines", clock=clock)
     progress.reused([result("kept-1"), result("kept-2", status="timeout-wall")])
-    assert progress.bar() == "[#####-------------------] 2/10 done, 1 failed, 0 running, 0s elapsed, ETA --"
-    for name in ("a", "b", "c"):
+    assert progress.status_line() == "2/10 done, 1 failed, 0 running, 0s elapsed, ETA --"
+    for name in ("a", "b", "c", "d", "e"):
         progress.started(sub(name))
-    clock.now += 30
+        clock.now += 5
     progress.finished(result("a"))
     progress.finished(result("b", status="cell-timeout"))  # the rest was graded: not a failure
-    # 2 graded in 30s, 6 left: 90s at this pace (kept results took no time and do not count)
-    assert progress.bar() == "[##########--------------] 4/10 done, 1 failed, 1 running, 30s elapsed, ETA 1m 30s"
+    # 2 graded in 25s, 6 left: 75s at this pace (kept results took no time and do not count)
+    assert progress.status_line() == ("4/10 done, 1 failed, 3 running, 25s elapsed, ETA 1m 15s: "
+                                      "c (15s), d (10s), e (5s)")
+    progress.started(sub("f"))
+    assert progress.status_line().endswith("c (15s), d (10s), e (5s), +1 more")  # the longest running first
 
 
-def test_the_bar_is_redrawn_in_place_and_failures_are_printed_above_it():
+def test_on_a_terminal_the_line_keeps_ticking_failures_print_above_and_it_goes_at_the_end(monkeypatch):
+    monkeypatch.setattr(progress_mod, "REFRESH_PER_SECOND", 20.0)
+    monkeypatch.setenv("COLUMNS", "160")
     stream = Terminal()
-    progress = Progress(2, stream=stream, mode="bar", clock=FakeClock())
+    progress = Progress(2, stream=stream, mode="bar")
     progress.started(sub("alice"))
+    time.sleep(0.5)  # no event meanwhile: the line is redrawn anyway
+    ticking = stream.getvalue()
+    assert ticking.count("0/2 done, 0 failed, 1 running") >= 3 and "alice (0s)" in ticking
     progress.finished(result("alice", status="timeout-wall", score=0))
     progress.started(sub("bob"))
     progress.finished(result("bob"))
     progress.close()
+    progress.close()
     text = stream.getvalue()
-    assert text.count("\r\x1b[K[") == 4  # one redraw per event
-    assert "\r\x1b[K  alice                            timeout-wall           0/6  (2.0s)\n" in text
-    assert "bob" not in text  # a passing submission only moves the bar
-    assert text.endswith("\r\x1b[K")  # the bar is taken off the screen for the summary
-    assert text.count("\n") == 1  # the bar itself never breaks a line
+    assert "alice                            timeout-wall           0/6  (2.0s)\n" in text
+    assert "bob " not in text.split("timeout-wall")[1].replace("bob (0s)", "")  # a pass only moves the bar
+    assert text.rstrip("\n").endswith(("\x1b[2K", "\x1b[?25h"))  # the line is taken off the screen
 
 
-def test_the_bar_fits_the_terminal_so_that_it_redraws_in_place(monkeypatch):
-    progress = Progress(3, stream=Terminal(), mode="bar", clock=FakeClock())
-    progress.reused([result("kept")])
-    assert progress.bar(80) == "[########----------------] 1/3 done, 0 failed, 0 running, 0s elapsed, ETA --"
-    assert progress.bar(60) == "[##-----] 1/3 done, 0 failed, 0 running, 0s elapsed, ETA --"  # 59 characters
-    assert progress.bar(50) == "1/3 done, 0 failed, 0 running, 0s elapsed, ETA --"
-    assert progress.bar(40) == "1/3 done, 0 failed, 0 running, 0s elaps"
+def test_the_live_line_is_cut_to_the_terminal_so_that_it_redraws_in_place(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")
     stream = Terminal()
-    progress = Progress(3, stream=stream, mode="bar", clock=FakeClock())
-    monkeypatch.setattr(progress, "_columns", lambda: 40)
-    progress.started(sub("a"))
-    assert stream.getvalue() == "\r\x1b[K0/3 done, 0 failed, 1 running, 0s elaps"
+    progress = Progress(3, stream=stream, mode="bar")
+    progress.started(sub("a-student-with-a-very-long-name"))
+    progress.close()
+    # each redraw: back to the start of the line, erase it, draw the bar and the text, all in one line
+    drawn = [line.split("\x1b[0m ", 1)[-1].split("\n")[0] for line in stream.getvalue().split("\r") if "done" in line]
+    assert drawn and all(len(line.rstrip()) < 60 and line.rstrip().endswith("…") for line in drawn)
 
 
 def test_not_a_terminal_gets_one_plain_line_per_submission():
