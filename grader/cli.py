@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "or to add files graded later (the reports show every file's latest result)")
     grade.add_argument("--fail-under", type=_percent, metavar="PERCENT",
                        help="exit 3 when a submission scores below PERCENT of the points (for CI), e.g. 80")
+    grade.add_argument("--similarity", action="store_true", help="also compare the submissions' code with each "
+                       "other (see `grader similarity`)")
+    _similarity_options(grade, with_rubric=False)
     _run_options(grade)
     _batch_options(grade)
 
@@ -97,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     index = sub.add_parser("index", help="write OUT/index.html linking every batch folder graded into OUT/<name>")
     index.add_argument("out", type=Path, help="the folder holding the batch folders")
 
+    similar = sub.add_parser("similarity", help="find submissions of a batch that share their code (starter and "
+                             "provided code left out); the pairs go on the batch page, never into a grade")
+    similar.add_argument("out", type=Path, help="a batch's output folder (what `grade --out` wrote)")
+    _similarity_options(similar)
+
     merge = sub.add_parser("merge", help="combine the output folders of shards (graded apart) into one")
     merge.add_argument("rubric", help="the rubric the shards were graded against")
     merge.add_argument("shards", nargs="+", type=Path, help="output folders written by `grade --out`")
@@ -143,6 +151,26 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mappings", type=Path, metavar="FILE",
                    help="an instructor's names for targets the grader could not find, per student "
                         "(YAML: student: {target: name}); only the mapped submissions are graded again")
+
+
+def _similarity_options(p: argparse.ArgumentParser, with_rubric: bool = True) -> None:
+    if with_rubric:
+        p.add_argument("--rubric", help="the rubric the batch was graded against (default: the bundled one its "
+                       "results name)")
+    p.add_argument("--starter", type=Path, action="append", default=[], metavar="FILE",
+                   help="the handout's starter notebook or module, left out of every comparison (repeatable; the "
+                        "rubric's provided files are left out anyway)")
+    p.add_argument("--against", type=Path, action="append", default=[], metavar="OLD_OUT",
+                   help="also compare with the submissions of an earlier batch folder (repeatable)")
+    p.add_argument("--threshold", type=_share, default=None, metavar="SHARE",
+                   help="list pairs sharing at least this share of one side's code (default: 0.6)")
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
+    return value
 
 
 def _batch_options(p: argparse.ArgumentParser) -> None:
@@ -312,6 +340,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
             return 130  # 128 + SIGINT, as a shell reports it
         progress.close()
         reported, left_out = _every_result(journal, results, rubric)
+    if args.similarity:
+        _similarity(args, rubric, args.out, reported)
     index = report.write_batch(reported, rubric, args.out)
     if len(reported) > len(results):
         print(f"reports: {len(reported)} submission(s), {len(reported) - len(results)} of them graded earlier into "
@@ -582,6 +612,38 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_similarity(args: argparse.Namespace) -> int:
+    from grader import report
+    from grader.errors import GraderError
+    from grader.report import batches
+
+    results, _ = batches.read_results(args.out)
+    if not results:
+        raise GraderError("no results in this folder", where=str(args.out),
+                          hint="pass the folder `grader grade ... --out` wrote")
+    assignments = sorted({r.assignment for r in results})
+    if args.rubric is None and len(assignments) != 1:
+        raise GraderError(f"the folder holds results of {len(assignments)} assignments ({', '.join(assignments)})",
+                          where=str(args.out), hint="pass --rubric to say which one to compare")
+    rubric = _load_rubric(args.rubric or assignments[0])
+    _similarity(args, rubric, args.out, results)
+    report.write_batch(results, rubric, args.out)
+    return EXIT_OK
+
+
+def _similarity(args: argparse.Namespace, rubric: Any, out: Path, results: list[Any]) -> Any:
+    """Run the comparison for ``grade --similarity`` or ``similarity``; print what it found."""
+    from grader import similarity
+
+    found = similarity.run(out, rubric, results, args.starter, args.against, args.threshold or similarity.THRESHOLD)
+    print(f"similarity: {found.compared} pair(s) compared, {len(found.pairs)} at or above {found.threshold:.0%}"
+          + (f"; not compared (code unreadable or moved): {', '.join(found.unreadable)}" if found.unreadable else ""))
+    for pair in found.pairs[:10]:
+        print(f"  {pair.score:4.0%}  {pair.first} & {pair.second}{f' ({pair.second_term})' if pair.second_term else ''}"
+              f"  {(out / pair.page).resolve()}")
+    return found
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
     from grader import report
     from grader.errors import GraderError
@@ -630,5 +692,5 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"grade": cmd_grade, "check": cmd_check, "release": cmd_release, "gradescope": cmd_gradescope, "validate": cmd_validate,
-            "calibrate": cmd_calibrate, "schema": cmd_schema, "list": cmd_list, "index": cmd_index, "merge": cmd_merge,
+            "calibrate": cmd_calibrate, "schema": cmd_schema, "list": cmd_list, "index": cmd_index, "merge": cmd_merge, "similarity": cmd_similarity,
             "export": cmd_export}

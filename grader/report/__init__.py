@@ -15,6 +15,7 @@ from pathlib import Path
 
 from grader.report.exporters import gradebook_csv, result_json, summary_json
 from grader.report.html import render_submission, render_summary
+from grader import similarity
 from grader.fsutil import atomic_write
 from grader.results import SubmissionResult
 from grader.rubric import LoadedRubric
@@ -47,7 +48,7 @@ def write_batch(results: list[SubmissionResult], rubric: LoadedRubric, out: Path
     atomic_write(out / "summary.json", summary_json(results))
     atomic_write(out / "gradebook.csv", gradebook_csv(results, rubric))
     index = out / "index.html"
-    atomic_write(index, render_summary(results, stems, rubric))
+    atomic_write(index, render_summary(results, stems, rubric, similarity.Report.load(out)))
     return index
 
 

@@ -6,16 +6,19 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from grader.report.html import format_points
 from grader.results import SubmissionResult
 from grader.rubric import LoadedRubric
 
 # The order of the "needs attention" list: what costs a student points until a person acts first.
-ATTENTION_ORDER = ["undecided", "grader error", "crash", "timeout", "rejected", "flagged", "source scan", "identical"]
+ATTENTION_ORDER = ["undecided", "grader error", "crash", "timeout", "rejected", "flagged", "source scan", "identical",
+                   "similar"]
 _TIMEOUTS = {"timeout-wall", "cell-timeout"}
 _GRADER_FAULTS = {"sandbox-error"}
 MOST_SAID = 3  # failure messages shown per check
+MAX_SIMILAR_ROWS = 50  # similar pairs in the list, highest first; the rest are counted
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e-?\d+)?")
 
 
@@ -29,6 +32,7 @@ class Attention:
     check: str = ""
     points: str = ""
     line: str = ""
+    page: str = ""  # a page about the row beyond the students' own (a similar pair's side by side)
 
 
 @dataclass
@@ -54,10 +58,10 @@ def is_graded(result: SubmissionResult) -> bool:
     return result.status != "rejected" and result.status not in _GRADER_FAULTS
 
 
-def needs_attention(results: list[SubmissionResult], stems: list[str]) -> list[Attention]:
+def needs_attention(results: list[SubmissionResult], stems: list[str], similar: Any = None) -> list[Attention]:
     """Every submission a person should look at, with why: undecided targets, grader errors,
-    crashes and timeouts, rejected files, checks flagged for review, source-scan flags, and groups
-    of identical submissions."""
+    crashes and timeouts, rejected files, checks flagged for review, source-scan flags, groups
+    of identical submissions, and pairs sharing their code (``similar``, a similarity report)."""
     rows: list[Attention] = []
     for r, stem in zip(results, stems):
         who = [(r.student, stem)]
@@ -85,6 +89,17 @@ def needs_attention(results: list[SubmissionResult], stems: list[str]) -> list[A
     for group in by_content.values():
         if len(group) > 1:
             rows.append(Attention("identical", group, f"{len(group)} submissions with the same content"))
+    stem_of = dict(zip((r.student for r in results), stems))
+    pairs = similar.pairs if similar is not None else []
+    if len(pairs) > MAX_SIMILAR_ROWS:
+        rows.append(Attention("similar", [], f"{len(pairs) - MAX_SIMILAR_ROWS} more pairs over the threshold, listed under "
+                                             "Similar code and in similarity.json"))
+    for pair in pairs[:MAX_SIMILAR_ROWS]:
+        second = (pair.second, stem_of.get(pair.second, "")) if not pair.second_term else None
+        rows.append(Attention("similar", [(pair.first, stem_of.get(pair.first, "")), *([second] if second else [])],
+                              f"{pair.score:.0%} of the code in common"
+                              + (f" with {pair.second} of {pair.second_term}" if pair.second_term else ""),
+                              page=pair.page))
     return sorted(rows, key=lambda row: ATTENTION_ORDER.index(row.what))
 
 
