@@ -94,3 +94,30 @@ def write_notebook(path: Path, cells: list[str], kernel: str = "python3") -> Pat
 
 
 GOOD_NET = "from torch import nn\ndef make_net(n_in, n_out):\n    return nn.Sequential(nn.Linear(n_in, 3), nn.ReLU(), nn.Linear(3, n_out))"
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> "subprocess.CompletedProcess[str]":
+    """``grader ARGS`` run in this process, its exit code and output captured as a finished
+    subprocess would give them. In-process because each `python -m grader` pays seconds of
+    start-up (torch); the few tests about the process itself (imports, --help) start one."""
+    import contextlib
+    import io
+    import os
+    import signal
+    import subprocess
+
+    from grader import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    before, sigterm = os.getcwd(), signal.getsignal(signal.SIGTERM)
+    os.chdir(cwd or Path(__file__).parent.parent)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(list(args))
+            except SystemExit as exc:  # argparse's usage errors and --version
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        os.chdir(before)
+        signal.signal(signal.SIGTERM, sigterm)
+    return subprocess.CompletedProcess(["grader", *args], code, out.getvalue(), err.getvalue())

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
-from tests.conftest import FIXTURES, GOOD_NET, PROJECT, write_notebook
+from tests.conftest import FIXTURES, GOOD_NET, run_cli, write_notebook
 
 TINY = str(FIXTURES / "tiny" / "rubric.yaml")
 
 
 def run_autograder(tmp_path, upload) -> tuple[subprocess.CompletedProcess, dict | None]:
     results = tmp_path / "results" / "results.json"
-    done = subprocess.run([sys.executable, "-m", "grader", "gradescope", TINY, "--submission", str(upload),
-                           "--results", str(results), "--isolation", "process"], cwd=PROJECT,
-                          capture_output=True, text=True, timeout=300)
+    done = run_cli("gradescope", TINY, "--submission", str(upload), "--results", str(results), "--isolation", "process")
     return done, json.loads(results.read_text()) if results.exists() else None
 
 

@@ -4,8 +4,6 @@ and the command-line options that feed them."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -13,7 +11,8 @@ from grader.errors import GraderError
 from grader.executors import slots
 from grader.executors.slots import parse_gpus, plan_slots, visible_gpus
 from grader.sandbox import Slot
-from tests.conftest import FIXTURES, PROJECT
+from tests.conftest import FIXTURES
+from tests.conftest import run_cli as grader
 
 
 def test_cpu_slots_default_to_one_per_core():
@@ -82,11 +81,6 @@ def test_a_device_that_is_not_there_is_an_error_not_a_cpu_run(monkeypatch, tmp_p
     monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi: no GPU at all
     with pytest.raises(GraderError, match="--gpus 0, but no CUDA device is visible"):
         parse_gpus("0")
-
-
-def grader(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "grader", *args], cwd=PROJECT, capture_output=True, text=True,
-                          timeout=120)
 
 
 def test_bad_batch_options_are_usage_errors(tmp_path):

@@ -7,12 +7,11 @@ import csv
 import io
 import json
 import subprocess
-import sys
 
 from grader import roster
 from grader.report import lms
 from grader.results import CheckResult
-from tests.conftest import PROJECT
+from tests.conftest import run_cli
 from tests.report.test_html import result_with
 
 ROSTER = """Student,ID,SIS User ID,SIS Login ID,Section
@@ -93,8 +92,7 @@ def test_export_to_canvas_lists_what_it_could_not_match_and_needs_a_roster(tmp_p
     roster_file.write_text(ROSTER, encoding="utf-8")
 
     def export(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "grader", "export", str(out), *args], cwd=PROJECT,
-                              capture_output=True, text=True, timeout=120)
+        return run_cli("export", str(out), *args)
 
     done = export("--to", "canvas")
     assert done.returncode != 0 and "needs --roster" in done.stderr and "Traceback" not in done.stderr
