@@ -186,7 +186,8 @@ def choose_isolation(requested: str) -> Isolation:
                           hint="use auto, namespace, process or none")
     if requested == "namespace" and (why := namespace.unavailable_reason()):
         raise GraderError(f"the namespace sandbox is not available: {why}", where="--isolation namespace",
-                          hint="run as root on Linux with util-linux installed, or pass --isolation process")
+                          hint="run on Linux with util-linux installed, as root or where unprivileged user namespaces are "
+                                "allowed, or pass --isolation process")
     return requested  # type: ignore[return-value]
 
 
@@ -252,8 +253,10 @@ def _runner_job(job: Job, root: str, out_dir: str, job_path: str) -> dict[str, A
 def _run_namespace(job: Job) -> Ending:
     """Hand the run to a supervisor in new namespaces, as a uid leased for this run alone; trust
     only its ``supervisor.json``."""
-    from grader.sandbox import uid_lease
+    from grader.sandbox import namespace, uid_lease
 
+    if namespace.rootless():  # one uid is all a user namespace maps: the run keeps it, capabilities dropped
+        return _supervised(job, 0)
     with uid_lease.lease() as lease:  # held until the supervisor, and with it the namespace, is gone
         return _supervised(job, lease.uid)
 

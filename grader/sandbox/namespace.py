@@ -33,6 +33,20 @@ SYSTEM_DIRS = ["/usr", "/etc/ld.so.cache", "/etc/alternatives"]
 DEVICES = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]
 UNSHARE = ["unshare", "--pid", "--fork", "--kill-child=SIGKILL", "--mount", "--net", "--ipc", "--uts",
            "--propagation", "private"]
+# Without root: a user namespace first, the caller's uid mapped to root in it, which may then mount
+# and build the sandbox as root does. The run itself cannot switch to a uid of its own (no other
+# uid is mapped): it keeps root's uid in the namespace with every capability dropped, and the
+# host sees it as the caller (docs/security.md, "rootless").
+UNSHARE_ROOTLESS = ["unshare", "--user", "--map-root-user", *UNSHARE[1:]]
+
+
+def rootless() -> bool:
+    """Whether sandboxes are built in a user namespace (the grader is not root)."""
+    return os.geteuid() != 0
+
+
+def unshare_argv() -> list[str]:
+    return UNSHARE_ROOTLESS if rootless() else UNSHARE
 
 
 @functools.cache
@@ -40,16 +54,17 @@ def unavailable_reason() -> str | None:
     """Why the namespace level cannot run here, or None when it can (tried once per process)."""
     if sys.platform != "linux":
         return "namespaces are Linux-only"
-    if os.geteuid() != 0:
-        return "the namespace sandbox needs root (to mount and to switch to the run's own uid); running as uid " \
-               f"{os.geteuid()}"
     if shutil.which("unshare") is None:
         return "util-linux `unshare` is not installed"
     try:
-        probe = subprocess.run([*UNSHARE, "true"], capture_output=True, text=True, timeout=30)
+        probe = subprocess.run([*unshare_argv(), "true"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"`unshare` could not run: {exc}"
     if probe.returncode != 0:
+        if rootless():
+            return (f"this machine does not let uid {os.geteuid()} create user namespaces: "
+                    f"{probe.stderr.strip()[:200]} (see sysctl user.max_user_namespaces, "
+                    "kernel.unprivileged_userns_clone, or AppArmor's restrict_unprivileged_userns)")
         return f"`unshare` refused new namespaces: {probe.stderr.strip()[:200]} (a container without CAP_SYS_ADMIN?)"
     return None
 
@@ -134,7 +149,7 @@ def spec(*, inner_job: dict[str, Any], work_src: Path, root: Path, out_host: Pat
         "copy_in": [[f, f"{HOME}/.config/matplotlib/{Path(f).name}"] for f in font_cache],
         "argv": [sys.executable, "-m", "grader.sandbox.runner", JOB_PATH],
         "env": sandbox_env(env, gpu, threads), "limits": limits, "wall_seconds": float(limits["wall_seconds"]),
-        "lifeline_fd": lifeline_fd, "output_caps": output_caps,
+        "lifeline_fd": lifeline_fd, "output_caps": output_caps, "rootless": rootless(),
     }
 
 
@@ -148,10 +163,11 @@ SUPERVISOR_START = ("import sys, types; package = types.ModuleType('grader.sandb
 
 
 def command(spec_path: Path) -> list[str]:
-    return [*UNSHARE, sys.executable, "-c", SUPERVISOR_START, str(Path(_package_dir()) / "sandbox"), str(spec_path)]
+    return [*unshare_argv(), sys.executable, "-c", SUPERVISOR_START, str(Path(_package_dir()) / "sandbox"), str(spec_path)]
 
 
 def supervisor_env() -> dict[str, str]:
-    """The supervisor runs as root on the host side of the mounts: it gets a scrubbed environment too."""
+    """The supervisor runs as root (of the host, or of its user namespace) on the host side of the
+    mounts: it gets a scrubbed environment too."""
     return {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONPATH": str(Path(_package_dir()).parent)}

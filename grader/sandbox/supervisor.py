@@ -1,6 +1,7 @@
 """The trusted supervisor: PID 1 of a namespace sandbox (started by ``namespace.command`` with a SPEC).
 
-``unshare`` starts it as root in new PID, mount, network, IPC and UTS namespaces. It then
+``unshare`` starts it as root in new PID, mount, network, IPC and UTS namespaces (without root on
+the host: as root of a new user namespace, ``namespace.UNSHARE_ROOTLESS``). It then
 
 1. builds the sandbox's file system: a size-capped tmpfs as the new root, read-only views of the
    interpreter, the installed packages, the grader package and the data cache (each at its host
@@ -8,7 +9,8 @@
    tmpfs, so an interpreter under a private home directory is reachable without loosening any
    permission on the host), a fresh /proc, a few device nodes, a copy of the submission;
 2. forks the runner, which chroots into that tree, lowers its rlimits, drops every capability,
-   sets ``no_new_privs`` and becomes the slot's unprivileged uid before executing Python;
+   sets ``no_new_privs`` and becomes the run's unprivileged uid before executing Python (rootless:
+   keeps the namespace's root uid, left with no capability by the execve);
 3. waits, enforcing the wall deadline, and reaps every orphan (a PID 1's duty); at the deadline
    it first measures the CPU time the sandbox's processes used and how long they waited for a
    CPU (``cpu_use``), so the host can tell a stuck submission from a busy machine;
@@ -182,11 +184,15 @@ def _become_student(spec: dict[str, Any], root: Path, logs: tuple[int, int], fai
         os.closerange(4, 65536)  # the lifeline and anything else the supervisor holds stays here
         os.chroot(root)
         os.chdir(spec["workdir"])
+        # Per user: the run's own uid, or, rootless, the user namespace's root, counted per namespace.
         run_limits.apply(spec["limits"], per_user_processes=True)
         mounts.drop_capability_bounding_set()
-        os.setgroups([])
-        os.setresgid(spec["uid"], spec["uid"], spec["uid"])
-        os.setresuid(spec["uid"], spec["uid"], spec["uid"])
+        if not spec.get("rootless"):
+            os.setgroups([])
+            os.setresgid(spec["uid"], spec["uid"], spec["uid"])
+            os.setresuid(spec["uid"], spec["uid"], spec["uid"])
+        # Rootless, the uid stays 0 in the namespace: with the bounding set empty, the execve below
+        # leaves it no capability at all (permitted = file capabilities & bounding set = none).
         mounts.set_no_new_privs()
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         os.execve(spec["argv"][0], spec["argv"], spec["env"])

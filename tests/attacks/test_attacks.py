@@ -29,6 +29,10 @@ SECRET = "ATTACK_SECRET_hunter2"
 UIDS = batches.own_uids(0)  # this batch's own sandbox uids (tests/attacks/batches.py)
 
 why_not = namespace.unavailable_reason()
+# The destructive cases (kill -9 -1, a fork bomb, a full disk) have been run at the rootless level by
+# no one yet: until they have, a suite run without root skips them rather than try them on this machine.
+if why_not is None and namespace.rootless():
+    why_not = "the grader is not root: the destructive cases are not yet verified at the rootless level"
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(why_not is not None, reason=f"attack suite needs the namespace sandbox: {why_not}")]
 
