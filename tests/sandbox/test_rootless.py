@@ -37,6 +37,13 @@ PROBES = {
              "    if os.path.exists(path):\n        seen.append(path)\n"
              "try:\n    open('/usr/planted', 'w')\n    seen.append('wrote /usr')\nexcept OSError:\n    pass\n"
              "answer = 42 if not seen else repr(seen)\n",
+    # RLIMIT_NPROC (512 here) counted per user namespace, in place of the uid lease: a bounded
+    # try at 1,500 sleeping children must stop near 512 (and cannot go far past it if not).
+    "processes": "import os, signal, time\nchildren = []\n"
+                 "for _ in range(1500):\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n"
+                 "    if pid == 0:\n        time.sleep(60)\n        os._exit(0)\n    children.append(pid)\n"
+                 "for pid in children:\n    os.kill(pid, signal.SIGKILL)\n    os.waitpid(pid, 0)\n"
+                 "answer = 42 if 400 <= len(children) < 600 else len(children)\n",
     "privileges": "import os\ncaps = open('/proc/self/status').read().split('CapEff:')[1].split()[0]\n"
                   "answer = 42 if int(caps, 16) == 0 else caps\n",
 }
