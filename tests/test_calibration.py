@@ -4,15 +4,13 @@ quick profile, and grades that use it (or say how to make it)."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 
 import pytest
 import yaml
 
 from grader import calibration, data, numerics, pipeline, profiles, rubric, submission
 from grader.errors import GraderError
-from tests.conftest import FIXTURES, PROJECT
+from tests.conftest import FIXTURES, run_cli
 
 FIXTURE = FIXTURES / "accuracy"
 
@@ -131,8 +129,7 @@ def test_a_changed_check_makes_the_calibration_stale(calibrated, tmp_path):
     truth = plan.expected["harness-accuracy"]
     assert truth.calibrations == {} and "out of date" in truth.stale["cpu"]
     assert plan.expected["loop-accuracy"].calibrations == {}
-    done = subprocess.run([sys.executable, "-m", "grader", "validate", str(copy / "rubric.yaml"), "--profile", "quick"],
-                          cwd=PROJECT, capture_output=True, text=True, timeout=300)
+    done = run_cli("validate", str(copy / "rubric.yaml"), "--profile", "quick")
     assert "  STALE harness-accuracy: the calibration of profile quick on cpu" in done.stdout, done.stdout
     assert "STALE loop-accuracy" not in done.stdout  # its check did not change
 
@@ -161,8 +158,7 @@ def test_profiles_auto_is_quick_on_synthetic_and_full_on_real_data():
 
 
 def test_cli_validate_lists_the_calibration(calibrated):
-    done = subprocess.run([sys.executable, "-m", "grader", "validate", str(calibrated.path), "--profile", "quick"],
-                          cwd=PROJECT, capture_output=True, text=True, timeout=300)
+    done = run_cli("validate", str(calibrated.path), "--profile", "quick")
     assert done.returncode == 0, done.stderr
     assert "calibrated: quick on cpu (synthetic data, 2 seeds" in done.stdout and "harness-accuracy 0." in done.stdout
     assert "STALE" not in done.stdout

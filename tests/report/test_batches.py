@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 from grader import report
 from grader.report import batches
-from tests.conftest import PROJECT
+from tests.conftest import run_cli
 from tests.report.test_html import result_with
 
 
@@ -41,10 +39,8 @@ def test_an_unreadable_result_file_is_shown_not_fatal(tmp_path, tiny_rubric):
 
 def test_cli_index_prints_each_batch_and_the_page(tmp_path, tiny_rubric):
     write_two_batches(tmp_path, tiny_rubric)
-    done = subprocess.run([sys.executable, "-m", "grader", "index", str(tmp_path)], cwd=PROJECT,
-                          capture_output=True, text=True, timeout=120)
+    done = run_cli("index", str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "2 batch(es); open " in done.stdout and str(tmp_path / "index.html") in done.stdout
-    missing = subprocess.run([sys.executable, "-m", "grader", "index", str(tmp_path / "nope")], cwd=PROJECT,
-                             capture_output=True, text=True, timeout=120)
+    missing = run_cli("index", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "is not a folder" in missing.stderr and "Traceback" not in missing.stderr
