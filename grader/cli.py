@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("rubric", help="rubric file, or a bundled assignment id")
     where = release.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", type=Path, help="the kit's folder (DIR.zip is written beside it)")
-    where.add_argument("--verify", type=Path, metavar="KIT", help="check that a kit (folder or .zip) matches the rubric")
+    where.add_argument("--verify", type=Path, metavar="KIT",
+                       help="check that a kit (folder or .zip) matches the rubric")
 
     gradescope = sub.add_parser("gradescope", help="grade as a Gradescope autograder: the upload in "
                                 "/autograder/submission, the results in /autograder/results/results.json")
@@ -600,10 +601,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         column = args.column or ", ".join(sorted({r.assignment for r in results})) or "grader"
         write = lms.canvas_csv if args.to == "canvas" else lms.moodle_csv
         text = write(results, course, matching, column, args.out_of)
-        for line in matching.problems():
+        problems = matching.problems()
+        for line in problems:
             print(f"note: {line}", file=sys.stderr)
         summary = (f"{len(matching.matched)} of {len(course.students)} student(s) of the roster have a grade "
-                   f"({len(matching.problems())} note(s) above for a person),")
+                   f"({len(problems)} note(s) above for a person),")
     else:
         text = junit_xml(results) if args.to == "junit" else gradebook_csv(results)
         summary = f"{len(results)} submission(s)"

@@ -137,7 +137,8 @@ def _visible_rubric(rubric: LoadedRubric, visible: list[Any]) -> str:
     document["checks"] = [spec.model_dump(mode="json") | {"requires": [r for r in spec.requires if r not in hidden]}
                           for spec in visible]
     header = (f"# The student kit of {rubric.model.assignment}: its visible checks, written by `grader release`.\n"
-              "# Run `grader check YOUR_NOTEBOOK --kit THIS_FOLDER`; editing this file changes nothing you are graded on.\n")
+              "# Run `grader check YOUR_NOTEBOOK --kit THIS_FOLDER`; editing this file changes nothing you are\n"
+              "# graded on.\n")
     return header + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
 
@@ -199,7 +200,8 @@ def _manifest(folder: Path) -> dict[str, Any]:
         raise GraderError(f"the kit's {MANIFEST} cannot be read ({exc})", where=str(folder),
                           hint="download the kit again") from None
     if not isinstance(manifest, dict) or manifest.get("kit_format") != KIT_FORMAT:
-        raise GraderError(f"this kit has another format ({manifest.get('kit_format') if isinstance(manifest, dict) else '?'}"
-                          f"; this grader reads format {KIT_FORMAT})", where=str(folder),
+        found = manifest.get("kit_format") if isinstance(manifest, dict) else "?"
+        raise GraderError(f"this kit has another format ({found}; this grader reads format {KIT_FORMAT})",
+                          where=str(folder),
                           hint="ask course staff for a kit of this grader release")
     return manifest

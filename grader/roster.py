@@ -13,8 +13,8 @@ A submission is matched to a student by its file name, in the order LMS download
    is the participant number of the grading worksheet's ``Participant 4021``; without one, the
    full name before it is matched.
 3. Anything else: the whole name, then each of its parts split at ``_``, ``-``, ``.`` or spaces
-   and each run of two or three of them (``hw3_anh_nguyen`` holds ``anh nguyen``), compared with every student's login, SIS id, LMS id, e-mail address (and the part before
-   its ``@``) and name.
+   and each run of two or three of them (``hw3_anh_nguyen`` holds ``anh nguyen``), compared with
+   every student's login, SIS id, LMS id, e-mail address (and the part before its ``@``) and name.
 
 A name that matches no student, or more than one, is unmatched: it is listed, never guessed.
 Two submissions matched to one student are a conflict, listed too; neither is exported for that

@@ -38,9 +38,12 @@ from grader.rubric import LoadedRubric
 if TYPE_CHECKING:  # copydetect is imported where it is used: reading a report must not need it
     from copydetect.detector import CodeFingerprint
 
+    from grader.results import SubmissionResult
+
 NOISE = 25  # shortest match (characters of filtered code) that can count: below it, coincidence
 GUARANTEE = 30  # a match this long is always found (the winnowing window is GUARANTEE - NOISE + 1)
-THRESHOLD = 0.6  # a pair at or above this share is listed for a person (our own examples on one task, written apart: 0.3-0.5)
+# A pair at or above this share is listed for a person (our own examples on one task, written apart: 0.3-0.5).
+THRESHOLD = 0.6
 MAX_PAGES = 300  # side-by-side pages written, highest pairs first (a batch of copies of one file has thousands)
 FILE_NAME = "similarity.json"
 PAGES = "similarity"
@@ -154,7 +157,7 @@ def _page_name(first: Code, second: Code) -> str:
     return f"{first.stem or first.student}--{prefix}{second.stem or second.student}"
 
 
-def run(out: Path, rubric: LoadedRubric, results: list, starters: Iterable[Path] = (),
+def run(out: Path, rubric: LoadedRubric, results: list[SubmissionResult], starters: Iterable[Path] = (),
         against: Iterable[Path] = (), threshold: float = THRESHOLD) -> Report:
     """Compare the submissions of ``results`` (the batch folder ``out``'s) with each other and
     with those of the earlier folders ``against``; write the side-by-side pages of the pairs at or
@@ -181,7 +184,8 @@ def run(out: Path, rubric: LoadedRubric, results: list, starters: Iterable[Path]
     return report
 
 
-def _codes(results: list, stems: list[str], rubric: LoadedRubric, unreadable: list[str], term: str = "") -> list[Code]:
+def _codes(results: list[SubmissionResult], stems: list[str], rubric: LoadedRubric, unreadable: list[str],
+           term: str = "") -> list[Code]:
     codes = []
     for result, stem in zip(results, stems):
         if result.status == "rejected":

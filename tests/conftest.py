@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Iterator
 
@@ -96,7 +97,7 @@ def write_notebook(path: Path, cells: list[str], kernel: str = "python3") -> Pat
 GOOD_NET = "from torch import nn\ndef make_net(n_in, n_out):\n    return nn.Sequential(nn.Linear(n_in, 3), nn.ReLU(), nn.Linear(3, n_out))"
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> "subprocess.CompletedProcess[str]":
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """``grader ARGS`` run in this process, its exit code and output captured as a finished
     subprocess would give them. In-process because each `python -m grader` pays seconds of
     start-up (torch); the few tests about the process itself (imports, --help) start one."""
@@ -104,7 +105,6 @@ def run_cli(*args: str, cwd: Path | None = None) -> "subprocess.CompletedProcess
     import io
     import os
     import signal
-    import subprocess
 
     from grader import cli
 

@@ -60,7 +60,8 @@ def render_summary(results: list[SubmissionResult], stems: list[str], rubric: Lo
     attention = triage.needs_attention(results, stems, similar)
     marked = {student for row in attention for student, _ in row.students}
     return _env().get_template("summary.html").render(
-        rows=list(zip(results, stems)), rubric=rubric.model, statuses=sorted(Counter(r.status for r in results).items()),
+        rows=list(zip(results, stems)), rubric=rubric.model,
+        statuses=sorted(Counter(r.status for r in results).items()),
         checks=triage.check_summaries(results, rubric), graded=sum(triage.is_graded(r) for r in results),
         bins=bins, peak=max(bins) or 1, synthetic=any(r.data == "synthetic" for r in results),
         uncounted=sorted({c.id for r in results for c in r.checks if not c.counted}),

@@ -25,6 +25,7 @@ import io
 from typing import Any
 
 from grader.report.exporters import spreadsheet_cell
+from grader.report.html import format_points
 from grader.results import CheckResult, SubmissionResult
 from grader.roster import Matching, Roster
 
@@ -35,8 +36,8 @@ GRADESCOPE_VISIBILITY = {"visible": "visible", "hidden": "after_published"}
 
 
 def scaled(result: SubmissionResult, out_of: float | None) -> float:
-    """The score in the LMS's points: as graded, or rescaled to ``out_of`` (two decimals)."""
-    return round(result.score if out_of is None else out_of * result.share, 2)
+    """The score in the LMS's points: as graded, or rescaled to ``out_of``."""
+    return result.score if out_of is None else out_of * result.share
 
 
 def canvas_csv(results: list[SubmissionResult], roster: Roster, matching: Matching, column: str,
@@ -47,11 +48,12 @@ def canvas_csv(results: list[SubmissionResult], roster: Roster, matching: Matchi
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow([*CANVAS_IDENTITY, column])
-    writer.writerow(["Points Possible", "", "", "", "", _number(possible)])
+    writer.writerow(["Points Possible", "", "", "", "", format_points(possible)])
     for student in roster.students:
         result = by_student.get(student)
+        grade = "" if result is None else format_points(scaled(result, out_of))
         writer.writerow([spreadsheet_cell(student.name), student.lms_id, student.sis_id, student.login,
-                         spreadsheet_cell(student.section), "" if result is None else _number(scaled(result, out_of))])
+                         spreadsheet_cell(student.section), grade])
     return buf.getvalue()
 
 
@@ -64,7 +66,7 @@ def moodle_csv(results: list[SubmissionResult], roster: Roster, matching: Matchi
     writer.writerow([*MOODLE_IDENTITY, column, "Feedback"])
     for student in roster.students:
         result = by_student.get(student)
-        grade = "" if result is None else _number(scaled(result, out_of))
+        grade = "" if result is None else format_points(scaled(result, out_of))
         writer.writerow([spreadsheet_cell(student.name), student.email, student.sis_id, student.login, grade,
                          "" if result is None else spreadsheet_cell(_feedback(result))])
     return buf.getvalue()
@@ -102,13 +104,9 @@ def _feedback(result: SubmissionResult) -> str:
     """The total, then what each visible check that lost points says; hidden ones only counted,
     as the student's page shows them."""
     lost = [c for c in result.checks if c.counted and c.points < c.max_points]
-    lines = [f"{_number(result.score)}/{_number(result.max_score)}" if result.status == "ok"
-             else f"{_number(result.score)}/{_number(result.max_score)} ({result.status}: {result.message})"]
+    total = f"{format_points(result.score)}/{format_points(result.max_score)}"
+    lines = [total if result.status == "ok" else f"{total} ({result.status}: {result.message})"]
     lines += [f"{c.title or c.id}: {c.message}" for c in lost if c.visibility == "visible"]
     if hidden := sum(c.visibility == "hidden" for c in lost):
         lines.append(f"{hidden} hidden check(s) lost points")
     return "\n".join(lines)
-
-
-def _number(value: float) -> str:
-    return f"{value:g}"

@@ -92,8 +92,8 @@ def needs_attention(results: list[SubmissionResult], stems: list[str], similar: 
     stem_of = dict(zip((r.student for r in results), stems))
     pairs = similar.pairs if similar is not None else []
     if len(pairs) > MAX_SIMILAR_ROWS:
-        rows.append(Attention("similar", [], f"{len(pairs) - MAX_SIMILAR_ROWS} more pairs over the threshold, listed under "
-                                             "Similar code and in similarity.json"))
+        rows.append(Attention("similar", [], f"{len(pairs) - MAX_SIMILAR_ROWS} more pairs over the threshold, "
+                                             "listed under Similar code and in similarity.json"))
     for pair in pairs[:MAX_SIMILAR_ROWS]:
         second = (pair.second, stem_of.get(pair.second, "")) if not pair.second_term else None
         rows.append(Attention("similar", [(pair.first, stem_of.get(pair.first, "")), *([second] if second else [])],
