@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 
@@ -141,8 +141,19 @@ class RunResult:
     stderr: str = ""
 
 
-_running: set[subprocess.Popen] = set()
+class _Process(Protocol):
+    """What a run's first process is to the host: a ``subprocess.Popen``, or a ``warm.Launched``;
+    either leads its own process group."""
+
+    pid: int
+    returncode: int | None
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+_running: set[_Process] = set()
 _running_lock = threading.Lock()
+_P = TypeVar("_P", bound=_Process)
 
 
 def stop_all() -> int:
@@ -156,20 +167,20 @@ def stop_all() -> int:
     return len(procs)
 
 
-def _end(proc: subprocess.Popen) -> None:
+def _end(proc: _Process) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)  # each run leads its own session and process group
     except (ProcessLookupError, PermissionError):
         pass
 
 
-def _started(proc: subprocess.Popen) -> subprocess.Popen:
+def _started(proc: _P) -> _P:
     with _running_lock:
         _running.add(proc)
     return proc
 
 
-def _finished(proc: subprocess.Popen) -> None:
+def _finished(proc: _Process) -> None:
     with _running_lock:
         _running.discard(proc)
 
@@ -263,7 +274,7 @@ def _run_namespace(job: Job) -> Ending:
 
 def _supervised(job: Job, uid: int) -> Ending:
     """The namespace run itself, its student code running as ``uid``."""
-    from grader.sandbox import namespace
+    from grader.sandbox import namespace, warm
 
     base = job.out_dir.parent
     root = base / "root"
@@ -280,7 +291,9 @@ def _supervised(job: Job, uid: int) -> Ending:
     spec_path.write_text(json.dumps(spec))
     try:
         with open(base / "supervisor.log", "wb") as log:
-            proc = _started(subprocess.Popen(
+            # The measure stage runs no student code: it may start from the warm parent (warm.py).
+            warm_run = warm.launch(spec_path, base / "supervisor.log") if job.entry.form == "measure" else None
+            proc = _started(warm_run or subprocess.Popen(
                 namespace.command(spec_path), env=namespace.supervisor_env(), cwd="/", stdin=subprocess.DEVNULL,
                 stdout=log, stderr=log, pass_fds=(lifeline_read,), start_new_session=True))
             os.close(lifeline_read)

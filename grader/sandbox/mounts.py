@@ -1,6 +1,6 @@
 """The few Linux system calls the namespace supervisor needs, through libc.
 
-Python's standard library has no ``mount``, ``prctl`` or interface flags; these thin wrappers raise
+Python's standard library has no ``mount``, ``unshare``, ``prctl``, ``capset`` or interface flags; these thin wrappers raise
 ``OSError`` with the errno and the path, so a failing sandbox setup says exactly which step failed.
 """
 
@@ -18,6 +18,9 @@ MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_SET_PDEATHSIG = 38, 24, 1
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 CAP_LAST_POSSIBLE = 63
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+_CAPABILITY_VERSION_3 = 0x20080522
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -99,3 +102,37 @@ def set_no_new_privs() -> None:
 
 def sethostname(name: str) -> None:
     _check(_libc.sethostname(name.encode(), len(name)), "sethostname")
+
+
+def unshare(flags: int) -> None:
+    """New namespaces for this process (a new PID namespace: for its next child, which is its PID 1)."""
+    _check(_libc.unshare(flags), f"unshare({flags:#x})")
+
+
+def map_root_to(uid: int, gid: int) -> None:
+    """In a user namespace just made: the caller's host ``uid``/``gid`` become root in it, as
+    ``unshare --map-root-user`` does (no other id is mapped)."""
+    for name, content in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(content)
+
+
+def die_with_parent() -> None:
+    """SIGKILL this process when the one that forked it exits (``unshare --kill-child``'s promise)."""
+    _check(_libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def clear_capabilities() -> None:
+    """Empty this process's effective, permitted and inheritable capability sets (the ambient set
+    empties with them). ``execve`` does this for a process whose bounding set is empty; one that
+    goes on without executing anything must do it itself."""
+    header, data = _CapHeader(_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
+    _check(_libc.capset(ctypes.byref(header), data), "capset")

@@ -38,7 +38,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from grader.sandbox import cpu_use, mounts
 from grader.sandbox import limits as run_limits
@@ -50,7 +50,18 @@ SANDBOX_DIR = "/sandbox"  # inside: job.json (root's), out/ (the runner's), log/
 
 
 def main(argv: list[str]) -> int:
-    spec = json.loads(Path(argv[0]).read_text())
+    return run(json.loads(Path(argv[0]).read_text()))
+
+
+def exec_runner(spec: dict[str, Any]) -> None:
+    """How a cold run's runner starts: a fresh interpreter, ``spec["argv"]``."""
+    os.execve(spec["argv"][0], spec["argv"], spec["env"])
+
+
+def run(spec: dict[str, Any], start: Callable[[dict[str, Any]], None] = exec_runner) -> int:
+    """Build the sandbox, run the runner in it, report. ``start`` runs the runner once the forked
+    child is inside and unprivileged; it never returns (``warm.py`` passes one that runs it in the
+    interpreter it forked from)."""
     report: dict[str, Any] = {"exit_code": None, "signal": None, "timed_out": False, "lost_grader": False,
                               "setup_error": None, "too_big": None, "cpu_seconds": 0.0, "waited_seconds": None,
                               "max_rss_mb": 0.0, "uid": spec["uid"]}
@@ -68,7 +79,7 @@ def main(argv: list[str]) -> int:
     child = os.fork()
     if child == 0:
         os.close(failed_read)
-        _become_student(spec, root, logs, failed_write)  # never returns
+        _become_student(spec, root, logs, failed_write, start)  # never returns
     for fd in (*logs, failed_write):
         os.close(fd)
     _supervise(child, spec, report, root / "proc")
@@ -170,7 +181,8 @@ def _open_logs(root: Path) -> tuple[int, int]:
     return (os.open(root / "sandbox/log/stdout", flags, 0o600), os.open(root / "sandbox/log/stderr", flags, 0o600))
 
 
-def _become_student(spec: dict[str, Any], root: Path, logs: tuple[int, int], failed: int) -> None:
+def _become_student(spec: dict[str, Any], root: Path, logs: tuple[int, int], failed: int,
+                    start: Callable[[dict[str, Any]], None]) -> None:
     """In the forked child: enter the tree, lower limits, drop privileges, run the runner.
     Anything that goes wrong before ``execve`` is written to ``failed``: the grader's fault, not
     the student's, and the supervisor reports it as such."""
@@ -195,7 +207,7 @@ def _become_student(spec: dict[str, Any], root: Path, logs: tuple[int, int], fai
         # leaves it no capability at all (permitted = file capabilities & bounding set = none).
         mounts.set_no_new_privs()
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        os.execve(spec["argv"][0], spec["argv"], spec["env"])
+        start(spec)
     except BaseException:  # noqa: BLE001 - the child must never run on as root
         os.write(failed, traceback.format_exc()[-3000:].encode())
     finally:

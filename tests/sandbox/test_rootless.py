@@ -13,6 +13,7 @@ nobody). Skips, saying why, where any of that is missing.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -116,3 +117,15 @@ def test_auto_picks_the_namespace_sandbox_without_root_and_its_walls_hold(as_nob
     assert rows["good"]["score"] == rows["good"]["max_score"] == 5
     results = {name: json.loads((work / "out" / "submissions" / f"{name}.json").read_text()) for name in PROBES}
     assert {r["isolation"] for r in results.values()} == {"namespace"}
+
+
+def test_the_measure_stages_warm_runs_hold_their_walls_without_root(as_nobody):
+    """tests/sandbox/test_warm.py's inspection of a warm run's walls, run as nobody: the forks of a
+    parent in a user namespace of their own keep no capability, as a cold run's runner does."""
+    work, _ = as_nobody
+    python = work.parent / "venv" / "bin" / "python"
+    command = " ".join(["cd", str(PROJECT), "&&", f"HOME={work}", f"GRADER_CACHE={work / 'cache'}", str(python), "-m",
+                        "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(work / "pytest"),
+                        "tests/sandbox/test_warm.py", "-k", shlex.quote("walled_in or records_a_cold")])
+    done = subprocess.run(["su", "nobody", "-s", "/bin/sh", "-c", command], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "2 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
