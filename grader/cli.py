@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from grader.executors import cluster
+
 EXIT_OK, EXIT_GRADER_ERROR, EXIT_USAGE, EXIT_CHECK_FAILED = 0, 1, 2, 3
 PROFILES = ("auto", "quick", "full")  # grader.profiles.CHOICES, kept here so --help imports nothing
 PROFILE_HELP = ("training budget of accuracy checks: full (the handout's), quick (a subset, fewer epochs) or auto "
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     _similarity_options(grade, with_rubric=False)
     _run_options(grade)
     _batch_options(grade)
+    cluster.add_options(grade)
 
     check = sub.add_parser("check", help="self-check one submission: visible checks only")
     check.add_argument("submission", type=Path, help="your notebook, module or folder")
@@ -260,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_GRADER_ERROR
 
 
-def _load_rubric(ref: str) -> Any:
+def load_rubric(ref: str) -> Any:
     from grader import rubric
 
     path = Path(ref)
@@ -268,10 +271,16 @@ def _load_rubric(ref: str) -> Any:
     return rubric.load(path if path.suffix in (".yaml", ".yml") or path.is_file() else rubric.find(ref))
 
 
+def own_modules(rubric: Any) -> frozenset[str]:
+    """The assignment's own module names: a folder holding them is one submission, not a batch."""
+    return frozenset([*rubric.model.submission.modules,
+                      *(Path(p).stem for p in rubric.model.submission.provided if p.endswith(".py"))])
+
+
 LIMIT_OPTIONS = ("wall_seconds", "cell_seconds", "cpu_seconds", "memory_mb", "disk_mb")
 
 
-def _settings(args: argparse.Namespace, rubric: Any) -> Any:
+def settings_from(args: argparse.Namespace, rubric: Any) -> Any:
     from grader.pipeline import Settings
 
     overrides = {name: getattr(args, name) for name in LIMIT_OPTIONS if getattr(args, name)}
@@ -293,25 +302,25 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from grader.journal import JOURNAL_NAME, Journal
     from grader.progress import Progress, choose_mode
 
-    rubric = _load_rubric(args.rubric)
+    rubric = load_rubric(args.rubric)
     for path in args.submissions:
         if not path.exists():
             raise GraderError("no such file or folder", where=str(path), hint="pass a batch folder or submission files")
-    own_modules = frozenset([*rubric.model.submission.modules,
-                             *(Path(p).stem for p in rubric.model.submission.provided if p.endswith(".py"))])
-    subs = submission.discover(args.submissions, own_modules)
+    subs = submission.discover(args.submissions, own_modules(rubric))
     for path in args.submissions:
-        if submission.is_one_submission(path, own_modules):
+        if submission.is_one_submission(path, own_modules(rubric)):
             print(f"note: {path} holds the assignment's own modules, so it is graded as one submission "
                   "(to grade a batch, pass the folder that holds one entry per student)", file=sys.stderr)
     if not subs:
         raise GraderError("no submissions found", where=", ".join(map(str, args.submissions)),
                           hint="a batch folder holds one .ipynb, .py, .zip or folder per student")
-    if args.per_gpu != 1 and not args.gpus:
+    remote = cluster.settings(args) if args.executor != "local" else None
+    if args.per_gpu != 1 and not args.gpus and remote is None:
         raise GraderError("--per-gpu needs --gpus", where="--per-gpu", hint="add --gpus all, or drop --per-gpu")
-    slots = plan_slots(args.workers, parse_gpus(args.gpus) if args.gpus else [], args.per_gpu)
+    backend = cluster.backend(args, remote) if remote is not None else None
+    slots = plan_slots(args.workers, parse_gpus(args.gpus) if args.gpus else [], args.per_gpu) if not remote else []
     # Open the journal before the slow preparation: a locked or unreadable one is reported at once.
-    settings = _settings(args, rubric)
+    settings = settings_from(args, rubric)
     strangers = sorted(set(settings.mappings) - {s.student for s in subs})
     if strangers:
         print(f"warning: {args.mappings} maps student(s) not in this batch: {', '.join(strangers)} (ids as the "
@@ -329,11 +338,16 @@ def cmd_grade(args: argparse.Namespace) -> int:
                 print(f"data: synthetic {rubric.model.data.dataset} in {prep.data.path} (no real data in the data root)")
             gpus = sorted({s.gpu for s in slots if s.gpu})
             print(f"grading {len(subs)} submission(s) against {rubric.model.assignment}, "
-                  f"{min(len(slots), len(subs))} at once"
-                  + (f" on GPU {','.join(gpus)}" if gpus else ""))
+                  + (f"{min(len(slots), len(subs))} at once" + (f" on GPU {','.join(gpus)}" if gpus else "")
+                     if remote is None else f"in tasks of {remote['per_task']} on {args.executor}"))
         progress = Progress(len(subs), mode=choose_mode(sys.stderr, args.quiet))
+        ungraded = 0
         try:
-            results = pipeline.grade_batch(subs, prep, progress, journal=journal, force=args.force, slots=slots)
+            if backend is None:
+                results = pipeline.grade_batch(subs, prep, progress, journal=journal, force=args.force, slots=slots)
+            else:
+                results = _grade_on_cluster(args, remote, backend, subs, prep, progress, journal)
+                ungraded = len(subs) - len(results)
         except KeyboardInterrupt:
             progress.close()
             print(f"interrupted: {progress.done} of {len(subs)} result(s) are kept in {journal.path}; run the same "
@@ -359,11 +373,30 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if broken:
         print(f"grader errors in {len(broken)} submission(s): {', '.join(r.student for r in broken)}", file=sys.stderr)
         return EXIT_GRADER_ERROR
+    if ungraded:  # named above, by _grade_on_cluster
+        return EXIT_GRADER_ERROR
     if args.fail_under is not None and (low := below_the_bar(results, args.fail_under)):
         print(f"{len(low)} submission(s) below --fail-under {args.fail_under:g}%: {', '.join(low[:20])}"
               f"{' ...' if len(low) > 20 else ''}", file=sys.stderr)
         return EXIT_CHECK_FAILED
     return EXIT_OK
+
+
+def _grade_on_cluster(args: argparse.Namespace, remote: dict[str, Any], backend: Any, subs: list[Any], prep: Any,
+                      progress: Any, journal: Any) -> list[Any]:
+    """The batch in tasks on Slurm or Ray (``executors/shards.py``); what could not be graded is said."""
+    from grader.executors import shards
+
+    outcome = shards.grade_in_shares(
+        subs, prep, backend, grade_argv=lambda files, shard: cluster.share_argv(args, files, shard),
+        out=args.out, per_task=remote["per_task"], journal=journal, events=progress, force=args.force)
+    for line in outcome.died:
+        print(f"warning: {line}", file=sys.stderr)
+    if outcome.missing:
+        print(f"warning: {len(outcome.missing)} submission(s) were not graded after {shards.ATTEMPTS} tasks tried: "
+              f"{', '.join(outcome.missing[:10])}{' ...' if len(outcome.missing) > 10 else ''}; the tasks' folders are "
+              f"in {outcome.shards}; run the same command again to retry them", file=sys.stderr)
+    return [r for r in outcome.results if r is not None]
 
 
 def _every_result(journal: Any, results: list[Any], rubric: Any) -> tuple[list[Any], int]:
@@ -386,12 +419,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     from grader.errors import GraderError
     from grader.report.terminal import self_check_table
 
-    rubric = kit.load(args.kit) if args.kit else _load_rubric(args.rubric or args.assignment)
+    rubric = kit.load(args.kit) if args.kit else load_rubric(args.rubric or args.assignment)
     if not args.submission.exists():
         raise GraderError("no such file or folder", where=str(args.submission))
     # through the batch path, alone: a failure of the machine (sandbox-error) is retried there too
     (result,) = pipeline.grade_batch([submission.single(args.submission)],
-                                     pipeline.prepare(rubric, _settings(args, rubric)))
+                                     pipeline.prepare(rubric, settings_from(args, rubric)))
     print(self_check_table(result, kit.hidden_checks(rubric) if rubric.kit_dir else None))
     visible = [c for c in result.checks if c.visibility == "visible"]
     if any(c.outcome == "grader-error" for c in visible) or result.status == "sandbox-error":
@@ -403,7 +436,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_release(args: argparse.Namespace) -> int:
     from grader import kit
 
-    rubric = _load_rubric(args.rubric)
+    rubric = load_rubric(args.rubric)
     if args.verify:
         problems = kit.verify(rubric, args.verify)
         for line in problems:
@@ -425,8 +458,8 @@ def cmd_release(args: argparse.Namespace) -> int:
 def cmd_gradescope(args: argparse.Namespace) -> int:
     from grader import gradescope
 
-    rubric = _load_rubric(args.rubric)
-    result = gradescope.grade_upload(rubric, _settings(args, rubric), args.submission or gradescope.SUBMISSION,
+    rubric = load_rubric(args.rubric)
+    result = gradescope.grade_upload(rubric, settings_from(args, rubric), args.submission or gradescope.SUBMISSION,
                                      args.results or gradescope.RESULTS)
     print(f"{result.status}: {result.score:g} / {result.max_score:g}; written to "
           f"{(args.results or gradescope.RESULTS).resolve()}")
@@ -442,7 +475,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     refs = [str(p) for p in _bundled_rubrics()] if args.all else args.rubrics
     failed = False
     for ref in refs:
-        rubric = _load_rubric(ref)
+        rubric = load_rubric(ref)
         expected = references.expectations(rubric)
         print(f"{rubric.path}: ok ({len(rubric.model.checks)} checks, {rubric.model.max_points:g} points, "
               f"{len(expected)} expectation(s) from {rubric.reference_dir.name})")
@@ -521,7 +554,7 @@ def _calibration_lines(rubric: Any, profile: str) -> list[str]:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from grader import calibration
 
-    rubric = _load_rubric(args.rubric)
+    rubric = load_rubric(args.rubric)
     path = calibration.calibrate(rubric, args.seeds, args.profile, args.data_root, not args.no_synthetic,
                                  progress=lambda line: print(line, flush=True), device="cpu" if args.cpu else None,
                                  download=args.download, jobs=args.jobs, only=set(args.check or ()))
@@ -627,7 +660,7 @@ def cmd_similarity(args: argparse.Namespace) -> int:
     if args.rubric is None and len(assignments) != 1:
         raise GraderError(f"the folder holds results of {len(assignments)} assignments ({', '.join(assignments)})",
                           where=str(args.out), hint="pass --rubric to say which one to compare")
-    rubric = _load_rubric(args.rubric or assignments[0])
+    rubric = load_rubric(args.rubric or assignments[0])
     _similarity(args, rubric, args.out, results)
     report.write_batch(results, rubric, args.out)
     return EXIT_OK
@@ -651,7 +684,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from grader.errors import GraderError
     from grader.journal import JOURNAL_NAME, Journal
 
-    rubric = _load_rubric(args.rubric)
+    rubric = load_rubric(args.rubric)
     shards = [shard for shard in args.shards if shard.resolve() != args.out.resolve()]
     for shard in shards:
         if not (shard / JOURNAL_NAME).is_file():

@@ -232,7 +232,7 @@ def grade_batch(subs: list[submission.Submission], prep: Prepared, events: Batch
     journal = journal or Journal.in_memory()
     events = events or _Unwatched()
     try:
-        results, todo = _kept_and_todo(subs, prep, journal, force)
+        results, todo = kept_and_todo(subs, prep, journal, force)
         events.reused([r for r in results if r is not None])
         journal.add((key, subs[positions[0]]) for key, positions in todo.items())
         executor: LocalExecutor[JobKey, SubmissionResult | None] = LocalExecutor(slots or [sandbox.Slot()])
@@ -248,7 +248,7 @@ def grade_batch(subs: list[submission.Submission], prep: Prepared, events: Batch
         def finished(key: JobKey, result: SubmissionResult | None) -> None:
             assert result is not None  # None only comes back after a stop, when no one listens any more
             for position in todo[key]:
-                results[position] = _as_submitted(result, subs[position])
+                results[position] = as_submitted(result, subs[position])
                 events.finished(results[position])  # type: ignore[arg-type]
 
         try:
@@ -262,7 +262,7 @@ def grade_batch(subs: list[submission.Submission], prep: Prepared, events: Batch
             journal.close()
 
 
-def _kept_and_todo(subs: list[submission.Submission], prep: Prepared, journal: Journal, force: bool
+def kept_and_todo(subs: list[submission.Submission], prep: Prepared, journal: Journal, force: bool
                    ) -> tuple[list[SubmissionResult | None], dict[JobKey, list[int]]]:
     """Results the journal holds (by position; None where missing), and the jobs left to grade with
     the positions each one stands for: identical files given twice (same name and content) are
@@ -270,10 +270,10 @@ def _kept_and_todo(subs: list[submission.Submission], prep: Prepared, journal: J
     results: list[SubmissionResult | None] = [None] * len(subs)
     todo: dict[JobKey, list[int]] = {}
     for position, sub in enumerate(subs):
-        key = key_for(sub, _graded_against(prep, sub))
+        key = key_for(sub, graded_against(prep, sub))
         kept = None if force else journal.finished(key)
         if kept is not None:
-            results[position] = _as_submitted(kept, sub)
+            results[position] = as_submitted(kept, sub)
         else:
             todo.setdefault(key, []).append(position)
     return results, todo
@@ -310,7 +310,7 @@ def shared_cores(prep: Prepared, side_by_side: int) -> Prepared:
     return dataclasses.replace(prep, settings=settings)
 
 
-def _graded_against(prep: Prepared, sub: submission.Submission) -> str:
+def graded_against(prep: Prepared, sub: submission.Submission) -> str:
     """The rubric's hash, and the student's mapping when an instructor gave one: a new mapping
     regrades that submission alone."""
     mapped = mappings.key(prep.settings.mappings.get(sub.student, {}))
@@ -325,7 +325,7 @@ def _numerics(prep: Prepared, slot: sandbox.Slot) -> dict[str, object] | None:
     return numerics.describe("cpu" if slot.gpu is None else f"cuda device {slot.gpu}")
 
 
-def _as_submitted(result: SubmissionResult, sub: submission.Submission) -> SubmissionResult:
+def as_submitted(result: SubmissionResult, sub: submission.Submission) -> SubmissionResult:
     """A result graded for an identical file, made to name this one (the batch folder may have moved)."""
     return result.model_copy(update={"student": sub.student, "source": str(sub.source)})
 

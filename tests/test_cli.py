@@ -181,11 +181,11 @@ def test_validate_names_what_the_reference_lacks(tmp_path):
 
 
 def test_download_is_asked_for_explicitly_and_reaches_the_settings():
-    from grader.cli import _load_rubric, _settings, build_parser
+    from grader.cli import build_parser, load_rubric, settings_from
 
-    rubric = _load_rubric("fc-vs-cnn")
-    plain = _settings(build_parser().parse_args(["grade", "fc-vs-cnn", "x", "--out", "o"]), rubric)
-    asked = _settings(build_parser().parse_args(["grade", "fc-vs-cnn", "x", "--out", "o", "--download", "--data-root",
+    rubric = load_rubric("fc-vs-cnn")
+    plain = settings_from(build_parser().parse_args(["grade", "fc-vs-cnn", "x", "--out", "o"]), rubric)
+    asked = settings_from(build_parser().parse_args(["grade", "fc-vs-cnn", "x", "--out", "o", "--download", "--data-root",
                                                  "/d"]), rubric)
     assert (plain.download, asked.download, asked.data_root) == (False, True, Path("/d"))
     assert build_parser().parse_args(["calibrate", "fc-vs-cnn", "--download"]).download

@@ -10,7 +10,9 @@ the host: as root of a new user namespace, ``namespace.UNSHARE_ROOTLESS``). It t
    permission on the host), a fresh /proc, a few device nodes, a copy of the submission;
 2. forks the runner, which chroots into that tree, lowers its rlimits, drops every capability,
    sets ``no_new_privs`` and becomes the run's unprivileged uid before executing Python (rootless:
-   keeps the namespace's root uid, left with no capability by the execve);
+   keeps the namespace's root uid, left with no capability by the execve). A warm measure run
+   (``warm.py``) is started by a forked launcher in place of ``unshare`` and its runner is not
+   executed but called in the fork (``run``'s ``start``);
 3. waits, enforcing the wall deadline, and reaps every orphan (a PID 1's duty); at the deadline
    it first measures the CPU time the sandbox's processes used and how long they waited for a
    CPU (``cpu_use``), so the host can tell a stuck submission from a busy machine;

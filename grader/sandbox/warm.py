@@ -1,11 +1,12 @@
-"""A warm start for the measure stage: torch imported once, a fresh sandbox forked for every run.
+"""A warm start for runs whose runner is Python itself: torch imported once, a fresh sandbox forked
+for every run.
 
-The measure stage (``sandbox/measure.py``) runs no student code, yet each of its runs used to start
-an interpreter and import torch: about 1.7 s of CPU, most of what the stage costs. Here a *parent*,
-started once per grader process (``python -m grader.sandbox.warm``), imports torch and the measure
-code, then waits. It never reads an artifact and never runs a job itself. For each measure run the
-host sends it the path of the supervisor's spec (``namespace.spec``); it forks a *launcher*, which
-does what ``unshare`` does for a cold run:
+A measure run (``sandbox/measure.py``) and a module submission's run (``runner.run_modules``) used
+to start an interpreter and import torch each time: about 2 s of CPU, most of what a small run
+costs. Here a *parent*, started once per grader process (``python -m grader.sandbox.warm``),
+imports torch and the runner's code, then waits. It never runs a job itself: it reads no artifact
+and no student file. For each run the host sends it the path of the supervisor's spec
+(``namespace.spec``); it forks a *launcher*, which does what ``unshare`` does for a cold run:
 
 1. a session of its own (the host ends a run by killing that process group, as it kills
    ``unshare``'s), stdout and stderr to the run's ``supervisor.log``;
@@ -16,9 +17,11 @@ does what ``unshare`` does for a cold run:
 
 The one difference is how the runner starts: in place of ``execve`` of a fresh interpreter, the
 supervisor's forked child (inside the tree, rlimits lowered, bounding set dropped, the run's uid,
-``no_new_privs``) clears its capabilities and calls the runner in the copy of the parent it already
-is. So every run is still a fresh sandbox used once (its own namespaces, tmpfs, leased uid, deadline
-and PID 1), and none can leave anything to the next, which is forked from the untouched parent.
+``no_new_privs``) clears its capabilities, takes the runner's environment and calls the runner in
+the copy of the parent it already is (``become_runner``). So every run is still a fresh sandbox
+used once (its own namespaces, tmpfs, leased uid, deadline and PID 1), and none can leave anything
+to the next, which is forked from the untouched parent. A notebook's code runs in a kernel the
+runner starts as a new process, so notebooks gain nothing here and start cold.
 
 The parent speaks one line per event on stdout: ``started PID`` or ``failed REASON`` answers each
 request, ``ended PID CODE`` follows when a launcher exits. Each launcher's lifeline (the
@@ -31,6 +34,7 @@ it ever launched a run is not tried again in this process.
 from __future__ import annotations
 
 import atexit
+import importlib
 import json
 import os
 import queue
@@ -45,6 +49,10 @@ from typing import IO, Any
 
 REPLY_SECONDS = 120.0  # the first request waits for the parent's imports, on a machine that may be busy
 POLL_SECONDS = 0.02
+FORMS = ("measure", "module")  # runs whose work happens in the runner's own process
+# What the parent imports once, for every run: torch above all, and what measuring uses of it.
+WARM_IMPORTS = ("torch", "torch.utils.data", "torch.utils._python_dispatch", "grader.artifacts", "grader.train",
+                "grader.sandbox.measure", "grader.sandbox.runner", "grader.sandbox.supervisor")
 PARENT_ENV = {  # what a cold runner's interpreter reads at start-up, fixed here for the forks alike
     "PYTHONHASHSEED": "0", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
     "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",  # no thread pools to fork
@@ -184,13 +192,8 @@ def _close() -> None:
 
 def main() -> int:
     """The parent: import what every run needs, then launch one run per request until stdin ends."""
-    import torch  # noqa: F401 - the import each run is spared
-    import torch.utils._python_dispatch  # noqa: F401
-    import torch.utils.data  # noqa: F401
-
-    from grader import artifacts, train  # noqa: F401
-    from grader.sandbox import measure, runner, supervisor  # noqa: F401
-
+    for name in WARM_IMPORTS:
+        importlib.import_module(name)
     lifelines: dict[int, int] = {}  # launcher pid -> the write end of its run's lifeline
     pending = b""
     while True:
@@ -299,12 +302,18 @@ def _run_in_place(spec: dict[str, Any]) -> None:
 
 def become_runner(spec: dict[str, Any]) -> None:
     """What ``execve`` would have done for a cold runner that this forked process must do itself:
-    no capability left (rootless, the namespace's root kept them), and the runner's environment."""
+    no capability left (rootless, the namespace's root kept them), the runner's environment and
+    command line, and torch's math threads as a cold start would have read them from
+    ``OMP_NUM_THREADS`` (torch was imported here with one)."""
     from grader.sandbox import mounts
 
     mounts.clear_capabilities()
     os.environ.clear()
     os.environ.update(spec["env"])
+    sys.argv = [spec["argv"][-2], spec["argv"][-1]]  # as `python -m grader.sandbox.runner JOB` has it
+    import torch
+
+    torch.set_num_threads(max(1, int(spec["env"].get("OMP_NUM_THREADS", "1"))))
 
 
 if __name__ == "__main__":
