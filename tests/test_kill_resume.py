@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import nobody
 from tests.conftest import FIXTURES, GOOD_NET, PROJECT
 
 pytestmark = pytest.mark.slow
@@ -33,8 +34,10 @@ SUBMISSIONS = {"a_fast": FULL, "b_slow": SLOW, "c_hang": HANG, "d_slow": SLOW, "
 WALL_SECONDS = "25"  # ends c_hang in the second run; roomy for the others on a busy machine
 GRACE_SECONDS = 5.0  # time for a sandbox to notice its grader is gone and take itself down
 # `auto` is the strongest level this machine offers (namespace where it can); `process` is the
-# fallback of unprivileged machines, tested too since nothing but the grader stops its runs.
-ISOLATIONS = ["auto", "process"]
+# fallback of unprivileged machines, tested too since nothing but the grader stops its runs;
+# `rootless` is `auto` for the grader run as nobody (tests/nobody.py): the namespace sandbox in a
+# user namespace, where it can be built.
+ISOLATIONS = ["auto", "process", "rootless"]
 
 
 @dataclass
@@ -43,13 +46,35 @@ class Batch:
     out: Path
     command: list[str]
     env: dict[str, str]
+    as_nobody: bool = False
 
     @property
     def journal(self) -> Path:
         return self.out / "journal.sqlite"
 
+    def grader(self, proc: subprocess.Popen) -> int:
+        """The grader's own pid: the command's, or, as nobody, the one `su` started."""
+        if not self.as_nobody:
+            return proc.pid
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            found = [pid for pid in process_tree(proc.pid) if "-m grader grade" in cmdline(pid)]
+            if found:
+                return found[0]
+            time.sleep(0.1)
+        raise AssertionError("the grader never started under su")
 
-def make_batch(root: Path, isolation: str) -> Batch:
+
+def make_batch(root: Path, isolation: str, request: pytest.FixtureRequest) -> Batch:
+    as_nobody = isolation == "rootless"
+    if as_nobody:
+        if (why := nobody.unavailable()) is not None:
+            pytest.skip(f"the rootless level needs nobody: {why}")
+        user = nobody.Nobody()
+        request.addfinalizer(user.remove)
+        if (why := user.cannot_import()) is not None:
+            pytest.skip(why)
+        root = user.work
     batch = root / "batch"
     batch.mkdir()
     for name, code in SUBMISSIONS.items():
@@ -57,9 +82,12 @@ def make_batch(root: Path, isolation: str) -> Batch:
     tmp = root / "tmp"  # the runs' work folders, so that their command lines name this test's folder
     tmp.mkdir()
     out = root / "out"
-    command = [sys.executable, "-m", "grader", "grade", TINY, str(batch), "--out", str(out), "--workers", "2",
-               "--wall-seconds", WALL_SECONDS, "--isolation", isolation]
-    return Batch(root, out, command, {**os.environ, "TMPDIR": str(tmp)})
+    grade = ["-m", "grader", "grade", TINY, str(batch), "--out", str(out), "--workers", "2",
+             "--wall-seconds", WALL_SECONDS, "--isolation", "auto" if as_nobody else isolation]
+    if not as_nobody:
+        return Batch(root, out, [sys.executable, *grade], {**os.environ, "TMPDIR": str(tmp)})
+    user.give(root)
+    return Batch(root, out, user.command(*grade, env={"TMPDIR": str(tmp)}), dict(os.environ), as_nobody=True)
 
 
 def journal_rows(path: Path) -> dict[str, dict]:
@@ -177,12 +205,14 @@ class Killed:
 @pytest.fixture(scope="module", params=ISOLATIONS)
 def killed(request, tmp_path_factory) -> Killed:
     """Start the batch, SIGKILL the grader mid-batch, and see what it left."""
-    batch = make_batch(tmp_path_factory.mktemp("kill-resume"), request.param)
+    batch = make_batch(tmp_path_factory.mktemp("kill-resume"), request.param, request)
     with open(batch.root / "first-run.log", "wb") as log:
         proc = subprocess.Popen(batch.command, cwd=PROJECT, env=batch.env, stdout=log, stderr=log)
         try:
             wait_for(batch, proc, mid_batch)
-            tree = process_tree(proc.pid)
+            grader = batch.grader(proc)
+            tree = process_tree(grader)
+            os.kill(grader, signal.SIGKILL)
         finally:
             proc.kill()
             proc.wait()
@@ -227,14 +257,15 @@ def test_the_same_command_resumes_a_killed_batch(killed):
 
 
 @pytest.mark.parametrize("isolation", ISOLATIONS)
-def test_ctrl_c_ends_the_runs_and_says_how_to_resume(tmp_path, isolation):
-    batch = make_batch(tmp_path, isolation)
+def test_ctrl_c_ends_the_runs_and_says_how_to_resume(tmp_path, isolation, request):
+    batch = make_batch(tmp_path, isolation, request)
     proc = subprocess.Popen(batch.command, cwd=PROJECT, env=batch.env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         wait_for(batch, proc, mid_batch)
-        tree = process_tree(proc.pid)
-        proc.send_signal(signal.SIGINT)
+        grader = batch.grader(proc)
+        tree = process_tree(grader)
+        os.kill(grader, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

@@ -4,7 +4,8 @@ Each case asserts its exact status and score; every case also proves that the ho
 of the same batch graded normally, that the journal and results survived, and that no process of
 any sandbox is left. The suite needs the namespace sandbox: several cases (``kill -9 -1``, the
 fork bomb, the memory bomb, filling the disk) would take the machine down under weaker isolation,
-so without namespaces the whole module skips, saying why.
+so without namespaces the whole module skips, saying why. The batch is graded twice: as root, and
+at the rootless level as nobody (``tests/nobody.py``), where every case must come out the same.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import threading
 import sqlite3
 import zipfile
 from pathlib import Path
@@ -20,6 +23,7 @@ import nbformat
 import pytest
 
 from grader.sandbox import namespace
+from tests import nobody
 from tests.attacks import batches
 from tests.conftest import GOOD_NET, write_notebook
 
@@ -29,12 +33,14 @@ SECRET = "ATTACK_SECRET_hunter2"
 UIDS = batches.own_uids(0)  # this batch's own sandbox uids (tests/attacks/batches.py)
 
 why_not = namespace.unavailable_reason()
-# The destructive cases (kill -9 -1, a fork bomb, a full disk) have been run at the rootless level by
-# no one yet: until they have, a suite run without root skips them rather than try them on this machine.
+# The suite grades its batch as root and, at the rootless level, as nobody (tests/nobody.py), from a
+# pytest run as root; a pytest run as an ordinary user skips it rather than try the destructive cases
+# (kill -9 -1, a fork bomb, a full disk) as that user, on whatever machine it is.
 if why_not is None and namespace.rootless():
-    why_not = "the grader is not root: the destructive cases are not yet verified at the rootless level"
+    why_not = "pytest is not root: the suite runs its rootless level as nobody, from root"
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(why_not is not None, reason=f"attack suite needs the namespace sandbox: {why_not}")]
+LEVELS = ["root", "rootless"]
 
 # case -> (status, score); the rubric is worth 5 (net-defined 1, net-shape 2, net-params 1, answer 1).
 EXPECTED = {
@@ -108,8 +114,27 @@ def _zips(batch: Path) -> None:
         zf.writestr("padding.bin", b"\0" * (300 * 2**20))
 
 
-def _sandbox_processes() -> list[str]:
-    """Processes still running as one of this batch's sandbox uids."""
+def _run_watching(command: list[str]) -> tuple[subprocess.CompletedProcess, dict[int, str]]:
+    """Run ``command``, noting every process under it while it runs (pid and start time)."""
+    from tests.test_kill_resume import process_tree
+
+    seen: dict[int, str] = {}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        reader = threading.Thread(target=lambda: setattr(proc, "outputs", proc.communicate(timeout=900)), daemon=True)
+        reader.start()
+        while reader.is_alive():
+            seen.update(process_tree(proc.pid))
+            reader.join(0.2)
+    return subprocess.CompletedProcess(command, proc.returncode, *proc.outputs), seen
+
+
+def _sandbox_processes(uids: range | dict[int, str]) -> list[str]:
+    """Processes still running as one of ``uids`` (the batch's sandbox uids), or, given the
+    processes a run was seen to start, those of them still alive."""
+    if isinstance(uids, dict):
+        from tests.test_kill_resume import still_alive
+
+        return [f"{pid} {line}" for pid, line in still_alive(uids).items()]
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -117,26 +142,50 @@ def _sandbox_processes() -> list[str]:
         except OSError:
             continue
         real_uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
-        if real_uid in UIDS:
+        if real_uid in uids:
             found.append(f"{pid} {Path(f'/proc/{pid}/cmdline').read_bytes()[:80]!r}")
     return found
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    """Grade every case in one batch with two workers, through the real command line."""
+@pytest.fixture(scope="module", params=LEVELS)
+def graded(request, tmp_path_factory):
+    """Grade every case in one batch with two workers, through the real command line: as root, and
+    as nobody (the rootless level), where this machine lets nobody run the grader."""
     PWNED.unlink(missing_ok=True)
-    batch = tmp_path_factory.mktemp("attack-batch")
+    secrets = {SECRET.split("_h")[0]: SECRET, "GRADER_TOKEN": SECRET}
+    if request.param == "root":
+        batch, out = tmp_path_factory.mktemp("attack-batch"), tmp_path_factory.mktemp("attack-out")
+        _write_batch(batch)
+        done = batches.grade(HERE / "rubric.yaml", batch, out, UIDS, env=secrets)
+        uids = UIDS
+    else:
+        if (why := nobody.unavailable()) is not None:
+            pytest.skip(f"the rootless level needs nobody: {why}")
+        user = nobody.Nobody()
+        request.addfinalizer(user.remove)
+        if (why := user.cannot_import()) is not None:
+            pytest.skip(why)
+        batch, out = user.work / "batch", user.work / "out"
+        batch.mkdir()
+        _write_batch(batch)
+        user.give(user.work)
+        done, seen = _run_watching(user.command("-m", "grader", "grade", str(HERE / "rubric.yaml"), "batch", "--out",
+                                                "out", "--workers", "2", "--quiet", "--isolation", "namespace",
+                                                env=secrets))
+        uids = seen  # nobody's processes are other tests' too: the ones this batch started, seen as it ran
+    assert (out / "summary.json").exists(), done.stdout[-2000:] + done.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {r["student"]: r for r in summary}
+    details = {stem: json.loads((out / "submissions" / f"{stem}.json").read_text()) for stem in rows}
+    return {"run": done, "out": out, "rows": rows, "details": details, "batch": batch, "uids": uids,
+            "level": request.param}
+
+
+def _write_batch(batch: Path) -> None:
     for case in (HERE / "cases").iterdir():
         (shutil.copytree if case.is_dir() else shutil.copy)(case, batch / case.name)
     _notebooks(batch)
     _zips(batch)
-    out = tmp_path_factory.mktemp("attack-out")
-    done = batches.grade(HERE / "rubric.yaml", batch, out, UIDS, env={SECRET.split("_h")[0]: SECRET, "GRADER_TOKEN": SECRET})
-    summary = json.loads((out / "summary.json").read_text())
-    rows = {r["student"]: r for r in summary}
-    details = {stem: json.loads((out / "submissions" / f"{stem}.json").read_text()) for stem in rows}
-    return {"run": done, "out": out, "rows": rows, "details": details, "batch": batch}
 
 
 def test_the_batch_finished_and_every_case_has_a_row(graded):
@@ -166,7 +215,9 @@ def test_a_flood_of_empty_files_stops_at_the_inode_cap(graded):
 
 
 def test_no_sandbox_process_is_left(graded):
-    assert _sandbox_processes() == []
+    if graded["level"] == "rootless":  # the processes the batch was seen to start: its sandboxes among them
+        assert len(graded["uids"]) > 2 * len(EXPECTED), sorted(graded["uids"].values())
+    assert _sandbox_processes(graded["uids"]) == []
 
 
 def test_results_and_journal_survived_tampering(graded):

@@ -4,29 +4,19 @@ The grader is run as `nobody` on a small batch whose submissions probe the sandb
 the host's files, the run's uid and capabilities, writing where it may only read. `auto` must
 pick the namespace level, and every probe must find the walls a root-run sandbox has.
 
-`nobody` needs an interpreter it may execute: the project's own lives where this machine put it
-(often a private home), so the fixture builds a bare virtual environment on the system's Python of
-the same version whose packages are the project's (a link to its site-packages, read-only to
-nobody). Skips, saying why, where any of that is missing.
+How the grader runs as nobody is ``tests/nobody.py``'s. Skips, saying why, where that cannot be done.
 """
 
 from __future__ import annotations
 
-import os
-import shlex
-import shutil
 import subprocess
-import sys
-import sysconfig
-import tempfile
-from pathlib import Path
 
 import pytest
 
+from tests import nobody
 from tests.conftest import FIXTURES, GOOD_NET, PROJECT
 
 TINY = FIXTURES / "tiny" / "rubric.yaml"
-SYSTEM_PYTHON = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
 
 # Each scores the `answer` check (42) only if the sandbox held; otherwise it says what it found.
 PROBES = {
@@ -50,55 +40,22 @@ PROBES = {
 }
 
 
-def _unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root, to run the grader as nobody"
-    if shutil.which("su") is None or shutil.which("unshare") is None:
-        return "needs su and unshare"
-    if not SYSTEM_PYTHON.is_file():
-        return f"needs {SYSTEM_PYTHON}, an interpreter nobody may run, of this Python's version"
-    probe = subprocess.run(["su", "nobody", "-s", "/bin/sh", "-c", "unshare --user --map-root-user true"],
-                           capture_output=True, text=True)
-    if probe.returncode != 0:
-        return f"this machine does not let nobody create a user namespace: {probe.stderr.strip()[:200]}"
-    return None
-
-
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(why := _unavailable()), reason=why or "")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(why := nobody.unavailable()), reason=why or "")]
 
 
 @pytest.fixture(scope="module")
 def as_nobody():
-    """Runs a command as nobody in a folder it owns, with an interpreter it may execute."""
-    home = Path(tempfile.mkdtemp(prefix="grader-rootless-"))
-    os.chmod(home, 0o755)
-    venv = home / "venv"
-    subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-    shutil.rmtree(site)
-    site.symlink_to(sysconfig.get_paths()["purelib"])  # the project's packages, torch and grader among them
-    work = home / "work"
-    work.mkdir()
-    shutil.chown(work, "nobody")
-    readable = subprocess.run(["su", "nobody", "-s", "/bin/sh", "-c", f"{venv / 'bin' / 'python'} -c 'import torch, grader'"],
-                              capture_output=True, text=True, timeout=120)
-    if readable.returncode != 0:  # the checkout or its .venv lies in a folder other users may not enter
-        shutil.rmtree(home, ignore_errors=True)
-        pytest.skip(f"nobody cannot import the project's packages from {sysconfig.get_paths()['purelib']}: "
-                    f"{readable.stderr.strip()[-200:]}")
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        command = " ".join(["cd", str(work), "&&", "HOME=" + str(work), "GRADER_CACHE=" + str(work / "cache"),
-                            str(venv / "bin" / "python"), "-m", "grader", *args])
-        return subprocess.run(["su", "nobody", "-s", "/bin/sh", "-c", command], capture_output=True, text=True,
-                              timeout=600)
-
-    yield work, run
-    shutil.rmtree(home, ignore_errors=True)
+    """Runs ``grader ARGS`` as nobody in a folder it owns."""
+    user = nobody.Nobody()
+    if (why_not := user.cannot_import()) is not None:
+        user.remove()
+        pytest.skip(why_not)
+    yield user.work, lambda *args: user.python("-m", "grader", *args), user
+    user.remove()
 
 
 def test_auto_picks_the_namespace_sandbox_without_root_and_its_walls_hold(as_nobody):
-    work, run = as_nobody
+    work, run, _ = as_nobody
     batch = work / "batch"
     batch.mkdir()
     for name, code in PROBES.items():
@@ -119,13 +76,10 @@ def test_auto_picks_the_namespace_sandbox_without_root_and_its_walls_hold(as_nob
     assert {r["isolation"] for r in results.values()} == {"namespace"}
 
 
-def test_the_measure_stages_warm_runs_hold_their_walls_without_root(as_nobody):
+def test_the_warm_runs_hold_their_walls_without_root(as_nobody):
     """tests/sandbox/test_warm.py's inspection of a warm run's walls, run as nobody: the forks of a
     parent in a user namespace of their own keep no capability, as a cold run's runner does."""
-    work, _ = as_nobody
-    python = work.parent / "venv" / "bin" / "python"
-    command = " ".join(["cd", str(PROJECT), "&&", f"HOME={work}", f"GRADER_CACHE={work / 'cache'}", str(python), "-m",
-                        "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(work / "pytest"),
-                        "tests/sandbox/test_warm.py", "-k", shlex.quote("walled_in or records_a_cold")])
-    done = subprocess.run(["su", "nobody", "-s", "/bin/sh", "-c", command], capture_output=True, text=True, timeout=600)
+    work, _, user = as_nobody
+    done = user.python("-m", "pytest", "-q", "-p", "no:cacheprovider", "--basetemp", str(work / "pytest"),
+                       "tests/sandbox/test_warm.py", "-k", "walled_in or records_a_cold", cwd=PROJECT)
     assert done.returncode == 0 and "2 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
