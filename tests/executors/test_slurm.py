@@ -189,3 +189,39 @@ def test_slurm_is_asked_for_what_the_flags_say(slurm_cluster, tmp_path, monkeypa
                       "--partition", "no-such-partition", "--quiet")
     assert refused.returncode != 0 and "Slurm did not take the job" in refused.stderr, refused.stderr
     assert "invalid partition" in refused.stderr.lower() and "Traceback" not in refused.stderr
+
+
+def test_ctrl_c_cancels_the_array_and_says_how_to_resume(slurm_cluster, tmp_path):
+    """SIGINT to the host while its tasks run: every task is cancelled (nothing of the batch is left
+    in the queue), the command exits 130 and says to run it again."""
+    import sys
+
+    from tests.conftest import PROJECT
+
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    for i in range(3):
+        (batch / f"s{i}.py").write_text("import time\ntime.sleep(30)\nanswer = 42\n")
+    out = tmp_path / "out"
+    env = {**os.environ, **slurm_cluster}
+    proc = subprocess.Popen([sys.executable, "-m", "grader", "grade", str(TINY), str(batch), "--out", str(out),
+                             "--executor", "slurm", "--per-task", "1", "--cpus-per-task", "1", "--quiet"],
+                            cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list((out / "shards").glob("*/started")):
+            time.sleep(0.2)
+        assert list((out / "shards").glob("*/started")), "no task started"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "run the same command again" in err and "Traceback" not in err, err
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        queued = subprocess.run(["squeue", "-h", "-o", "%i %j"], env=env, capture_output=True, text=True).stdout
+        if "grader" not in queued:
+            break
+        time.sleep(0.5)
+    assert "grader" not in queued, queued
