@@ -158,6 +158,12 @@ def execute(job: dict[str, Any], execution: dict[str, Any], save: Any) -> None:
         return
     execution["removed_commands"] = sanitize(nb)
     limits = job["limits"]
+    from grader.sandbox import warm
+
+    if warm.in_place:  # this runner is a warm fork: its kernel is forked from it, torch already imported
+        from grader.sandbox import warm_kernel
+
+        warm_kernel.use_forked_kernels()
     client = _client_class()(
         nb, timeout=int(limits["cell_seconds"]), kernel_name=KERNEL_NAME, allow_errors=True,
         interrupt_on_timeout=True, error_on_timeout={"ename": TIMEOUT_ENAME,

@@ -1,12 +1,11 @@
-"""A warm start for runs whose runner is Python itself: torch imported once, a fresh sandbox forked
-for every run.
+"""A warm start for namespace runs: torch imported once, a fresh sandbox forked for every run.
 
-A measure run (``sandbox/measure.py``) and a module submission's run (``runner.run_modules``) used
-to start an interpreter and import torch each time: about 2 s of CPU, most of what a small run
-costs. Here a *parent*, started once per grader process (``python -m grader.sandbox.warm``),
-imports torch and the runner's code, then waits. It never runs a job itself: it reads no artifact
-and no student file. For each run the host sends it the path of the supervisor's spec
-(``namespace.spec``); it forks a *launcher*, which does what ``unshare`` does for a cold run:
+Every run used to start an interpreter that imported torch (and, for a notebook, a kernel that
+imported it again): about 2 s of CPU each, most of what a small run costs. Here a *parent*, started
+once per grader process (``Parent.COMMAND``), imports torch, ipykernel and the runner's code, then
+waits. It never runs a job itself: it reads no artifact and no student file. For each run the host
+sends it the path of the supervisor's spec (``namespace.spec``); it forks a *launcher*, which does
+what ``unshare`` does for a cold run:
 
 1. a session of its own (the host ends a run by killing that process group, as it kills
    ``unshare``'s), stdout and stderr to the run's ``supervisor.log``;
@@ -20,8 +19,8 @@ supervisor's forked child (inside the tree, rlimits lowered, bounding set droppe
 ``no_new_privs``) clears its capabilities, takes the runner's environment and calls the runner in
 the copy of the parent it already is (``become_runner``). So every run is still a fresh sandbox
 used once (its own namespaces, tmpfs, leased uid, deadline and PID 1), and none can leave anything
-to the next, which is forked from the untouched parent. A notebook's code runs in a kernel the
-runner starts as a new process, so notebooks gain nothing here and start cold.
+to the next, which is forked from the untouched parent. A notebook's kernel is forked from that
+runner in turn (``warm_kernel.py``).
 
 The parent speaks one line per event on stdout: ``started PID`` or ``failed REASON`` answers each
 request, ``ended PID CODE`` follows when a launcher exits. Each launcher's lifeline (the
@@ -49,10 +48,12 @@ from typing import IO, Any
 
 REPLY_SECONDS = 120.0  # the first request waits for the parent's imports, on a machine that may be busy
 POLL_SECONDS = 0.02
-FORMS = ("measure", "module")  # runs whose work happens in the runner's own process
+FORMS = ("measure", "module", "notebook")  # a notebook's kernel is a fork of the runner (warm_kernel.py)
+in_place = False  # set in a runner forked from the parent: its kernels may be forked from it too
 # What the parent imports once, for every run: torch above all, and what measuring uses of it.
 WARM_IMPORTS = ("torch", "torch.utils.data", "torch.utils._python_dispatch", "grader.artifacts", "grader.train",
-                "grader.sandbox.measure", "grader.sandbox.runner", "grader.sandbox.supervisor")
+                "grader.sandbox.measure", "grader.sandbox.runner", "grader.sandbox.supervisor",
+                "grader.sandbox.notebook", "grader.sandbox.probe_side", "ipykernel.kernelapp", "nbclient")
 PARENT_ENV = {  # what a cold runner's interpreter reads at start-up, fixed here for the forks alike
     "PYTHONHASHSEED": "0", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
     "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",  # no thread pools to fork
@@ -81,7 +82,9 @@ class Parent:
     """The host's handle on one warm parent: requests go in one at a time; a reader thread sorts
     the parent's lines into replies and ended launchers."""
 
-    COMMAND = [sys.executable, "-m", "grader.sandbox.warm"]
+    # Not `-m grader.sandbox.warm`: that would run this file as __main__, a second copy of the module
+    # beside the one the runner's code imports (and reads ``in_place`` from).
+    COMMAND = [sys.executable, "-c", "import sys; from grader.sandbox import warm; sys.exit(warm.main())"]
 
     def __init__(self) -> None:
         from grader import paths
@@ -296,7 +299,9 @@ def _run_in_place(spec: dict[str, Any]) -> None:
     (``spec["argv"]``, a cold run's command, ends with the runner's job)."""
     from grader.sandbox import runner
 
+    global in_place
     become_runner(spec)
+    in_place = True
     os._exit(runner.main([spec["argv"][-1]], own_process=True))
 
 

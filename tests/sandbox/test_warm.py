@@ -208,3 +208,23 @@ def _session_members(parent_pid: int) -> list[int]:
         found += map(int, children)
         frontier += map(int, children)
     return found
+
+
+def test_a_notebooks_kernel_is_forked_warm_and_grades_as_a_cold_one(tmp_path, fresh_parent, monkeypatch):
+    """Its first cell finds torch imported already (the kernel is a fork of the warm runner) and
+    runs as its own process in its own session; the grade is the one a cold kernel gives."""
+    from grader import pipeline, rubric, submission
+    from tests.conftest import FIXTURES, GOOD_NET, write_notebook
+
+    write_notebook(tmp_path / "work.ipynb", [
+        "import os, sys\nprint('torch already:', 'torch' in sys.modules, 'own session:', os.getsid(0) == os.getpid())",
+        "md:# Work", GOOD_NET, "answer = 42"])
+    prep = pipeline.prepare(rubric.load(FIXTURES / "tiny" / "rubric.yaml"), pipeline.Settings(isolation="namespace"))
+    warm_result = pipeline.grade_one(submission.discover([tmp_path / "work.ipynb"])[0], prep, sandbox.Slot())
+    assert "torch already: True own session: True" in warm_result.cells[0]["output"], warm_result.cells[0]
+    monkeypatch.setattr(warm, "launch", lambda *_: None)
+    cold_result = pipeline.grade_one(submission.discover([tmp_path / "work.ipynb"])[0], prep, sandbox.Slot())
+    assert "torch already: False" in cold_result.cells[0]["output"]
+    assert [(c.id, c.outcome, c.points) for c in warm_result.checks] == [(c.id, c.outcome, c.points)
+                                                                        for c in cold_result.checks]
+    assert warm_result.score == warm_result.max_score
