@@ -16,6 +16,10 @@ import sys
 import sysconfig
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pytest
 
 SYSTEM_PYTHON = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
 
@@ -75,3 +79,16 @@ class Nobody:
 
     def remove(self) -> None:
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+def for_test(request: "pytest.FixtureRequest") -> Nobody:
+    """A ``Nobody`` removed after the test (or module) asking; skips, saying why, where there can be none."""
+    import pytest
+
+    if (why := unavailable()) is not None:
+        pytest.skip(f"the rootless level needs nobody: {why}")
+    user = Nobody()
+    request.addfinalizer(user.remove)
+    if (why := user.cannot_import()) is not None:
+        pytest.skip(why)
+    return user

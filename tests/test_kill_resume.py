@@ -68,12 +68,7 @@ class Batch:
 def make_batch(root: Path, isolation: str, request: pytest.FixtureRequest) -> Batch:
     as_nobody = isolation == "rootless"
     if as_nobody:
-        if (why := nobody.unavailable()) is not None:
-            pytest.skip(f"the rootless level needs nobody: {why}")
-        user = nobody.Nobody()
-        request.addfinalizer(user.remove)
-        if (why := user.cannot_import()) is not None:
-            pytest.skip(why)
+        user = nobody.for_test(request)
         root = user.work
     batch = root / "batch"
     batch.mkdir()

@@ -159,12 +159,7 @@ def graded(request, tmp_path_factory):
         done = batches.grade(HERE / "rubric.yaml", batch, out, UIDS, env=secrets)
         uids = UIDS
     else:
-        if (why := nobody.unavailable()) is not None:
-            pytest.skip(f"the rootless level needs nobody: {why}")
-        user = nobody.Nobody()
-        request.addfinalizer(user.remove)
-        if (why := user.cannot_import()) is not None:
-            pytest.skip(why)
+        user = nobody.for_test(request)
         batch, out = user.work / "batch", user.work / "out"
         batch.mkdir()
         _write_batch(batch)

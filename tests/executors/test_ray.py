@@ -8,16 +8,15 @@ where Ray is not installed.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, GOOD_NET, run_cli
+from tests.conftest import FIXTURES, run_cli
+from tests.executors.cluster_batches import normalized_summary, started_task, write_batch
 
 TINY = FIXTURES / "tiny" / "rubric.yaml"
 
@@ -37,42 +36,19 @@ def local_ray():
     ray.shutdown()
 
 
-def write_batch(folder: Path) -> Path:
-    folder.mkdir()
-    for i in range(3):
-        slow = "import time\ntime.sleep(8)\n" if i == 1 else ""
-        (folder / f"s{i}.py").write_text(f"{slow}{GOOD_NET}\nanswer = {40 + i}\n")
-    return folder
-
-
 def kill_the_worker_grading(out: Path, name: str, killed: list[int]) -> None:
-    """Once the task grading ``name`` has started, SIGKILL its Ray worker (its parent)."""
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        for shard in sorted((out / "shards").glob("*")):
-            started = shard / "started"
-            if started.exists() and name in (shard / "task.json").read_text():
-                time.sleep(2)
-                task_pid = int(started.read_text().split()[1])
-                worker = int(Path(f"/proc/{task_pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-                os.kill(worker, signal.SIGKILL)
-                killed.append(worker)
-                return
-        time.sleep(0.2)
-
-
-def normalized_summary(out: Path) -> list[dict]:
-    rows = json.loads((out / "summary.json").read_text())
-    for row in rows:
-        row.pop("seconds", None)
-    return rows
+    """SIGKILL the Ray worker (the task's parent) grading ``name`` once its task has started."""
+    if (task := started_task(out, name)) is not None:
+        worker = int(Path(f"/proc/{task}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        os.kill(worker, signal.SIGKILL)
+        killed.append(worker)
 
 
 def test_a_batch_on_ray_survives_a_killed_worker_and_matches_a_local_run(local_ray, tmp_path, monkeypatch):
     from grader.executors import ray_cluster
 
     monkeypatch.setattr(ray_cluster.RayBackend, "device_flags", lambda self: [])  # the GPUs are fake: grade on the CPU
-    batch = write_batch(tmp_path / "batch")
+    batch = write_batch(tmp_path / "batch", 3)
     out = tmp_path / "on-ray"
     killed: list[int] = []
     killer = threading.Thread(target=kill_the_worker_grading, args=(out, "s1.py", killed), daemon=True)

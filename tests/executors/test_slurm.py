@@ -9,7 +9,6 @@ Slurm, munge, submitit or root (to start the daemons) is missing.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -22,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, GOOD_NET, run_cli
+from tests.conftest import FIXTURES, run_cli
+from tests.executors.cluster_batches import normalized_summary, started_task, write_batch
 
 TINY = FIXTURES / "tiny" / "rubric.yaml"
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sinfo")
@@ -109,43 +109,19 @@ def slurm_cluster():
         shutil.rmtree(home, ignore_errors=True)
 
 
-def write_batch(folder: Path) -> Path:
-    """Four submissions; s1 takes a few seconds, so its task can be killed while it grades."""
-    folder.mkdir()
-    for i in range(4):
-        slow = "import time\ntime.sleep(8)\n" if i == 1 else ""
-        (folder / f"s{i}.py").write_text(f"{slow}{GOOD_NET}\nanswer = {40 + i}\n")
-    return folder
-
-
-def kill_the_task_grading(out: Path, name: str, killed: list[str]) -> None:
-    """Once the task whose share holds ``name`` has started, SIGKILL it (as a lost node would end it)."""
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        for shard in sorted((out / "shards").glob("*")):
-            started = shard / "started"
-            if started.exists() and name in (shard / "task.json").read_text():
-                time.sleep(2)
-                pid = int(started.read_text().split()[1])
-                os.kill(pid, signal.SIGKILL)
-                killed.append(shard.name)
-                return
-        time.sleep(0.2)
-
-
-def normalized_summary(out: Path) -> list[dict]:
-    rows = json.loads((out / "summary.json").read_text())
-    for row in rows:
-        row.pop("seconds", None)
-    return rows
+def kill_the_task_grading(out: Path, name: str, killed: list[int]) -> None:
+    """SIGKILL the task grading ``name`` once it has started, as a lost node would end it."""
+    if (pid := started_task(out, name)) is not None:
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
 
 
 def test_a_batch_on_slurm_survives_a_killed_task_and_matches_a_local_run(slurm_cluster, tmp_path, monkeypatch):
     for key, value in slurm_cluster.items():
         monkeypatch.setenv(key, value)
-    batch = write_batch(tmp_path / "batch")
+    batch = write_batch(tmp_path / "batch", 4)
     out = tmp_path / "on-slurm"
-    killed: list[str] = []
+    killed: list[int] = []
     killer = threading.Thread(target=kill_the_task_grading, args=(out, "s1.py", killed), daemon=True)
     killer.start()
     done = run_cli("grade", str(TINY), str(batch), "--out", str(out), "--executor", "slurm", "--per-task", "2",
