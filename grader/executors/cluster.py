@@ -53,9 +53,12 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         except (OSError, yaml.YAMLError) as exc:
             raise GraderError(f"cannot read the cluster config: {exc}", where=str(args.cluster_config),
                               hint="a YAML mapping such as `partition: gpu`") from None
-        if not isinstance(found, dict) or (unknown := sorted(set(found) - CONFIG_KEYS)):
-            raise GraderError(f"unknown key(s) {', '.join(unknown) if isinstance(found, dict) else ''} in the cluster "
-                              "config", where=str(args.cluster_config), hint="known keys: " + ", ".join(sorted(CONFIG_KEYS)))
+        if not isinstance(found, dict):
+            raise GraderError("the cluster config is not a mapping of settings", where=str(args.cluster_config),
+                              hint="write one `key: value` per line, e.g. `partition: gpu`")
+        if unknown := sorted(set(found) - CONFIG_KEYS):
+            raise GraderError(f"unknown key(s) {', '.join(unknown)} in the cluster config", where=str(args.cluster_config),
+                              hint="known keys: " + ", ".join(sorted(CONFIG_KEYS)))
     for key in CONFIG_KEYS - {"setup"}:
         if getattr(args, key, None) is not None:
             found[key] = getattr(args, key)
