@@ -291,8 +291,7 @@ def _supervised(job: Job, uid: int) -> Ending:
     spec_path.write_text(json.dumps(spec))
     try:
         with open(base / "supervisor.log", "wb") as log:
-            warm_run = warm.launch(spec_path, base / "supervisor.log") if job.entry.form in warm.FORMS else None
-            proc = _started(warm_run or subprocess.Popen(
+            proc = _started(warm.launch(spec_path, base / "supervisor.log") or subprocess.Popen(
                 namespace.command(spec_path), env=namespace.supervisor_env(), cwd="/", stdin=subprocess.DEVNULL,
                 stdout=log, stderr=log, pass_fds=(lifeline_read,), start_new_session=True))
             os.close(lifeline_read)

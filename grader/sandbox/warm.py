@@ -48,7 +48,6 @@ from typing import IO, Any
 
 REPLY_SECONDS = 120.0  # the first request waits for the parent's imports, on a machine that may be busy
 POLL_SECONDS = 0.02
-FORMS = ("measure", "module", "notebook")  # a notebook's kernel is a fork of the runner (warm_kernel.py)
 in_place = False  # set in a runner forked from the parent: its kernels may be forked from it too
 # What the parent imports once, for every run: torch above all, and what measuring uses of it.
 WARM_IMPORTS = ("torch", "torch.utils.data", "torch.utils._python_dispatch", "grader.artifacts", "grader.train",
