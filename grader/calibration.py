@@ -400,6 +400,8 @@ def _trained(rubric: "LoadedRubric", spec: "AccuracySpec", namespaces: list[Any]
     on the scored images by the measure stage's own code (here in the trusted host process)."""
     from grader.checks.accuracy import Accuracy
 
+    assert spec.run is not None
+    spec = spec.model_copy(update={"run": spec.run.model_copy(update={"train_seed": seed})})
     obs = _probe_reference(rubric, spec, namespaces, seed)
     measured = Accuracy.measure(spec, obs, seed, {"images": images})
     predictions = measured.predictions[0] if measured.predictions else None
@@ -408,7 +410,7 @@ def _trained(rubric: "LoadedRubric", spec: "AccuracySpec", namespaces: list[Any]
         raise GraderError(f"the reference's trained network could not be scored: {obs.models[0].problem or problem}",
                           where=f"{rubric.path.name}: check {spec.id!r}",
                           hint="the reference's network must be capturable as a graph of torch operators")
-    return predictions, obs.device, obs.seconds
+    return predictions, measured.trained_on or obs.device, obs.seconds + measured.seconds
 
 
 def _probe_reference(rubric: "LoadedRubric", spec: "AccuracySpec", namespaces: list[Any], seed: int) -> Any:

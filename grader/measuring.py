@@ -67,10 +67,12 @@ def _secret() -> bytes:
 
 def measure(specs: list[CheckSpec], records: list[observations.ProbeRecord], arrays: dict[str, Any], *, work: Path,
             isolation: sandbox.Isolation, limits: dict[str, Any], slot: sandbox.Slot,
-            expected: dict[str, Any] | None = None) -> dict[str, Measured] | None:
+            expected: dict[str, Any] | None = None, read_only: list[Path] | None = None) -> dict[str, Measured] | None:
     """Measure every measured check the student's run observed; None when there is none.
+    ``specs`` are as the run was planned (``profiles.Plan.specs``: an accuracy check's budget and data).
     ``expected`` holds the host's truths by check id, from which each kind takes what it hands the
-    measure stage (``CheckKind.host_inputs``)."""
+    measure stage (``CheckKind.host_inputs``); ``read_only`` is what the stage may read besides
+    its input (the data root an accuracy check trains from, as the student's run had it)."""
     by_id = {r.check: r for r in records}
     items: list[tuple[CheckSpec, Any]] = []
     for spec in specs:
@@ -92,10 +94,11 @@ def measure(specs: list[CheckSpec], records: list[observations.ProbeRecord], arr
     observations.write(inputs, [{"check": spec.id, "status": "observed",
                                  "data": writer.encode(obs.model_dump(mode="python"))} for spec, obs in items], writer)
     (inputs / JOB_NAME).write_text(json.dumps({"items": [
-        {"check": spec.id, "kind": spec.kind, "spec": spec.model_dump(mode="json"), "seed": seeds[spec.id],
+        {"check": spec.id, "kind": spec.kind, "spec": spec.as_job(), "seed": seeds[spec.id],
          "given": given[spec.id]} for spec, _ in items]}))
     run = sandbox.run(sandbox.Job(entry=Entry(form="measure", root=inputs), plan={}, limits=limits,
-                                  out_dir=work / "measure-out", slot=slot, isolation=isolation))
+                                  out_dir=work / "measure-out", slot=slot, isolation=isolation,
+                                  read_only=read_only or []))
     if run.status == "sandbox-error":  # the machine's fault, not the artifacts': the batch retries the submission
         raise GraderError(f"the measure stage could not run: {run.message}", where="grader.measuring",
                           hint="the batch retries it; if it persists, check the sandbox (docs/security.md)")

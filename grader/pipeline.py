@@ -116,8 +116,8 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
                                       env=_served_data(prep) | provided_aliases.env_for(
                                           *_aliases(prep), [text for _, text in submitted])))
         expected = profiles.on_device(prep.expected, device_kind(slot.gpu))
-        measured = measuring.measure(rubric.checks, run.records, run.arrays, work=base, isolation=prep.isolation,
-                                     limits=limits, slot=slot, expected=expected)
+        measured = measuring.measure(prep.planned.specs, run.records, run.arrays, work=base, isolation=prep.isolation,
+                                     limits=limits, slot=slot, expected=expected, read_only=read_only)
         results = judge_all(rubric.checks, run.records, run.arrays, expected, run.status, run.message,
                             submitted, execution=run.execution, targets=rubric.targets, measured=measured)
         status = "invalid-output" if run.status == "ok" and has_invalid_observation(results) else run.status

@@ -33,6 +33,7 @@ from grader.errors import GraderError
 
 if TYPE_CHECKING:
     from grader.checks.accuracy import AccuracySpec, AccuracyTruth
+    from grader.checks.base import CheckSpec
     from grader.data import DataRoot
     from grader.rubric import LoadedRubric, Rubric
 
@@ -89,7 +90,7 @@ def planned_spec(rubric: "LoadedRubric", spec: "AccuracySpec", name: str, data: 
         "test_subset": _lowest(spec.test_subset, profile.test_subset),
         "epochs": profile.check_epochs.get(spec.id) or _lowest(spec.epochs, profile.epochs),
         "run": PlannedData(profile=name, dataset=rubric.model.data.dataset, root=str(data.path.resolve()),
-                           subset_seed=rubric.model.seed, device=device)})
+                           subset_seed=rubric.model.seed, train_seed=rubric.model.seed, device=device)})
 
 
 def changes(original: "AccuracySpec", planned: "AccuracySpec") -> str:
@@ -196,8 +197,13 @@ class Plan:
     """One run's plan: the profile, the checks as the sandbox gets them, the host's truths by check id."""
 
     profile: dict[str, Any]
-    checks: list[dict[str, Any]]
+    specs: list["CheckSpec"]  # every check, an accuracy check with the profile's budget and data applied
     expected: dict[str, Any]  # by check id: an accuracy check's AccuracyTruth, a notebook check's StandIns
+
+    @property
+    def checks(self) -> list[dict[str, Any]]:
+        """The checks as a job file carries them (``CheckSpec.as_job``)."""
+        return [spec.as_job() for spec in self.specs]
 
     @property
     def trains(self) -> bool:
@@ -215,7 +221,7 @@ def plan(rubric: "LoadedRubric", data: "DataRoot", requested: str = "auto") -> P
     from grader.data import synthetic
 
     name = choose(requested, data.origin)
-    checks, expected = [], {}
+    specs, expected = [], {}
     for spec in rubric.model.checks:
         if isinstance(spec, NotebookSpec) and data.origin == "synthetic":
             # a failing line that needs the real size is the stand-in's doing (checks.notebook)
@@ -223,7 +229,6 @@ def plan(rubric: "LoadedRubric", data: "DataRoot", requested: str = "auto") -> P
         if isinstance(spec, AccuracySpec):
             planned = planned_spec(rubric, spec, name, data)
             expected[spec.id] = truth_for(rubric, planned, name, data)
-            checks.append(planned.model_dump(mode="json") | {"run": planned.run.model_dump()})  # type: ignore[union-attr]
-        else:
-            checks.append(spec.model_dump(mode="json"))
-    return Plan(profile={"name": name, **budget(rubric.model, name).model_dump()}, checks=checks, expected=expected)
+            spec = planned
+        specs.append(spec)
+    return Plan(profile={"name": name, **budget(rubric.model, name).model_dump()}, specs=specs, expected=expected)

@@ -74,11 +74,11 @@ def train(model: nn.Module | Callable[[], nn.Module], images: torch.Tensor, labe
     torch.manual_seed(hyper["seed"])
     order_generator = torch.Generator().manual_seed(hyper["seed"])
     model = (model if isinstance(model, nn.Module) else model()).to(device)
-    channels_last = _use_channels_last(hyper["channels_last"], model, images)
+    channels_last = channels_last_for(hyper["channels_last"], model, images)
     precision = _precision(hyper["precision"], device)
     with _deterministic_kernels(device, hyper["deterministic"]):
         start = time.perf_counter()
-        x, y = _resident(images, device, channels_last), labels.to(device, torch.long)
+        x, y = as_inputs(images, device, channels_last), labels.to(device, torch.long)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         losses = _fit(model, x, y, hyper, precision, order_generator)
@@ -128,14 +128,14 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1024, chan
     """
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
-    channels_last = _use_channels_last(channels_last, model, images)
+    channels_last = channels_last_for(channels_last, model, images)
     was_training = model.training
     model.eval()
     predictions = []
     try:
         with torch.inference_mode():
             for first in range(0, len(images), batch_size):
-                x = _resident(images[first:first + batch_size], device, channels_last)
+                x = as_inputs(images[first:first + batch_size], device, channels_last)
                 predictions.append(model(x).argmax(dim=1).cpu())
     finally:
         model.train(was_training)
@@ -150,8 +150,9 @@ def _merged(overrides: dict[str, Any] | None) -> dict[str, Any]:
     return HYPERPARAMETERS | (overrides or {})
 
 
-def _resident(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """Images as float32 on ``device``: uint8 is copied as bytes and scaled there (4x less to move)."""
+def as_inputs(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """Images as the loop feeds them to a model: float32 on ``device`` (uint8 is copied as bytes
+    and scaled there, 4x less to move), a channel added to ``[N, H, W]``, channels-last if asked."""
     x = images.to(device)
     x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
     if x.dim() == 3:
@@ -159,7 +160,9 @@ def _resident(images: torch.Tensor, device: torch.device, channels_last: bool) -
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def _use_channels_last(choice: Any, model: nn.Module, images: torch.Tensor) -> bool:
+def channels_last_for(choice: Any, model: nn.Module, images: torch.Tensor) -> bool:
+    """The ``channels_last`` hyper-parameter decided: ``auto`` is True for a model with a
+    ``Conv2d`` trained on images."""
     if choice != "auto":
         return bool(choice)
     has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())

@@ -26,7 +26,7 @@ same on every run: they depend only on the rubric's seed.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -67,6 +67,8 @@ class PlannedData(BaseModel):
     dataset: str
     root: str = Field(description="the resolved data root, in torchvision's layout, readable inside the sandbox")
     subset_seed: int
+    train_seed: int = Field(description="the seed the harness's training starts from (draw d: plus d times "
+                                           "DRAW_SEED_STEP): the rubric's, or a calibration run's own")
     device: str | None = Field(None, description="where to train; None: CUDA when visible, else the CPU")
 
 
@@ -144,23 +146,31 @@ class AccuracySpec(CheckSpec):
 
 
 class AccuracyObservation(Observation):
-    """What the sandbox reports: each draw's trained network, captured (``model_capture``) on a
-    batch of ``EVAL_BATCH`` training images, and how training went. No prediction: the student's
-    process never sees the images it is scored on."""
+    """What the sandbox reports: each draw's network, captured (``model_capture``) with an
+    eval-mode graph on a batch of ``EVAL_BATCH`` training images. With ``trainer: student`` the
+    student's loop has trained it; with ``trainer: harness`` it is untrained, and one training-mode
+    graph per batch size of the harness's loop rides along, for the measure stage to train it. No
+    prediction: the student's process never sees the images it is scored on."""
 
     models: list[CapturedModel] = Field(max_length=5)  # one per draw
     train_images: int
     epochs: int
-    device: str
+    device: str  # where the network was when captured: a student's loop may have moved it
     seconds: float
+    channels_last: bool = False  # (harness) the loop's memory format for this network, as grader.train decides it
 
 
 class AccuracyMeasurement(Observation):
     """What the measure stage computed: per draw, the predicted class of every scored image (the
-    captured graph run on the host's images), or why that draw could not be measured."""
+    captured graph run on the host's images), or why that draw could not be measured. Where the
+    harness trains (``trainer: harness``) the measure stage trained the network first, on
+    ``trained_on``, and ``initial`` holds what it predicted with the weights it was built with."""
 
     predictions: list[Array | None] = Field(max_length=5)
     problems: list[str] = Field(max_length=5)
+    initial: list[Array | None] = Field([], max_length=5)
+    trained_on: str = ""  # the device kind the measure stage trained on; "" where the student's loop trained
+    seconds: float = 0.0  # the measure stage's training, all draws
 
 
 @dataclass(frozen=True)
@@ -269,7 +279,7 @@ class Accuracy(CheckKind):
         train_x, train_y = _images(spec, train=True)
         visible_test = _images(spec, train=False) if spec.trainer == "student" else None
         start = time.monotonic()
-        models, device = [], "cpu"
+        models, device, channels_last = [], "cpu", False
         with numerics.pinned():
             for draw in range(spec.draws):
                 seed = ctx.seed + DRAW_SEED_STEP * draw
@@ -280,19 +290,24 @@ class Accuracy(CheckKind):
                 with ctx.student_code(f"checking what {name} returned"):
                     if not isinstance(model, torch.nn.Module):
                         raise TypeError(f"{name} returned a {type_name(model)}, not a torch.nn.Module")
-                if spec.trainer == "harness":
-                    model = _train_with_harness(spec, ctx, model, name, train_x, train_y, seed)
-                else:
+                if spec.trainer == "student":
                     _train_with_student_loop(spec, ctx, model, (train_x, train_y), visible_test, seed)
-                with ctx.student_code(f"moving the trained {name} to the CPU"):
+                with ctx.student_code(f"moving {name} to the CPU"):
                     device = device_kind(next(torch.nn.Module.parameters(model), torch.empty(0)).device)
                     torch.nn.Module.to(model, "cpu")
                 example = model_inputs(spec, _batch_of(train_x, EVAL_BATCH))
-                models.append(model_capture.capture(model, [list(example.shape)], torch.float32, ctx,
-                                                    f"the trained {name}", examples=[example],
-                                                    value_bytes=MAX_WEIGHT_BYTES))
+                shapes, examples, modes = [list(example.shape)], [example], ["eval"]
+                if spec.trainer == "harness":  # trained in the measure stage: one graph per batch size of its loop
+                    channels_last = _channels_last(spec, ctx, model, name, train_x)
+                    for size in training_batches(len(train_y), spec.batch_size):
+                        batch = harness_inputs(spec, train_x[:size], channels_last)
+                        shapes.append(list(batch.shape)), examples.append(batch), modes.append("train")
+                what = f"the trained {name}" if spec.trainer == "student" else name
+                models.append(model_capture.capture(model, shapes, torch.float32, ctx, what, examples=examples,
+                                                    value_bytes=MAX_WEIGHT_BYTES, modes=modes,
+                                                    channels_last=channels_last))
         return AccuracyObservation(models=models, train_images=len(train_y), epochs=spec.epochs, device=device,
-                                   seconds=round(time.monotonic() - start, 3))
+                                   seconds=round(time.monotonic() - start, 3), channels_last=channels_last)
 
     @staticmethod
     def host_inputs(truth: "AccuracyTruth | None") -> dict[str, Any]:
@@ -303,6 +318,8 @@ class Accuracy(CheckKind):
         images = given.get("images")
         if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
             raise ValueError("the host gave no scored images (uint8 [N, C, H, W])")
+        if spec.trainer == "harness":
+            return _train_and_predict(spec, obs, images)
         rows: list[np.ndarray | None] = []
         problems: list[str] = []
         for captured in obs.models:
@@ -342,10 +359,26 @@ class Accuracy(CheckKind):
         message = f"{accuracy} {on}, needed {threshold.needed:.3f} ({threshold.why}); {detail}"
         if truth.changes:
             message += f"; trained with {truth.changes}"
-        if obs.device != truth.device:
-            message += f"; the model ended on {obs.device}, judged for {truth.device}, the device this run was given"
+        ended_on = measured.data.trained_on or obs.device  # type: ignore[union-attr]
+        if ended_on != truth.device:
+            message += f"; the model ended on {ended_on}, judged for {truth.device}, the device this run was given"
         verdict = Verdict.passed if scored.accuracy >= threshold.needed else Verdict.failed
-        return verdict(message, scored.table())
+        return replace(verdict(message, scored.table()),
+                       review=_trained_before(spec, measured.data, truth, threshold.needed))  # type: ignore[arg-type]
+
+
+def _trained_before(spec: AccuracySpec, measured: AccuracyMeasurement, truth: AccuracyTruth, needed: float) -> str | None:
+    """Why a person should look: the network the harness was given already reached the threshold
+    before the harness trained it (weights trained in the student's own process, or loaded),
+    else None. It keeps its points: such a network does compute the accuracy it is scored on."""
+    if spec.trainer != "harness":
+        return None
+    before = [score(row, truth.labels, truth.classes).accuracy for row in measured.initial if row is not None]
+    if not before or max(before) < needed:
+        return None
+    return (f"before the harness trained it, the network as the student's code built it already scored "
+            f"{max(before):.3f} (needed {needed:.3f}): its weights were trained or loaded by the student's own code, "
+            "not by the harness's loop; a person may check that this is allowed")
 
 
 def _why_unmeasured(spec: AccuracySpec, obs: AccuracyObservation, measured: Measured | None, n: int) -> str:
@@ -367,17 +400,17 @@ def _why_unmeasured(spec: AccuracySpec, obs: AccuracyObservation, measured: Meas
     return ""
 
 
-def _predict(spec: AccuracySpec, captured: CapturedModel, images: np.ndarray) -> np.ndarray:
-    """The class the captured network predicts for each of ``images``: its graph run on
-    ``EVAL_BATCH`` images at a time (the shape it was captured on; the last batch is filled up with
-    copies of its first image, whose outputs are dropped)."""
+def _predict(spec: AccuracySpec, captured: CapturedModel, images: np.ndarray,
+             weights: list[Any] | None = None) -> np.ndarray:
+    """The class the captured network predicts for each of ``images``: its eval-mode graph (the
+    first) run with ``weights`` (default: the shipped ones) on ``EVAL_BATCH`` images at a time (the
+    shape it was captured on; the last batch is filled up with copies of its first image, whose
+    outputs are dropped)."""
     import torch
 
-    if captured.problem or not captured.graphs or captured.graphs[0] is None:
-        raise model_capture.Refused(captured.why_not(0))
-    if any(w.values is None for w in captured.weights):
-        raise model_capture.Refused("its weights were too large to travel whole, so it cannot be scored")
-    weights = model_capture.weight_tensors(captured, seed=0)  # every value shipped: the seed draws nothing
+    _must_be_whole(captured)
+    if weights is None:
+        weights = model_capture.weight_tensors(captured, seed=0)  # every value shipped: the seed draws nothing
     graph = captured.graphs[0]
     out = []
     for first in range(0, len(images), EVAL_BATCH):
@@ -395,6 +428,87 @@ def _predict(spec: AccuracySpec, captured: CapturedModel, images: np.ndarray) ->
                                         "of class scores per image")
         out.append(logits.argmax(dim=1)[:len(chunk)].numpy().astype(np.int64))
     return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
+
+
+def _must_be_whole(captured: CapturedModel) -> None:
+    """``Refused`` unless there is an eval-mode graph first and every weight's values travelled."""
+    if captured.problem or not captured.graphs or captured.graphs[0] is None:
+        raise model_capture.Refused(captured.why_not(0))
+    if captured.modes and captured.modes[0] != "eval":
+        raise model_capture.Refused("its first graph is not of the network in evaluation mode")
+    if any(w.values is None for w in captured.weights):
+        raise model_capture.Refused("its weights were too large to travel whole, so it cannot be scored")
+
+
+def _train_and_predict(spec: AccuracySpec, obs: AccuracyObservation, images: np.ndarray) -> AccuracyMeasurement:
+    """``trainer: harness``, in the measure stage: each draw's network, as the student's code
+    built it, trained by ``grader.train`` through its training-mode graphs on the profile's
+    training images, from the host's seed; then its eval-mode graph with the trained weights
+    predicts the scored ``images``. Nothing of the training is the student's process's to choose:
+    the loop, its hyper-parameters, the data, the seed and the device are the host's."""
+    import torch
+
+    from grader import train as harness
+
+    assert spec.run is not None
+    x, y = _images(spec, train=True)
+    sizes = training_batches(len(y), spec.batch_size)
+    feature_shape = list(harness_inputs(spec, x[:1], False).shape[1:])
+    measured = AccuracyMeasurement(predictions=[], problems=[])
+    start = time.monotonic()
+    for draw, captured in enumerate(obs.models):
+        initial = trained = None
+        problem = ""
+        try:
+            _must_be_whole(captured)
+            graphs = _training_graphs(captured, sizes, feature_shape)
+            weights = model_capture.weight_tensors(captured, seed=0)
+            initial = _predict(spec, captured, images, weights)
+            network = model_capture.as_module(captured, weights, graphs)
+            with numerics.pinned():
+                done = harness.train(network, _inputs(spec, x, as_float=False), y,
+                                     _settings(spec, spec.run.train_seed + DRAW_SEED_STEP * draw,
+                                               channels_last=obs.channels_last), device=spec.run.device)
+            measured.trained_on = device_kind(torch.device(done.device))
+            network = torch.nn.Module.to(done.model, "cpu")
+            # laid out afresh, as weights that came through an array are (a channels-last [4, 1, 3, 3]
+            # also counts as contiguous, and would make a convolution's output channels-last)
+            trained = _predict(spec, captured, images, [torch.Tensor.clone(torch.Tensor.detach(t), memory_format=torch.contiguous_format)
+                                                        for t in network.current()])
+        except (model_capture.Refused, artifacts.ArtifactError) as exc:
+            problem = str(exc)[:500]
+        except Exception as exc:  # noqa: BLE001 - a crafted graph may fail anywhere in autograd or the optimiser
+            problem = f"training the captured network failed: {type(exc).__name__}: {str(exc)[:400]}"
+        measured.predictions.append(trained)
+        measured.initial.append(initial)
+        measured.problems.append(problem)
+    measured.seconds = round(time.monotonic() - start, 3)
+    return measured
+
+
+def training_batches(images: int, batch_size: int) -> list[int]:
+    """The batch sizes the harness's loop trains on: full batches, and the last one's where it is short."""
+    sizes = [min(images, batch_size)]
+    if images > batch_size and images % batch_size:
+        sizes.append(images % batch_size)
+    return sizes
+
+
+def _training_graphs(captured: CapturedModel, sizes: list[int],
+                     feature_shape: list[int]) -> dict[tuple[str, int], artifacts.Graph]:
+    """The eval-mode graph and one training-mode graph per batch size, each checked, by (mode,
+    batch size); ``Refused`` when one the loop needs is missing or was traced on another shape."""
+    graphs = {("eval", EVAL_BATCH): model_capture.checked(captured, 0)}
+    for size in sizes:
+        wanted = [size, *feature_shape]
+        index = next((i for i, (shape, mode) in enumerate(zip(captured.input_shapes, captured.modes))
+                      if mode == "train" and shape == wanted), None)
+        if index is None or index >= len(captured.graphs) or captured.graphs[index] is None:
+            why = captured.why_not(index) if index is not None else "none was captured"
+            raise model_capture.Refused(f"no training-mode graph for a batch of {size} images of shape "
+                                        f"{wanted[1:]}: {why}")
+        graphs[("train", size)] = model_capture.checked(captured, index)
+    return graphs
 
 
 def _batch_of(images: Any, size: int) -> Any:
@@ -470,18 +584,35 @@ def _inputs(spec: AccuracySpec, images: Any, as_float: bool) -> Any:
     return x.reshape(len(x), -1) if spec.flatten else x
 
 
-def _train_with_harness(spec: AccuracySpec, ctx: ProbeContext, model: Any, name: str, x: Any, y: Any,
-                        seed: int) -> Any:
+def _settings(spec: AccuracySpec, seed: int, channels_last: bool) -> dict[str, Any]:
+    """The harness's hyper-parameters for one training: the rubric's, the check's own fields, the seed."""
     from grader import train as harness
 
     unknown = sorted(set(spec.hyperparameters) - set(harness.HYPERPARAMETERS))
     if unknown:
         raise GraderError(f"unknown hyper-parameter(s) {', '.join(unknown)}", where=f"check {spec.id!r}",
                           hint=f"known: {', '.join(harness.HYPERPARAMETERS)}")
-    settings = {**spec.hyperparameters, "epochs": spec.epochs, "batch_size": spec.batch_size, "lr": spec.lr,
-                "seed": seed}
-    with ctx.student_code(f"training {name} for {spec.epochs} epoch(s) with the harness's loop"):
-        return harness.train(model, _inputs(spec, x, as_float=False), y, settings, device=spec.run.device).model
+    return {**spec.hyperparameters, "channels_last": channels_last, "epochs": spec.epochs,
+            "batch_size": spec.batch_size, "lr": spec.lr, "seed": seed}
+
+
+def _channels_last(spec: AccuracySpec, ctx: ProbeContext, model: Any, name: str, images: Any) -> bool:
+    """The memory format the harness's loop gives this network (``grader.train.channels_last_for``
+    on the built module): its training graphs are traced in it, and the measure stage trains in it.
+    A wrong answer costs only speed or a failed graph, never points it did not earn."""
+    from grader import train as harness
+
+    with ctx.student_code(f"listing the layers of {name}"):
+        return harness.channels_last_for(spec.hyperparameters.get("channels_last", "auto"), model, images)
+
+
+def harness_inputs(spec: AccuracySpec, images: Any, channels_last: bool) -> Any:
+    """Training images as the harness's loop hands them to the network, on the CPU."""
+    import torch
+
+    from grader import train as harness
+
+    return harness.as_inputs(_inputs(spec, images, as_float=False), torch.device("cpu"), channels_last)
 
 
 def _train_with_student_loop(spec: AccuracySpec, ctx: ProbeContext, model: Any, train: tuple[Any, Any],

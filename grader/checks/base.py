@@ -57,6 +57,13 @@ class CheckSpec(BaseModel):
                                      "does not hold it (grader.checks.capture)")
             return super().__getattr__(name)
 
+    def as_job(self) -> dict[str, Any]:
+        """The spec as a sandbox's job file carries it: its JSON, with the host's planned data for
+        the run (an accuracy check's ``run``, a field no dump includes) where it has some."""
+        data = self.model_dump(mode="json")
+        run = getattr(self, "run", None)
+        return data | {"run": run.model_dump(mode="json")} if run is not None else data
+
     def target_refs(self) -> list[str]:
         """Names of rubric targets this check uses (validated against ``targets:``)."""
         target = getattr(self, "target", None)

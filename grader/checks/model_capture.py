@@ -36,6 +36,7 @@ MAX_CONSTANT_BYTES = 8 * 2**20  # what one forward bakes in (tensors its code ma
 MAX_NAME = 200
 MAX_INPUT_ELEMENTS = 10_000_000  # far above any input a check asks for: [3, 3, 224, 224] is 451,584
 WeightDtype = Literal["float16", "bfloat16", "float32", "float64"]
+Mode = Literal["eval", "train"]
 SHIPPED_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
@@ -60,6 +61,7 @@ class CapturedModel(BaseModel):
     weights: list[Weight] = []
     input_dtype: WeightDtype = "float32"
     input_shapes: list[list[int]] = []  # the input shapes asked for, one graph each
+    modes: list[Mode] = []  # by input shape: the module's mode while it was traced (none listed: all eval)
     graphs: list[artifacts.Graph | None] = []  # by input shape
     graph_problems: list[str] = []  # by input shape: why there is no graph ("" when there is)
     problem: str = ""  # why nothing was captured
@@ -77,7 +79,8 @@ class CapturedModel(BaseModel):
 
 
 def capture(model: Any, shapes: list[list[int]], dtype: Any, ctx: ProbeContext, call: str,
-            examples: list[Any] | None = None, value_bytes: int | None = None) -> CapturedModel:
+            examples: list[Any] | None = None, value_bytes: int | None = None,
+            modes: list[Mode] | None = None, channels_last: bool = False) -> CapturedModel:
     """``model``'s eval-mode forward on an input of each of ``shapes`` (of ``dtype``), as graphs
     taking the input and then every floating parameter and buffer; its weights beside them. What
     cannot be captured (not a module, too large, a forward the tracer or the format cannot hold, a
@@ -86,7 +89,11 @@ def capture(model: Any, shapes: list[list[int]], dtype: Any, ctx: ProbeContext, 
     The forward is traced on random inputs, or on ``examples`` (one per shape) where what the
     forward computes on real data matters (a branch on the input's values takes its usual path).
     Weight values travel while they fit in ``value_bytes`` (default ``MAX_VALUE_BYTES``): a count
-    or a shape needs none, an accuracy needs them all."""
+    or a shape needs none, an accuracy needs them all. ``modes`` (one per shape, default all
+    ``eval``) asks for a training-mode forward where the measure stage trains the model: dropout
+    draws its masks in the graph, batch norm updates the running statistics it is fed (copies,
+    here: the model's own are left as they were), its 4-D weights ``channels_last`` where the
+    harness's loop will hold them so (a layout changes which operators a flatten records)."""
     import torch
 
     if not isinstance(model, torch.nn.Module):
@@ -119,14 +126,19 @@ def capture(model: Any, shapes: list[list[int]], dtype: Any, ctx: ProbeContext, 
             raise NotATensor(type_name(out))
         return out
 
-    captured = CapturedModel(weights=weights, input_dtype=str(dtype).removeprefix("torch."), input_shapes=shapes)
+    modes = modes or ["eval"] * len(shapes)
+    captured = CapturedModel(weights=weights, input_dtype=str(dtype).removeprefix("torch."), input_shapes=shapes,
+                             modes=modes)
     for index, shape in enumerate(shapes):
         x = torch.randn(*shape, dtype=dtype) if examples is None else examples[index]
         graph, problem = None, ""
+        training = modes[index] == "train"
         try:
             with ctx.student_code(f"capturing {call} on an input of shape {format_shape(shape)} as a graph "
-                                  "of torch operators"), torch.no_grad():
-                graph = ctx.capture(forward, [x, *tensors], ["input", *names])  # within the run's budget
+                                  f"of torch operators{' in training mode' if training else ''}"), torch.no_grad():
+                torch.nn.Module.train(model, training)
+                fed = [_training_copy(t, channels_last) for t in tensors] if training else tensors
+                graph = ctx.capture(forward, [x, *fed], ["input", *names])  # within the run's budget
             problem = _too_large(graph)
         except artifacts.ArtifactError as exc:
             problem = f"its forward could not be captured: {exc}"
@@ -135,7 +147,21 @@ def capture(model: Any, shapes: list[list[int]], dtype: Any, ctx: ProbeContext, 
                        else f"its forward could not be captured: {short_error(exc)}")
         captured.graphs.append(None if problem else graph)
         captured.graph_problems.append(problem)
+    try:
+        with ctx.student_code(f"putting {call} back in evaluation mode"):
+            torch.nn.Module.eval(model)
+    except StudentRaised:
+        pass  # the graphs are taken; the model itself is not used again
     return captured
+
+
+def _training_copy(tensor: Any, channels_last: bool) -> Any:
+    """A copy of a weight for a training-mode trace, laid out as ``Module.to(memory_format=...)`` would."""
+    import torch
+
+    if channels_last and tensor.dim() == 4:
+        return torch.Tensor.clone(tensor, memory_format=torch.channels_last)
+    return torch.Tensor.clone(tensor)
 
 
 class NotATensor(Exception):
@@ -248,6 +274,13 @@ def run_on(captured: CapturedModel, index: int, x: Any, weights: list[Any]) -> A
     """Graph ``index`` run on input ``x`` with ``weights``: its one output. ``Refused`` when the
     graph does not take ``input`` and exactly the shipped weights, or computes its output without
     the input; ``ArtifactError`` when it breaks the format's rules or fails on ``x``."""
+    return artifacts.run(checked(captured, index), [x, *weights])[0]
+
+
+def checked(captured: CapturedModel, index: int) -> artifacts.Graph:
+    """Graph ``index``, once it is known to follow the format's rules (``ArtifactError``), to take
+    ``input`` and exactly the shipped weights, to compute its output from the input and to return
+    one value (``Refused``)."""
     graph = captured.graphs[index]
     assert graph is not None
     artifacts.check(graph)
@@ -257,10 +290,42 @@ def run_on(captured: CapturedModel, index: int, x: Any, weights: list[Any]) -> A
                       f"weights shipped with it ({_names(wanted)})")
     if "input" not in inputs_reaching_outputs(graph):
         raise Refused("the graph's output does not depend on its input: it is not the model's forward")
-    outputs = artifacts.run(graph, [x, *weights])
-    if len(outputs) != 1:
-        raise Refused(f"the graph returns {len(outputs)} values; a captured forward returns one tensor")
-    return outputs[0]
+    if len(graph.outputs) != 1:
+        raise Refused(f"the graph returns {len(graph.outputs)} values; a captured forward returns one tensor")
+    return graph
+
+
+def as_module(captured: CapturedModel, weights: list[Any], graphs: dict[tuple[Mode, int], artifacts.Graph]) -> Any:
+    """A ``torch.nn.Module`` that computes with the captured graphs: its parameters and buffers
+    are ``weights`` (parameters learnable as the student's were), and its forward runs the graph
+    ``graphs[(mode, batch size)]`` of its current mode for the input's batch size, so the
+    harness's own loop can train it (autograd differentiates the graph's aten operators, as it
+    would the model's). A batch size with no graph is an ``ArtifactError``."""
+    import torch
+
+    class Replayed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.count = len(weights)
+            for position, (weight, tensor) in enumerate(zip(captured.weights, weights)):
+                if weight.parameter:
+                    self.register_parameter(f"w{position}", torch.nn.Parameter(tensor.clone(),
+                                                                               requires_grad=weight.requires_grad))
+                else:
+                    self.register_buffer(f"w{position}", tensor.clone())
+
+        def current(self) -> list[Any]:
+            """The weights as they are now, in the graphs' input order (``to`` replaces buffers)."""
+            return [getattr(self, f"w{position}") for position in range(self.count)]
+
+        def forward(self, x: Any) -> Any:
+            mode: Mode = "train" if self.training else "eval"
+            graph = graphs.get((mode, int(x.shape[0])))
+            if graph is None:
+                raise artifacts.ArtifactError(f"no {mode}-mode graph was captured for a batch of {x.shape[0]}")
+            return artifacts.run(graph, [x, *self.current()], x.device)[0]
+
+    return Replayed()
 
 
 def _names(names: list[str]) -> str:

@@ -42,6 +42,8 @@ EXPECTED = {
     "looks_up_test_labels": 4,  # its honest Net; the classifier finds none of the scored images in the test split
     "forges_the_device": 4,  # its honest Net; the classifier fails, judged for the CPU the run was given
     "monkeypatches_json_numpy_builtins": 0,
+    "trains_longer_in_its_own_process": 4,  # its honest Net; the measure stage trains the classifier as asked
+    "trains_in_its_constructor": 6,  # a network that does reach the accuracy; put before a person (below)
 }
 
 
@@ -81,7 +83,23 @@ def test_a_forged_device_neither_skips_the_check_nor_picks_another_calibration(g
     accuracy = checks_of(graded["forges_the_device"])["classifier-accuracy"]
     assert (accuracy["outcome"], accuracy["counted"]) == ("failed", True), accuracy
     assert "(calibrated over 30 seeds" in accuracy["message"]
-    assert "the model ended on cuda:NVIDIA H100 80GB HBM3, judged for cpu" in accuracy["message"]
+    assert "cuda" not in accuracy["message"]  # the measure stage trained it, on the CPU the host gave the run
+
+
+def test_a_harness_loop_rebound_in_the_students_process_trains_nothing(graded):
+    """The harness trains in the measure stage: the loop the student's code rebound never runs."""
+    accuracy = checks_of(graded["trains_longer_in_its_own_process"])["classifier-accuracy"]
+    assert (accuracy["outcome"], accuracy["basis"], accuracy["counted"]) == ("failed", "measured", True), accuracy
+    assert float(accuracy["message"].split()[1]) < 0.3
+
+
+def test_a_network_trained_before_the_harness_saw_it_keeps_its_points_and_asks_a_person(graded):
+    accuracy = checks_of(graded["trains_in_its_constructor"])["classifier-accuracy"]
+    assert accuracy["outcome"] == "passed", accuracy
+    assert accuracy["review"].startswith("before the harness trained it, the network as the student's code built it "
+                                         "already scored"), accuracy
+    honest = checks_of(graded["honest"])["classifier-accuracy"]
+    assert honest["review"] is None
 
 
 def test_the_lookup_is_right_on_every_image_of_the_test_split_the_run_can_read(tmp_path, monkeypatch):
@@ -126,4 +144,4 @@ def test_graphs_forged_to_return_the_right_shape_from_nothing_are_refused(graded
 def test_a_capture_of_another_network_is_what_the_hosts_scan_puts_before_a_person(graded):
     reached = {case for case, result in graded.items() if any(f["rule"] == "grader" for f in result.get("flags", []))}
     assert reached == {"rewrites_its_records", "forged_constant_graph", "forged_graph_of_another_model",
-                       "forges_the_device", "monkeypatches_json_numpy_builtins"}
+                       "forges_the_device", "monkeypatches_json_numpy_builtins", "trains_longer_in_its_own_process"}

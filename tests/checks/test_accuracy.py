@@ -90,7 +90,7 @@ def test_spec_rejects_inconsistent_fields(fields, message):
 
 
 def test_spec_names_both_targets_and_keeps_the_planned_data_out_of_dumps():
-    the_spec = spec(**STUDENT, run=PlannedData(profile="quick", dataset="mnist", root="/data", subset_seed=0))
+    the_spec = spec(**STUDENT, run=PlannedData(profile="quick", dataset="mnist", root="/data", subset_seed=0, train_seed=0))
     assert the_spec.target_refs() == ["make_net", "train_fn"]
     assert "run" not in the_spec.model_dump()
 
@@ -354,40 +354,114 @@ def test_flatten_gives_a_network_of_flat_inputs_one_row_per_image(fixture_rubric
     assert judged(fixture_rubric, synthetic_mnist, the_spec, run_probe(the_spec, flat_only)).fraction == 1.0
 
 
-def test_harness_trainer_probe_trains_captures_and_the_measured_network_passes(fixture_rubric, synthetic_mnist):
+def test_harness_trainer_probe_captures_the_untrained_network_and_the_measure_stage_trains_it(fixture_rubric,
+                                                                                              synthetic_mnist):
     the_spec = planned(fixture_rubric, synthetic_mnist)
     obs = run_probe(the_spec, solution())
-    import torch
-
-    where = f"cuda:{torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu"
-    assert (obs.train_images, obs.epochs, obs.device) == (600, 2, where)
-    assert len(obs.models) == 1 and obs.models[0].input_shapes == [[256, 1, 28, 28]]
-    assert all(w.values is not None for w in obs.models[0].weights)  # trained weights travel whole
-    predictions = measured_predictions(fixture_rubric, synthetic_mnist, the_spec, obs)[0]
-    assert predictions.dtype == np.int64 and predictions.shape == (200,)
+    assert (obs.train_images, obs.epochs, obs.device) == (600, 2, "cpu")  # the student's process trains nothing
+    captured = obs.models[0]
+    # the eval-mode graph it is scored with, then one training-mode graph per batch size of the loop (600 = 9 * 64 + 24)
+    assert captured.input_shapes == [[256, 1, 28, 28], [64, 1, 28, 28], [24, 1, 28, 28]]
+    assert captured.modes == ["eval", "train", "train"]
+    assert all(w.values is not None for w in captured.weights)  # the initial weights travel whole
     the_truth = profiles.truth_for(fixture_rubric, the_spec, "quick", synthetic_mnist)
+    measurement = checks.get("accuracy").measure(the_spec, obs, 0, {"images": the_truth.images})
+    assert measurement.problems == [""] and measurement.trained_on == "cpu" and measurement.seconds > 0
+    before, after = (score(row, the_truth.labels, 10).accuracy for row in (measurement.initial[0],
+                                                                          measurement.predictions[0]))
+    assert before < 0.3 < 0.6 < after, (before, after)  # chance as built; trained by the measure stage
     assert the_truth.scored_on == "200 held-out synthetic images"
-    assert score(predictions, the_truth.labels, 10).accuracy > 0.6
     verdict = judged(fixture_rubric, synthetic_mnist, the_spec, obs)
     assert verdict.fraction == 1.0 and "on 200 held-out synthetic images" in verdict.message
+    assert verdict.review is None and "ended on" not in verdict.message
 
 
-def test_the_measured_predictions_are_the_trained_networks_own(fixture_rubric, synthetic_mnist):
-    """The graph run on the held-out images predicts what the network itself predicts on them."""
+class SmallCnn:
+    """Built in the test's namespace: convolution, batch norm, dropout, a linear head. Training mode
+    matters to each (the running statistics, the masks), so replaying its graphs must match them."""
+
+    source = (
+        "import torch\n"
+        "from torch import nn\n"
+        "def make_net(n_in, n_out):\n"
+        "    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),\n"
+        "                         nn.Flatten(), nn.Dropout(0.25), nn.Linear(4 * 14 * 14, n_out))\n")
+
+    @classmethod
+    def namespace(cls) -> dict[str, Any]:
+        namespace: dict[str, Any] = {"__name__": "student"}
+        exec(compile(cls.source, "student.py", "exec"), namespace)
+        return namespace
+
+
+def test_the_measure_stage_trains_exactly_as_the_harness_trains_the_network_itself(fixture_rubric, synthetic_mnist):
+    """Bit for bit: the same seed, data and loop on the network as built and on its replayed graphs
+    give the same predictions (so calibrations made either way agree)."""
     import torch
 
-    from grader.checks.accuracy import model_inputs
+    from grader import numerics, train as harness
+    from grader.checks.accuracy import _images, _inputs, model_inputs
+
+    the_spec = planned(fixture_rubric, synthetic_mnist, epochs=2, lr=0.05)
+    namespace = SmallCnn.namespace()
+    built: list[Any] = []
+    namespace["make_net"] = lambda *args, make=namespace["make_net"]: built.append(make(*args)) or built[-1]
+    obs = run_probe(the_spec, namespace)
+    assert obs.channels_last  # a Conv2d: the loop trains it channels-last, and its graphs were traced so
+    the_truth = profiles.truth_for(fixture_rubric, the_spec, "quick", synthetic_mnist)
+    measured = measured_predictions(fixture_rubric, synthetic_mnist, the_spec, obs)[0]
+    x, y = _images(the_spec, train=True)
+    settings = {"epochs": 2, "batch_size": 64, "lr": 0.05, "seed": the_spec.run.train_seed}
+    with numerics.pinned():
+        model = harness.train(built[0], _inputs(the_spec, x, as_float=False), y, settings, device="cpu").model
+    with torch.no_grad():
+        direct = model.eval()(model_inputs(the_spec, torch.from_numpy(the_truth.images))).argmax(1).numpy()
+    assert np.array_equal(measured, direct)
+    assert score(direct, the_truth.labels, 10).accuracy > 0.5
+
+
+def test_a_network_that_arrives_trained_keeps_its_points_and_is_put_before_a_person(fixture_rubric, synthetic_mnist):
+    """Weights trained by the student's own code before the harness saw them: the network does
+    reach the accuracy, so it passes; that it did so untrained by the harness is a person's call."""
+    import torch
+
+    from grader.checks.accuracy import _images, _inputs
 
     the_spec = planned(fixture_rubric, synthetic_mnist)
+    x, y = _images(the_spec, train=True)
     namespace = solution()
-    built: list[Any] = []
-    original = namespace["make_net"]
-    namespace["make_net"] = lambda *args: built.append(original(*args)) or built[-1]
-    obs = run_probe(the_spec, namespace)
+    make = namespace["make_net"]
+
+    def trained_in_its_constructor(n_in, n_out):
+        network = make(n_in, n_out)
+        optimizer = torch.optim.SGD(network.parameters(), lr=0.5)
+        for _ in range(30):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(network(_inputs(the_spec, x, as_float=True)), y).backward()
+            optimizer.step()
+        return network
+
+    namespace["make_net"] = trained_in_its_constructor
+    verdict = judged(fixture_rubric, synthetic_mnist, the_spec, run_probe(the_spec, namespace))
+    assert verdict.fraction == 1.0
+    assert verdict.review and verdict.review.startswith("before the harness trained it, the network as the student's "
+                                                        "code built it already scored"), verdict.review
+
+
+def test_a_training_graph_that_is_missing_or_traced_on_another_batch_is_not_trained(fixture_rubric, synthetic_mnist):
+    the_spec = planned(fixture_rubric, synthetic_mnist)
+    obs = run_probe(the_spec, solution())
     the_truth = profiles.truth_for(fixture_rubric, the_spec, "quick", synthetic_mnist)
-    with torch.no_grad():
-        direct = built[0].eval()(model_inputs(the_spec, torch.from_numpy(the_truth.images))).argmax(1).numpy()
-    assert np.array_equal(measured_predictions(fixture_rubric, synthetic_mnist, the_spec, obs)[0], direct)
+    short = obs.models[0].model_copy(update={"input_shapes": obs.models[0].input_shapes[:2],
+                                             "modes": obs.models[0].modes[:2], "graphs": obs.models[0].graphs[:2],
+                                             "graph_problems": obs.models[0].graph_problems[:2]})
+    other = obs.models[0].model_copy(update={"input_shapes": [[256, 1, 28, 28], [32, 1, 28, 28], [24, 1, 28, 28]]})
+    for captured in (short, other):
+        changed = obs.model_copy(update={"models": [captured]})
+        measurement = checks.get("accuracy").measure(the_spec, changed, 0, {"images": the_truth.images})
+        assert measurement.predictions == [None] and "no training-mode graph for a batch of" in measurement.problems[0]
+        verdict = checks.get("accuracy").judge(the_spec, changed, the_truth, Measured(0, data=measurement))
+        assert verdict.fraction == 0 and verdict.review and "not measured" in verdict.message
 
 
 def test_draws_train_from_different_seeds_and_the_first_is_the_single_draw(fixture_rubric, synthetic_mnist):

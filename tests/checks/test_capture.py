@@ -87,7 +87,7 @@ def test_nested_judge_only_fields_stay_on_the_host():
 def test_the_planned_run_of_an_accuracy_check_reaches_the_probe():
     spec = samples("accuracy")[0]
     assert isinstance(spec, AccuracySpec)
-    planned = spec.model_copy(update={"run": PlannedData(profile="quick", dataset="mnist", root="/data", subset_seed=1)})
+    planned = spec.model_copy(update={"run": PlannedData(profile="quick", dataset="mnist", root="/data", subset_seed=1, train_seed=1)})
     view = capture_view(planned)
     assert view["run"]["root"] == "/data" and "min_accuracy" not in view and "threshold" not in view
     assert from_capture_view(AccuracySpec, view).run == planned.run
