@@ -3,25 +3,27 @@
     .venv/bin/python bench/measure_cost.py                                    # all five, auto isolation
     .venv/bin/python bench/measure_cost.py --assignments custom-ops --limit 2  # a smoke run, a minute
 
-Issue 12 allows the measure stage (``grader.measuring``: a second sandbox per submission that runs
-the captured graphs) to add at most a third to the median time of grading an assignment's
-examples. For each assignment (``submissions/<assignment>/``), its examples are graded twice, in
-this process, with ``pipeline.prepare`` and ``pipeline.grade_batch`` as ``tests/test_examples.py``
-does: the quick profile, 2 workers, the chosen ``--isolation``, synthetic data (an empty data root):
+Issue 12 allows capture and measurement (``grader.measuring``: a second sandbox per submission
+that runs the captured graphs) to add at most a third to the median time of grading an
+assignment's examples. For each assignment (``submissions/<assignment>/``), its examples are
+graded in this process, with ``pipeline.prepare`` and ``pipeline.grade_batch`` as
+``tests/test_examples.py`` does: the quick profile, 2 workers, the chosen ``--isolation``,
+synthetic data (an empty data root).
 
-- ``with``: the grader as it is;
-- ``without``: ``grader.measuring.measure`` replaced by a function returning None, so every check
-  is judged as if no measure stage existed (a measured kind then falls back to what the student's
-  run reported, and its grade may differ: the table counts the examples whose score changed). The
-  capture itself is part of the student's run and is in both.
+The measure stage does two kinds of work. With ``trainer: harness`` an accuracy check's training
+happens there (it used to happen in the student's run, and would happen somewhere in any grader):
+that is work *moved*, timed by the stage itself (``AccuracyMeasurement.seconds``). Everything else
+the stage spends (its sandbox, loading and checking the artifacts, running the graphs) is work
+*added*. So each call of ``measuring.measure`` is timed, and per assignment the table gives:
 
-The two runs alternate which goes first from one assignment to the next, so a machine that slows
-down or warms up over the bench hits both alike. Per assignment the table gives the median and the
-total per-submission seconds (``SubmissionResult.seconds``: staging to judging) of each run, the
-ratio of the medians, and the median wall time of the measure stage itself, timed around each call
-that started a measure sandbox, with its share of the median submission without it (on a busy
-machine the two runs' medians wander more than the stage costs; its own time does not). JSON goes to ``bench/results/measure_cost.json`` (or ``--json``),
-with the load average before and after: on a shared machine it moves the numbers.
+- the median per-submission seconds (``SubmissionResult.seconds``: staging to judging);
+- the median wall time of the stage, of the training it did, and of what it added (stage less
+  training);
+- the share: the median added over the median submission less it, i.e. how much longer a median
+  submission takes than it would with the training done in place and nothing measured.
+
+JSON goes to ``bench/results/measure_cost.json`` (or ``--json``), with the load average before
+and after: on a shared machine it moves the numbers.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from grader import measuring, pipeline, rubric, submission, validation  # noqa: E402
+from grader.checks.accuracy import AccuracyMeasurement  # noqa: E402
 from grader.executors.slots import plan_slots  # noqa: E402
 
 ASSIGNMENTS = sorted(p.parent.name for p in (ROOT / "submissions").glob(f"*/{validation.MANIFEST}"))
@@ -49,26 +52,22 @@ WORKERS = 2
 
 
 class MeasureTimer:
-    """Stands in for ``measuring.measure`` during a ``with`` run: calls it and keeps the wall time
-    of each call that had something to measure (a call that finds nothing starts no sandbox)."""
+    """Stands in for ``measuring.measure``: calls it and keeps, for each call that had something to
+    measure (a call that finds nothing starts no sandbox), its wall time and the training it did."""
 
     def __init__(self, measure: Any):
         self.measure = measure
-        self.seconds: list[float] = []
+        self.calls: list[tuple[float, float]] = []  # (stage seconds, of which training)
         self.lock = threading.Lock()  # the workers call it from their own threads
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         start = time.monotonic()
         found = self.measure(*args, **kwargs)
         if found is not None:
+            training = sum(m.data.seconds for m in found.values() if isinstance(m.data, AccuracyMeasurement))
             with self.lock:
-                self.seconds.append(time.monotonic() - start)
+                self.calls.append((time.monotonic() - start, training))
         return found
-
-
-def no_measure_stage(*args: Any, **kwargs: Any) -> None:
-    """The baseline's ``measuring.measure``: nothing measured, as before the stage existed."""
-    return None
 
 
 @contextlib.contextmanager
@@ -82,44 +81,36 @@ def measure_replaced(by: Any) -> Iterator[None]:
         measuring.measure = original
 
 
-def grade(subs: list[submission.Submission], prep: pipeline.Prepared, measure: Any) -> list[Any]:
-    with measure_replaced(measure):
-        return pipeline.grade_batch(subs, prep, slots=plan_slots(WORKERS, [], 1))
-
-
-def bench_assignment(name: str, isolation: str, limit: int | None, baseline_first: bool, data_root: Path
-                     ) -> dict[str, Any]:
+def bench_assignment(name: str, isolation: str, limit: int | None, data_root: Path) -> dict[str, Any]:
     loaded = rubric.load(ROOT / "rubrics" / f"{name}.yaml")
     prep = pipeline.prepare(loaded, pipeline.Settings(profile="quick", data_root=data_root, isolation=isolation))
     subs = submission.discover([validation.examples_folder(loaded)])[:limit]
     timer = MeasureTimer(measuring.measure)
-    runs: dict[str, list[Any]] = {}
-    for mode in (("without", "with") if baseline_first else ("with", "without")):
-        runs[mode] = grade(subs, prep, no_measure_stage if mode == "without" else timer)
-    row: dict[str, Any] = {"assignment": name, "isolation": prep.isolation, "examples": len(subs),
-                           "first": "without" if baseline_first else "with"}
-    for mode, results in runs.items():
-        seconds = [r.seconds for r in results]
-        row[mode] = {"median_seconds": round(statistics.median(seconds), 2), "total_seconds": round(sum(seconds), 2),
-                     "seconds": {Path(r.source).name: round(r.seconds, 2) for r in results}}
-    row["ratio"] = round(row["with"]["median_seconds"] / max(row["without"]["median_seconds"], 1e-9), 3)
-    row["measure_runs"] = len(timer.seconds)
-    row["measure_median_seconds"] = round(statistics.median(timer.seconds), 2) if timer.seconds else 0.0
-    # the stage's own time against a submission's: steadier on a busy machine than the ratio of two runs
-    row["measure_share"] = round(row["measure_median_seconds"] / max(row["without"]["median_seconds"], 1e-9), 3)
-    row["scores_changed"] = sorted(Path(a.source).name for a, b in zip(runs["with"], runs["without"])
-                                   if a.score != b.score)
-    return row
+    with measure_replaced(timer):
+        results = pipeline.grade_batch(subs, prep, slots=plan_slots(WORKERS, [], 1))
+    seconds = [r.seconds for r in results]
+    median = statistics.median(seconds)
+
+    def median_of(values: list[float]) -> float:
+        return round(statistics.median(values), 2) if values else 0.0
+
+    stage = median_of([s for s, _ in timer.calls])
+    training = median_of([t for _, t in timer.calls])
+    added = median_of([s - t for s, t in timer.calls])
+    return {"assignment": name, "isolation": prep.isolation, "examples": len(subs),
+            "median_seconds": round(median, 2), "total_seconds": round(sum(seconds), 2),
+            "seconds": {Path(r.source).name: round(r.seconds, 2) for r in results},
+            "measure_runs": len(timer.calls), "stage_median_seconds": stage, "training_median_seconds": training,
+            "added_median_seconds": added, "share": round(added / max(median - added, 1e-9), 3)}
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'assignment':<16} {'n':>3} {'median with':>11} {'without':>8} {'ratio':>6} {'total with':>10} "
-             f"{'without':>8} {'measure runs':>12} {'median':>7} {'share':>6} {'scores changed':>14}"]
+    lines = [f"{'assignment':<16} {'n':>3} {'median':>7} {'total':>7} {'measure runs':>12} {'stage':>6} "
+             f"{'training':>8} {'added':>6} {'share':>6}"]
     for r in rows:
-        lines.append(f"{r['assignment']:<16} {r['examples']:>3} {r['with']['median_seconds']:>11.2f} "
-                     f"{r['without']['median_seconds']:>8.2f} {r['ratio']:>6.2f} {r['with']['total_seconds']:>10.1f} "
-                     f"{r['without']['total_seconds']:>8.1f} {r['measure_runs']:>12} "
-                     f"{r['measure_median_seconds']:>7.2f} {r['measure_share']:>6.2f} {len(r['scores_changed']):>14}")
+        lines.append(f"{r['assignment']:<16} {r['examples']:>3} {r['median_seconds']:>7.2f} {r['total_seconds']:>7.1f} "
+                     f"{r['measure_runs']:>12} {r['stage_median_seconds']:>6.2f} {r['training_median_seconds']:>8.2f} "
+                     f"{r['added_median_seconds']:>6.2f} {r['share']:>6.2f}")
     return "\n".join(lines)
 
 
@@ -135,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                               "load_average_before": round(os.getloadavg()[0], 2), "assignments": []}
     with tempfile.TemporaryDirectory(prefix="measure-cost-") as empty:
         for i, name in enumerate(args.assignments):
-            row = bench_assignment(name, args.isolation, args.limit, baseline_first=i % 2 == 0,
-                                   data_root=Path(empty) / "no-real-data")
+            row = bench_assignment(name, args.isolation, args.limit, data_root=Path(empty) / "no-real-data")
             report["assignments"].append(row)
             print(table([row]).splitlines()[-1] if i else table([row]), flush=True)
     report["load_average_after"] = round(os.getloadavg()[0], 2)

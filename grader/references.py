@@ -1,7 +1,8 @@
 """The reference implementation: loaded in the trusted process, probed to get expectations.
 
-An expectation is what the same probe observes on the reference (e.g. the reference model's
-parameter count), so a rubric says ``expected: reference`` instead of typing a number. The probe
+An expectation is each kind's ``expect`` stage applied to what the same probe observes on the
+reference (e.g. the reference model's parameter count), so a rubric says ``expected: reference``
+instead of typing a number. The probe
 gets the check's capture view, as in the sandbox. Results are cached on disk, keyed by the
 reference's content, that capture view (a new title or threshold changes no expectation), the
 targets, the seed and the grader's exact version (its source hash: a changed probe recomputes).
@@ -82,9 +83,9 @@ def expectations(rubric: LoadedRubric) -> dict[str, Observation]:
         ctx = ProbeContext(namespaces=namespaces, targets=rubric.model.targets, seed=rubric.model.seed,
                            execution={"form": "module"})
         for spec in missing:
-            obs = _probe_reference(spec, ctx, rubric)
-            result[spec.id] = obs
-            _write_cache(_cache_key(ref_hash, rubric, spec), obs)
+            expectation = checks.get(spec.kind).expect(spec, _probe_reference(spec, ctx, rubric))
+            result[spec.id] = expectation
+            _write_cache(_cache_key(ref_hash, rubric, spec), expectation)
     return result
 
 

@@ -61,3 +61,24 @@ def test_forget_makes_the_reference_probed_again(tiny_rubric, probed):
     references.expectations(tiny_rubric)
     assert len(probed) == 4
     assert references.forget(tiny_rubric) == 2 and references.forget(tiny_rubric) == 0
+
+
+def test_the_expectation_is_the_kinds_expect_stage_of_the_reference_and_is_what_is_cached(tiny_rubric, probed,
+                                                                                           monkeypatch):
+    from grader import checks
+
+    kind = checks.get("param_count")
+    seen = []
+
+    def halved(spec, reference):
+        seen.append(spec.id)
+        return reference.model_copy(update={"trainable": reference.trainable // 2})
+
+    monkeypatch.setattr(kind, "expect", staticmethod(halved))
+    first = references.expectations(tiny_rubric)
+    again = references.expectations(tiny_rubric)  # from the cache: no probe, no expect stage
+    assert seen == ["net-params"] and len(probed) == 2
+    assert again["net-params"].trainable == first["net-params"].trainable
+    monkeypatch.undo()
+    references.forget(tiny_rubric)
+    assert first["net-params"].trainable == references.expectations(tiny_rubric)["net-params"].trainable // 2

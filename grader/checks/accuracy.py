@@ -1,12 +1,19 @@
 """``accuracy``: train the student's network, and score the trained network where no student code runs.
 
-The probe trains either with the student's own training function (``trainer: student``, called
-like a ``training`` check with ``$network`` / ``$epochs`` placeholders, its data replaced by the
-harness's loaders) or with the harness's loop in ``grader.train`` (``trainer: harness``, so the
-model is graded, not the loop). Either way it returns no prediction: it captures the trained
-network as a graph with its weights (``model_capture``), traced on a batch of training images.
+With ``trainer: student`` the probe trains the network with the student's own training function
+(called like a ``training`` check with ``$network`` / ``$epochs`` placeholders, its data replaced
+by the harness's loaders): that loop is what the check grades. With ``trainer: harness`` (the
+network is graded, not a loop) the student's process trains nothing: the probe captures the
+network as built, and the measure stage trains it with ``grader.train`` (below). Either way the
+probe returns no prediction: it captures the network as a graph with its weights
+(``model_capture``), traced on a batch of training images.
 
-A measured kind. The measure stage runs that graph on the images the check is scored on, which
+A measured kind. With ``trainer: harness`` the capture also holds a training-mode graph per batch
+size of the harness's loop; the measure stage makes a module of the graphs and the initial
+weights (``model_capture.as_module``) and trains it from the host's seed on the planned training
+images, exactly as the loop would train the module itself, and also scores the network as built
+(one that reaches the threshold untrained is put before a person). The measure stage then runs
+the eval-mode graph on the images the check is scored on, which
 the host chose and the student's process never saw (``grader.data.evaluation``: for synthetic
 data a held-out split that is never under the data root), and returns a predicted class per
 image. The host holds their labels (``AccuracyTruth``, built by ``grader.profiles.plan``),

@@ -1,15 +1,17 @@
 """What every check kind shares: the spec base model, the probe context, the verdict.
 
-A check kind is one file that defines three things, registered under its ``kind`` name:
+A check kind is one file, registered under its ``kind`` name, that defines its stages:
 
 * ``Spec`` — a pydantic model of the rubric entry (``extra="forbid"``);
 * ``Observation`` — a pydantic model of what the probe saw (plain data and numpy arrays only);
-* ``probe(spec, ctx)`` — runs next to the student's code (inside the sandbox) and returns an
-  ``Observation``; it only observes, it never compares or scores;
-* ``judge(spec, observation, expected)`` — runs on the host and returns a ``Verdict``.
-
-``expected`` is the same probe run on the reference implementation in the trusted process when
-``needs_reference(spec)`` says so, else ``None``.
+* ``probe(spec, ctx)`` — the *capture* stage: runs next to the student's code (inside the
+  sandbox) and returns an ``Observation``; it only observes or captures, it never compares or scores;
+* ``Measurement`` and ``measure(spec, obs, seed, given)`` — (measured kinds) the *measure* stage,
+  in a sandbox without student code, from the captured artifacts;
+* ``expect(spec, reference)`` — the *expect* stage: what the judge compares against, from the
+  probe run on the reference implementation in the trusted process, once per batch and cached
+  (``grader.references``), where ``needs_reference(spec)`` says so;
+* ``judge(spec, observation, expected[, measured])`` — the *judge* stage, on the host: a ``Verdict``.
 """
 
 from __future__ import annotations
@@ -246,8 +248,16 @@ class CheckKind:
 
     @staticmethod
     def needs_reference(spec: Any) -> bool:
-        """Whether ``judge`` needs the reference's observation as ``expected``."""
+        """Whether ``judge`` needs an expectation from the reference as ``expected``."""
         return False
+
+    @staticmethod
+    def expect(spec: Any, reference: Observation) -> Observation:
+        """The expectation ``judge`` gets as ``expected``, from ``reference``, what the probe
+        observed on the reference implementation (trusted, on the host). It is computed once per
+        batch and cached, and a student kit carries it, so it is of the kind's ``Observation``
+        type; by default the reference's observation itself."""
+        return reference
 
     @staticmethod
     def probe(spec: Any, ctx: ProbeContext) -> Observation:  # pragma: no cover - abstract

@@ -75,6 +75,20 @@ def test_a_kind_is_measured_all_the_way_or_not_at_all(name):
         assert list(inspect.signature(kind.measure).parameters) == ["spec", "obs", "seed", "given"]
 
 
+@pytest.mark.parametrize("name", list(checks.REGISTRY))
+def test_every_kind_has_the_stages_in_their_one_shape(name):
+    """The pipeline calls each stage of every kind the same way: capture (``probe``), expect, judge."""
+    import inspect
+
+    def required(stage: Any) -> list[str]:  # tests/checks/conftest.py wraps each probe with a defaulted argument
+        return [n for n, p in inspect.signature(stage).parameters.items() if p.default is inspect.Parameter.empty]
+
+    kind = checks.REGISTRY[name]
+    assert required(kind.probe) == ["spec", "ctx"]
+    assert required(kind.expect) == ["spec", "reference"]
+    assert required(kind.judge)[:2] == ["spec", "obs"] and len(required(kind.judge)) == 3
+
+
 def test_registering_a_kind_twice_is_a_bug():
     with pytest.raises(RuntimeError, match="registered twice"):
         checks.register("shape")(type("Again", (checks.base.CheckKind,), {}))
