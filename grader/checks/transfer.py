@@ -10,10 +10,15 @@ Two modes:
   ending in a Linear layer with ``classes`` outputs, exactly the parameters under the
   ``trainable`` prefixes training and every other one frozen, and the right output shape.
 * ``pretrained`` builds the model for real: torchvision reads the weights from the torch hub
-  cache (``$TORCH_HOME/hub/checkpoints``, which the sandbox shows read-only). The probe reports a
-  fingerprint (float64 sum and sum of squares) of every tensor of the network outside the head;
-  the host reads the same file itself and compares. Without the file on the host the check is
-  ``skipped``, naming the file and where it goes: no weights are ever downloaded.
+  cache (``$TORCH_HOME/hub/checkpoints``, which the sandbox shows read-only). A measured mode: the
+  probe captures the whole model's eval forward with every weight (``model_capture``); the measure
+  stage runs the graph on a fresh input and takes a fingerprint (float64 sum and sum of squares)
+  of each weight the output is computed from; the host reads the same file itself and compares
+  the backbone's tensors outside the head. Pretrained weights that the forward never reads (a
+  record rewritten with the file's fingerprints, weights shipped beside a network that does not
+  use them) earn nothing. Without the file on the host the check is ``skipped``, naming the file
+  and where it goes: no weights are ever downloaded. ``structure`` stays observed: which
+  parameters train and which weights were asked for are the student's process's account.
 """
 
 from __future__ import annotations
@@ -27,14 +32,18 @@ from urllib.parse import urlparse
 import numpy as np
 from pydantic import Field
 
-from grader.checks import register
-from grader.checks.base import CheckKind, CheckSkipped, CheckSpec, Observation, ProbeContext, Verdict
+from grader import artifacts
+from grader.checks import model_capture, register
+from grader.checks.base import CheckKind, CheckSkipped, CheckSpec, Measured, Observation, ProbeContext, Verdict
 from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import Args, call_target, type_name
 from grader.errors import GraderError
 from grader.observations import Array
 
 MAX_LISTED = 6  # parameter names shown in a message
+# A ResNet18's 11.7M weights are 47 MB; a model over this is not measured (a person grades it)
+MAX_WEIGHT_BYTES = 96 * 2**20
+CAPTURE_INPUT = [1, 3, 64, 64]  # (pretrained) the input the forward is captured on when the rubric gives none
 
 
 class TransferSpec(CheckSpec):
@@ -68,8 +77,17 @@ class TransferObservation(Observation):
     head_out: int | None = None
     output_shape: list[int] | None = None
     weights_seen: bool | None = Field(None, description="(pretrained) whether the sandbox found the weights file")
+    captured: model_capture.CapturedModel | None = Field(
+        None, description="(pretrained) the model's eval forward as a graph, with every weight's values")
+
+
+class TransferMeasurement(Observation):
+    """(pretrained) What the measure stage found in the captured model: a fingerprint of each
+    weight its output is computed from, by the weight's name in the model, or why there is none."""
+
     tensors: list[str] = []
     fingerprints: Array | None = None
+    problem: str = ""
 
 
 # ---------------------------------------------------------------- both sides
@@ -193,6 +211,29 @@ def _walk(module: Any) -> Iterator[Any]:
 class Transfer(CheckKind):
     Spec = TransferSpec
     Observation = TransferObservation
+    Measurement = TransferMeasurement
+
+    @staticmethod
+    def measure(spec: TransferSpec, obs: TransferObservation, seed: int, given: dict[str, Any]) -> TransferMeasurement:
+        captured = obs.captured
+        if spec.mode != "pretrained" or captured is None:
+            return TransferMeasurement(problem="the run shipped no capture of the model")
+        if captured.problem or not captured.graphs or captured.graphs[0] is None:
+            return TransferMeasurement(problem=captured.why_not(0))
+        if any(w.values is None for w in captured.weights):
+            return TransferMeasurement(problem=f"its weights are over the {MAX_WEIGHT_BYTES // 2**20} MiB a "
+                                               "measured transfer model may ship")
+        try:
+            graph = model_capture.checked(captured, 0)
+            weights = model_capture.weight_tensors(captured, seed)
+            model_capture.run_forward(captured, 0, captured.input_shapes[0], seed, weights)  # it runs on a fresh input
+        except (model_capture.Refused, artifacts.ArtifactError) as exc:
+            return TransferMeasurement(problem=str(exc)[:500])
+        read = model_capture.inputs_reaching_outputs(graph)
+        used = [(w.name, t) for w, t in zip(captured.weights, weights) if w.name in read]
+        return TransferMeasurement(tensors=[name for name, _ in used],
+                                   fingerprints=np.array([fingerprint(t) for _, t in used], dtype=np.float64)
+                                   .reshape(len(used), 2))
 
     @staticmethod
     def probe(spec: TransferSpec, ctx: ProbeContext) -> TransferObservation:
@@ -217,12 +258,11 @@ class Transfer(CheckKind):
             return TransferObservation(module_type=type_name(model), requested=requested)
         path, backbone = found
         if spec.mode == "pretrained":
-            head = spec.head + "."
-            tensors = [(n, t) for store in ("_parameters", "_buffers") for n, t in _named(backbone, store)
-                       if not n.startswith(head) and torch.is_floating_point(t)]
+            shape = spec.input or CAPTURE_INPUT
+            captured = model_capture.capture(model, [shape], torch.float32, ctx, f"the model built by {spec.target}",
+                                             value_bytes=MAX_WEIGHT_BYTES)
             return TransferObservation(module_type=type_name(model), backbone_at=path, weights_seen=True,
-                                       tensors=[n for n, _ in tensors],
-                                       fingerprints=np.array([fingerprint(t) for _, t in tensors], dtype=np.float64))
+                                       captured=captured)
         params = list(_named(backbone, "_parameters"))
         head_type, head_in, head_out = _head(backbone, spec.head)
         shape = None
@@ -236,9 +276,9 @@ class Transfer(CheckKind):
                                    head_type=head_type, head_in=head_in, head_out=head_out, output_shape=shape)
 
     @staticmethod
-    def judge(spec: TransferSpec, obs: TransferObservation, expected: Any) -> Verdict:
+    def judge(spec: TransferSpec, obs: TransferObservation, expected: Any, measured: Measured | None = None) -> Verdict:
         if spec.mode == "pretrained":
-            return _judge_pretrained(spec, obs)
+            return _judge_pretrained(spec, obs, measured)
         if obs.backbone_at is None:
             return Verdict.failed(f"no torchvision {spec.backbone} inside the model (a {obs.module_type})")
         file, _ = weights_file(spec)
@@ -289,7 +329,7 @@ def _listed(names: list[str]) -> str:
     return ", ".join(names[:MAX_LISTED]) + (", ..." if len(names) > MAX_LISTED else "")
 
 
-def _judge_pretrained(spec: TransferSpec, obs: TransferObservation) -> Verdict:
+def _judge_pretrained(spec: TransferSpec, obs: TransferObservation, measured: Measured | None) -> Verdict:
     file, url = weights_file(spec)
     folder = hub_checkpoints()
     if not (folder / file).is_file():
@@ -305,13 +345,23 @@ def _judge_pretrained(spec: TransferSpec, obs: TransferObservation) -> Verdict:
                               "that does not show $TORCH_HOME/hub/checkpoints")
     if obs.backbone_at is None:
         return Verdict.failed(f"no torchvision {spec.backbone} inside the model (a {obs.module_type})")
+    found = measured.data if measured is not None else None
+    if found is None or found.problem:
+        why = (measured.problem if measured is not None and measured.data is None else
+               found.problem if found is not None else "no measure stage ran")
+        return Verdict(0.0, f"not measured: {why}; its weights were not compared with {file}",
+                       review=f"the model's weights could not be measured ({why}); a person may check them by hand")
     reference = _file_fingerprints(str(folder / file), (folder / file).stat().st_mtime_ns, spec.head)
-    got = dict(zip(obs.tensors, obs.fingerprints if obs.fingerprints is not None else []))
+    prefix = f"{obs.backbone_at}." if obs.backbone_at else ""
+    fingerprints = found.fingerprints if found.fingerprints is not None else np.zeros((0, 2))
+    got = {name[len(prefix):]: values for name, values in zip(found.tensors, fingerprints) if name.startswith(prefix)}
     differ = [name for name, want in reference.items()
               if name not in got or not np.allclose(got[name], want, rtol=spec.rel_tol, atol=1e-6)]
     if differ:
+        unread = [name for name in differ if name not in got]
+        why = (f"; {len(unread)} of them are not read by the model's forward at all" if unread else "")
         return Verdict.failed(f"{len(differ)} of {len(reference)} tensors of the {spec.backbone} differ from the "
-                              f"pretrained weights in {file} ({_listed(differ)}): built without them?")
+                              f"pretrained weights in {file} ({_listed(differ)}){why}: built without them?")
     return Verdict.passed(f"all {len(reference)} tensors of the {spec.backbone} outside `{spec.head}` hold the "
                           f"pretrained weights of {file}")
 

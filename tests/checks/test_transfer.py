@@ -18,7 +18,7 @@ import torchvision
 from torch import nn
 
 from grader import checks
-from grader.checks.base import CheckSkipped, ProbeContext
+from grader.checks.base import CheckSkipped, Measured, ProbeContext
 from grader.checks.transfer import TransferObservation
 from grader.targets import TargetSpec
 
@@ -38,7 +38,11 @@ def observe(cls, **fields: Any) -> TransferObservation:
 
 
 def judge(cls, **fields: Any):
-    return KIND.judge(spec(**fields), observe(cls, **fields), None)
+    """The verdict on ``cls``; in ``pretrained`` mode through the measure stage's code, run here."""
+    the_spec, obs = spec(**fields), observe(cls, **fields)
+    if the_spec.mode != "pretrained":
+        return KIND.judge(the_spec, obs, None)
+    return KIND.judge(the_spec, obs, None, Measured(7, data=KIND.measure(the_spec, obs, 7, {})))
 
 
 class Handout(nn.Module):
@@ -156,14 +160,51 @@ def test_without_the_file_the_check_is_skipped_naming_the_file_and_its_place(tmp
     obs = observe(Handout, mode="pretrained")
     assert obs.weights_seen is False  # not built: building would try to download
     with pytest.raises(CheckSkipped) as raised:
-        KIND.judge(spec(mode="pretrained"), obs, None)
+        KIND.judge(spec(mode="pretrained"), obs, None, None)
     text = raised.value.render()
     assert FILE in text and str(tmp_path / "hub" / "checkpoints" / FILE) in text
 
 
+class SideLoaded(nn.Module):
+    """A pretrained ResNet18 kept beside the network, which computes with a randomly initialised one."""
+
+    def __init__(self):
+        super().__init__()
+        self.kept = torchvision.models.resnet18(weights="IMAGENET1K_V1")
+        self.used = torchvision.models.resnet18(weights=None)
+        self.used.fc = nn.Linear(512, 10)
+
+    def forward(self, x):
+        return self.used(x)
+
+
+def test_pretrained_weights_the_forward_never_reads_are_not_counted(hub):
+    verdict = judge(SideLoaded, mode="pretrained")
+    assert verdict.fraction == 0.0 and "not read by the model's forward at all" in verdict.message, verdict.message
+
+
+def test_a_record_with_the_files_fingerprints_and_no_capture_earns_nothing_and_asks_a_person(hub):
+    """What the probe used to report, forged from the file the sandbox can read: nothing is measured."""
+    obs = observe(variant(weights=None), mode="pretrained").model_copy(update={"captured": None})
+    the_spec = spec(mode="pretrained")
+    measured = Measured(7, data=KIND.measure(the_spec, obs, 7, {}))
+    verdict = KIND.judge(the_spec, obs, None, measured)
+    assert verdict.fraction == 0.0 and verdict.review
+    assert "not measured: the run shipped no capture of the model" in verdict.message
+
+
+def test_the_measure_stage_fingerprints_only_what_the_forward_reads(hub):
+    the_spec = spec(mode="pretrained")
+    obs = observe(Handout, mode="pretrained")
+    assert obs.captured is not None and obs.captured.input_shapes == [[2, 3, 112, 112]]
+    measured = KIND.measure(the_spec, obs, 7, {})
+    assert measured.problem == "" and len(measured.tensors) == len(measured.fingerprints) > 60
+    assert "model.conv1.weight" in measured.tensors and "model.fc.weight" in measured.tensors
+
+
 def test_a_record_forging_that_the_weights_were_missing_is_not_skipped_but_sent_for_review(hub):
     forged = KIND.Observation(module_type="(not built)", weights_seen=False)  # the file is on this machine
-    verdict = KIND.judge(spec(mode="pretrained"), forged, None)  # no CheckSkipped: it counts
+    verdict = KIND.judge(spec(mode="pretrained"), forged, None, None)  # no CheckSkipped: it counts
     assert verdict.fraction == 0.0 and "graded 0 until a person looks" in verdict.message
     assert "forged record" in verdict.review
 
