@@ -1,7 +1,8 @@
-"""A ResNet18 built without the pretrained weights, and the record rewritten on its way out: the
-weights file is readable in the sandbox, so the fingerprints the probe used to report are computed
-from it, and the capture that would show the network's own weights is dropped. While the probe
-reported fingerprints, this passed."""
+"""A ResNet18 built without the pretrained weights, and the record rewritten on its way out. The
+weights file is readable in the sandbox, so the fingerprints the probe used to report can be
+computed from it: while the probe reported them, a record rewritten with these passed. Now the
+record holds no fingerprints, only the capture, so the capture that would show the network's own
+weights is dropped instead."""
 
 import torch
 import torchvision
