@@ -296,6 +296,12 @@ def _decode_tag(value: dict[str, Any], torch: Any, where: str) -> Any:
 def run(graph: Graph, inputs: list[Any], device: Any = None) -> list[Any]:
     """The graph's outputs on ``inputs`` (tensors, in ``graph.inputs`` order), computed operator by
     operator on ``device`` (default: the CPU). Call ``check`` first."""
+    return run_keeping_values(graph, inputs, device)[0]
+
+
+def run_keeping_values(graph: Graph, inputs: list[Any], device: Any = None) -> tuple[list[Any], list[Any]]:
+    """``run``'s outputs, and every value the graph computed on the way: its inputs, then one per
+    node, in the order they were computed."""
     import torch
 
     device = torch.device(device or "cpu")
@@ -332,4 +338,4 @@ def run(graph: Graph, inputs: list[Any], device: Any = None) -> list[Any]:
             raise
         except Exception as exc:  # noqa: BLE001 - a crafted or broken graph: say which node
             raise ArtifactError(f"node {position} ({target}) failed: {type(exc).__name__}: {str(exc)[:300]}") from None
-    return [decode(output) for output in graph.outputs]
+    return [decode(output) for output in graph.outputs], values

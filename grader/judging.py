@@ -107,7 +107,7 @@ def judge_one(spec: CheckSpec, record: observations.ProbeRecord | None, arrays: 
     result = result_for(spec, outcome, points_for(spec.points, fraction, spec.partial_credit), message,
                      table=verdict.table, record=record)
     result.review = verdict.review
-    if kind.Measurement is not None and measured is not None and spec.id in measured:
+    if kind.measures(spec) and kind.graded_on_measurement and measured is not None and spec.id in measured:
         result.basis = "measured"
     return result
 

@@ -38,7 +38,7 @@ JOB_NAME = "measure.json"
 
 
 def is_measured(spec: CheckSpec) -> bool:
-    return checks.get(spec.kind).Measurement is not None
+    return checks.get(spec.kind).measures(spec)
 
 
 def seed_for(check_id: str) -> int:

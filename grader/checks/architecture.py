@@ -20,6 +20,14 @@ would miss. The judge checks three optional things against that trace:
   the first convolution inside a DenseBlock reads the student's own growth rate k.
 
 Type patterns are class names with ``*`` globs and ``|`` alternatives (``Transition*|TransLayer``).
+
+Observed, held to account by a measurement. The trace is the student's process's account of its
+module calls, so the probe also captures the model's forward as a graph (``model_capture``, the
+weights as shapes only), and the measure stage runs it on a fresh input and lists the shape of
+every tensor it computes. A trace whose calls see or return a shape the forward never computes
+was not made by that forward: it earns nothing and goes before a person. Class names cannot be
+measured (a graph has operators, not modules), so a trace that tells the truth about shapes and
+lies about names is the limit of this check.
 """
 
 from __future__ import annotations
@@ -30,14 +38,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from grader.checks import register
-from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
+from grader import artifacts
+from grader.checks import model_capture, register
+from grader.checks.base import CheckKind, CheckSpec, Measured, Observation, ProbeContext, Verdict
 from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import (Args, call_target, format_shape, input_dtype, is_plain_tensor, tensor_shape,
                                   type_name)
 
 Dim = int | str
 MAX_CALLS = 5000
+# The forward's graph, for holding the trace to account: far above a layered network's (a DenseNet's
+# is a few hundred), far below the run's budget, which an op_equivalence check's loops may need
+MAX_NODES = 20_000
 _TERM = re.compile(r"^(?:(\d+)\*)?([A-Za-z_]\w*)$|^(\d+)$")
 
 
@@ -144,6 +156,7 @@ class ArchitectureObservation(Observation):
     is_module: bool
     calls: list[Call]
     truncated: bool
+    captured: model_capture.CapturedModel | None = None  # the same forward as a graph, weights as shapes
 
     @model_validator(mode="after")
     def _parents_come_first(self) -> "ArchitectureObservation":
@@ -152,6 +165,14 @@ class ArchitectureObservation(Observation):
             if not -1 <= call.parent < index:
                 raise ValueError(f"call {index} names call {call.parent} as its parent")
         return self
+
+
+class ArchitectureMeasurement(Observation):
+    """The shape of every tensor the captured forward computes on a fresh input of the probe's
+    shape: the input's, then each operator's (None where an operator returns no tensor)."""
+
+    shapes: list[list[int] | None] = []
+    problem: str = ""
 
 
 def _first_tensor_shape(args: tuple[Any, ...]) -> list[int] | None:
@@ -240,6 +261,8 @@ def _expectation_rows(e: CallExpectation, calls: list[Call], bindings: dict[str,
 class Architecture(CheckKind):
     Spec = ArchitectureSpec
     Observation = ArchitectureObservation
+    Measurement = ArchitectureMeasurement
+    graded_on_measurement = False  # the verdict is the trace's; the measurement only holds it to account
 
     @staticmethod
     def probe(spec: ArchitectureSpec, ctx: ProbeContext) -> ArchitectureObservation:
@@ -281,13 +304,42 @@ class Architecture(CheckKind):
         finally:
             for handle in handles:
                 handle.remove()
+        captured = model_capture.capture(model, [shape], input_dtype(model, torch.float32), ctx,
+                                         f"the model built by {spec.target}", value_bytes=0, max_nodes=MAX_NODES)
         return ArchitectureObservation(model_type=type_name(model), is_module=True, calls=calls,
-                                       truncated=len(calls) >= MAX_CALLS)
+                                       truncated=len(calls) >= MAX_CALLS, captured=captured)
 
     @staticmethod
-    def judge(spec: ArchitectureSpec, obs: ArchitectureObservation, expected: None) -> Verdict:
+    def measure(spec: ArchitectureSpec, obs: ArchitectureObservation, seed: int,
+                given: dict[str, Any]) -> ArchitectureMeasurement:
+        import torch
+
+        captured = obs.captured
+        if captured is None:
+            return ArchitectureMeasurement(problem="the run shipped no capture of the model's forward")
+        if captured.problem or not captured.graphs or captured.graphs[0] is None:
+            return ArchitectureMeasurement(problem=captured.why_not(0))
+        try:
+            graph = model_capture.checked(captured, 0)
+            weights = model_capture.weight_tensors(captured, seed)  # stand-ins: no shape depends on the values
+            x = model_capture.fresh_input(captured, captured.input_shapes[0], seed, 0)
+            with torch.no_grad():
+                _, values = artifacts.run_keeping_values(graph, [x, *weights])
+        except (model_capture.Refused, artifacts.ArtifactError) as exc:
+            return ArchitectureMeasurement(problem=str(exc)[:500])
+        computed = [values[0], *values[len(graph.inputs):]]
+        return ArchitectureMeasurement(shapes=[[int(d) for d in v.shape] if isinstance(v, torch.Tensor) else None
+                                               for v in computed])
+
+    @staticmethod
+    def judge(spec: ArchitectureSpec, obs: ArchitectureObservation, expected: None,
+              measured: Measured | None = None) -> Verdict:
         if not obs.is_module:
             return Verdict.failed(f"the target built a {obs.model_type}, not a torch.nn.Module")
+        held = _held_to_account(spec, obs, measured)
+        if held is not None:
+            return held
+        unchecked = _unchecked(measured)
         rows: list[dict[str, Any]] = []
         if spec.sequence is not None:
             found = outermost(obs.calls, spec.sequence)
@@ -304,4 +356,41 @@ class Architecture(CheckKind):
             rows += _expectation_rows(e, obs.calls, bindings)
         if not rows:
             return Verdict.passed("no architecture requirement set")
-        return Verdict.from_requirements(rows)
+        verdict = Verdict.from_requirements(rows)
+        if unchecked and verdict.fraction > 0:
+            verdict.review = (f"the module calls the run reported could not be checked against the model's forward "
+                              f"({unchecked}); the points stand on the run's own account")
+        return verdict
+
+
+def _held_to_account(spec: ArchitectureSpec, obs: ArchitectureObservation, measured: Measured | None) -> Verdict | None:
+    """A verdict of 0 when the trace reports shapes the measured forward never computes, else None
+    (the trace stands). Where nothing could be measured the trace stands too, since a forward that
+    cannot be captured is no proof of a forged trace, but ``_unchecked`` tells a person."""
+    found = measured.data if measured is not None else None
+    if found is None or found.problem:
+        return None
+    want = [spec.batch if isinstance(d, str) else d for d in spec.input]
+    if obs.captured is None or obs.captured.input_shapes[:1] != [want]:
+        return Verdict(0.0, "the run's forward was captured on another input than the probe's",
+                       review="the capture of the model's forward does not match the probe's input: a forged record?")
+    computed = {tuple(shape) for shape in found.shapes if shape is not None}
+    strangers = [(i, side, shape) for i, call in enumerate(obs.calls) for side, shape in (("input", call.input),
+                 ("output", call.output)) if shape is not None and tuple(shape) not in computed]
+    if not strangers:
+        return None
+    shown = "; ".join(f"{obs.calls[i].type} {side} {format_shape(shape)}" for i, side, shape in strangers[:4])
+    return Verdict(0.0, f"{len(strangers)} shape(s) in the run's account of its module calls never occur in its "
+                        f"measured forward ({shown}): the trace was not made by this model",
+                   review="the module calls the run reported do not match the model's captured forward: a forged "
+                          "record, or a forward that changes from one call to the next")
+
+
+def _unchecked(measured: Measured | None) -> str:
+    """Why the trace could not be held to account by a measured forward, or "" when it was (or
+    when no measure stage ran at all: the reference, a unit test)."""
+    if measured is None:
+        return ""
+    if measured.data is None:
+        return measured.problem or "the measure stage gave nothing"
+    return measured.data.problem

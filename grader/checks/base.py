@@ -150,14 +150,16 @@ class ProbeContext:
     mapping: dict[str, str] = field(default_factory=dict)  # an instructor's names for targets (grader.mappings)
     graph_nodes_left: int = -1  # what the run may still capture (ProbeContext.capture); -1: not started
 
-    def capture(self, fn: Any, inputs: list[Any], names: list[str]) -> Any:
+    def capture(self, fn: Any, inputs: list[Any], names: list[str], limit: int | None = None) -> Any:
         """``artifacts.capture`` within the run's budget: every graph a run captures shares
-        ``artifacts.MAX_NODES_PER_RUN`` operations, so graphs never outgrow the observations' cap."""
+        ``artifacts.MAX_NODES_PER_RUN`` operations, so graphs never outgrow the observations' cap;
+        ``limit`` caps this one graph lower still."""
         from grader import artifacts
 
         if self.graph_nodes_left < 0:
             self.graph_nodes_left = artifacts.MAX_NODES_PER_RUN
-        graph = artifacts.capture(fn, inputs, names, self.graph_nodes_left)
+        left = self.graph_nodes_left if limit is None else min(limit, self.graph_nodes_left)
+        graph = artifacts.capture(fn, inputs, names, left)
         self.graph_nodes_left -= len(graph.nodes)
         return graph
 
@@ -231,6 +233,14 @@ class CheckKind:
     Spec: ClassVar[type[CheckSpec]]
     Observation: ClassVar[type[Observation]]
     Measurement: ClassVar[type[Observation] | None] = None
+    # Whether a measured check is graded on its measurement (result basis "measured"), or only
+    # held to account by it: the verdict still comes from what the run observed (architecture).
+    graded_on_measurement: ClassVar[bool] = True
+
+    @classmethod
+    def measures(cls, spec: Any) -> bool:
+        """Whether this check goes to the measure stage (a kind may measure some modes only)."""
+        return cls.Measurement is not None
 
     @staticmethod
     def measure(spec: Any, obs: Any, seed: int, given: dict[str, Any]) -> Observation:  # pragma: no cover - abstract

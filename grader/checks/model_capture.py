@@ -80,7 +80,8 @@ class CapturedModel(BaseModel):
 
 def capture(model: Any, shapes: list[list[int]], dtype: Any, ctx: ProbeContext, call: str,
             examples: list[Any] | None = None, value_bytes: int | None = None,
-            modes: list[Mode] | None = None, channels_last: bool = False) -> CapturedModel:
+            modes: list[Mode] | None = None, channels_last: bool = False,
+            max_nodes: int | None = None) -> CapturedModel:
     """``model``'s eval-mode forward on an input of each of ``shapes`` (of ``dtype``), as graphs
     taking the input and then every floating parameter and buffer; its weights beside them. What
     cannot be captured (not a module, too large, a forward the tracer or the format cannot hold, a
@@ -93,7 +94,9 @@ def capture(model: Any, shapes: list[list[int]], dtype: Any, ctx: ProbeContext, 
     ``eval``) asks for a training-mode forward where the measure stage trains the model: dropout
     draws its masks in the graph, batch norm updates the running statistics it is fed (copies,
     here: the model's own are left as they were), its 4-D weights ``channels_last`` where the
-    harness's loop will hold them so (a layout changes which operators a flatten records)."""
+    harness's loop will hold them so (a layout changes which operators a flatten records).
+    ``max_nodes`` caps each graph below the run's budget, for a capture that must not use up what
+    the other checks' captures need."""
     import torch
 
     if not isinstance(model, torch.nn.Module):
@@ -138,7 +141,7 @@ def capture(model: Any, shapes: list[list[int]], dtype: Any, ctx: ProbeContext, 
                                   f"of torch operators{' in training mode' if training else ''}"), torch.no_grad():
                 torch.nn.Module.train(model, training)
                 fed = [_training_copy(t, channels_last) for t in tensors] if training else tensors
-                graph = ctx.capture(forward, [x, *fed], ["input", *names])  # within the run's budget
+                graph = ctx.capture(forward, [x, *fed], ["input", *names], max_nodes)  # within the run's budget
             problem = _too_large(graph)
         except artifacts.ArtifactError as exc:
             problem = f"its forward could not be captured: {exc}"
@@ -335,22 +338,61 @@ def _names(names: list[str]) -> str:
 
 def inputs_reaching_outputs(graph: artifacts.Graph) -> set[str]:
     """The names of the graph's inputs that some output is computed from: an input no node reads,
-    or one read only by nodes no output depends on, is left out. Call ``artifacts.check`` first."""
-    reach = [1 << position for position in range(len(graph.inputs))]  # a bit per input, then per node
-    for target, args, kwargs in graph.nodes:
-        depends = _reach(args, reach) | _or(_reach(value, reach) for value in kwargs.values())  # a keyword may be `n`
-        reach.append(0 if target == "constant" else depends)
-    found = _reach(graph.outputs, reach)
+    or one read only by nodes no output depends on, is left out. Call ``artifacts.check`` first.
+
+    Writes count as well as returns: ``out = torch.zeros(...)`` filled by ``out[:, :, i, j] = ...``
+    (a view of ``out``, then ``copy_`` into it) depends on what was copied in. Values that share
+    memory (a view and its base, an in-place result and its target, by each operator's schema)
+    are one group, and a write into any of them adds to the whole group's inputs. A group's inputs
+    are those of everything ever written into it, whenever: an over-estimate, never an under-one."""
+    import torch
+
+    first = len(graph.inputs)
+    group = list(range(first + len(graph.nodes)))  # union-find over values: inputs, then one per node
+    reach = [1 << position for position in range(first)] + [0] * len(graph.nodes)  # a bit per input, per group
+
+    def root(value: int) -> int:
+        while group[value] != value:
+            group[value] = group[group[value]]
+            value = group[value]
+        return value
+
+    def join(a: int, b: int) -> None:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            group[rb] = ra
+            reach[ra] |= reach[rb]
+
+    for index, (target, args, kwargs) in enumerate(graph.nodes, start=first):
+        if target == "constant":
+            continue
+        read = _refs(args) + [r for value in kwargs.values() for r in _refs(value)]  # a keyword may be `n`
+        depends = _or(reach[root(r)] for r in read)
+        reach[root(index)] |= depends
+        if target == "getitem":  # an item of a tuple result shares the tuple's group (split's views, say)
+            join(args[0]["n"], index)
+            continue
+        schema = artifacts.resolve(target, torch)._schema
+        written = [r for position, argument in enumerate(schema.arguments)
+                   if argument.alias_info is not None and argument.alias_info.is_write
+                   for r in _refs(args[position] if position < len(args) else kwargs.get(argument.name))]
+        for target_value in written:
+            reach[root(target_value)] |= depends
+            join(target_value, index)
+        aliases = any(result.alias_info is not None for result in schema.returns)
+        if aliases and not written and read:  # a view: it shares its base's memory
+            join(read[0], index)
+    found = _or(reach[root(r)] for r in _refs(graph.outputs))
     return {name for position, name in enumerate(graph.inputs) if found >> position & 1}
 
 
-def _reach(value: Any, reach: list[int]) -> int:
-    """The inputs an encoded value depends on, as bits: those of the nodes it refers to."""
+def _refs(value: Any) -> list[int]:
+    """The values an encoded argument refers to (``{"n": i}``), nested lists included."""
     if isinstance(value, list):
-        return _or(_reach(item, reach) for item in value)
+        return [r for item in value for r in _refs(item)]
     if isinstance(value, dict) and set(value) == {"n"}:
-        return reach[value["n"]]
-    return 0  # a plain value, a constant or a tag depends on no input
+        return [value["n"]]
+    return []  # a plain value, a constant or a tag refers to no value
 
 
 def _or(bits: Any) -> int:

@@ -213,6 +213,10 @@ class Transfer(CheckKind):
     Observation = TransferObservation
     Measurement = TransferMeasurement
 
+    @classmethod
+    def measures(cls, spec: TransferSpec) -> bool:
+        return spec.mode == "pretrained"  # structure: which parameters train is the run's account alone
+
     @staticmethod
     def measure(spec: TransferSpec, obs: TransferObservation, seed: int, given: dict[str, Any]) -> TransferMeasurement:
         captured = obs.captured

@@ -5,7 +5,8 @@ Every case is graded in one batch, in the namespace sandbox, next to an honest o
 its full marks. The cases (``ops/cases``): a stub whose probe is rebound to report torch's
 numbers; torch's convolution through an alias with the operator recorder emptied; torch's
 convolution and gradients computed with every dispatch mode switched off; torch's convolution
-inside a custom operator of the student's own library; records rewritten on their way out; torch's
+inside a custom operator of the student's own library; a convolution computed in numpy's compiled
+code, as a C extension would; records rewritten on their way out; torch's
 convolution called plainly, the records naming a harmless class as the one graded; and an honest
 op that reads the job file, looking for the hidden check.
 """
@@ -38,6 +39,7 @@ EXPECTED = {
     "rewrites_its_records": 0,
     "custom_op_wraps_conv": 0,
     "forges_the_graded_class": 0,
+    "computes_in_numpys_c_code": 0,
 }
 
 
@@ -75,6 +77,11 @@ def test_torchs_convolution_is_found_in_the_graph_when_the_recorder_was_emptied(
 def test_a_convolution_hidden_from_every_mode_matches_only_where_the_process_looked(graded):
     conv = checks_of(graded["hides_conv_from_the_tracer"])["conv"]
     assert "only on the inputs the student's process saw" in conv["review"]
+
+
+def test_arithmetic_in_compiled_code_outside_torch_matches_only_where_the_process_looked(graded):
+    conv = checks_of(graded["computes_in_numpys_c_code"])["conv"]
+    assert "only on the inputs the student's process saw" in conv["review"], conv
 
 
 def test_a_custom_operator_is_opaque_so_it_is_not_measured_and_earns_nothing(graded):

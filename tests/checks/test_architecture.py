@@ -326,3 +326,51 @@ def test_a_forged_trace_with_a_parent_cycle_is_invalid_output():
     data["calls"][0]["parent"] = 1
     with pytest.raises(observations.InvalidOutput, match="call 0 names call 1 as its parent"):
         observations.validate_data(KIND.Observation, data, {})
+
+
+# ================================================================ held to account by the measured forward
+
+
+def measured_verdict(the_spec: Any, obs: ArchitectureObservation):
+    """The verdict with the measure stage's code run here on the probe's capture."""
+    from grader.checks.base import Measured
+
+    return KIND.judge(the_spec, obs, None, Measured(11, data=KIND.measure(the_spec, obs, 11, {})))
+
+
+def test_an_honest_trace_is_consistent_with_its_measured_forward():
+    the_spec = spec(**DENSENET)
+    obs = probe(the_spec, dense_net)
+    measurement = KIND.measure(the_spec, obs, 11, {})
+    assert measurement.problem == "" and measurement.shapes[0] == [2, 1, 28, 28]
+    verdict = measured_verdict(the_spec, obs)
+    assert verdict.fraction == 1.0 and verdict.review is None, verdict.message
+
+
+def test_a_trace_rewritten_with_the_shapes_asked_for_is_caught_by_the_measured_forward():
+    """A network whose second convolution is too narrow, its trace rewritten to show the right width."""
+    the_spec = spec(**DENSENET)
+    obs = probe(the_spec, dense_net)
+    calls = [call.model_copy(update={"output": [2, 99, *call.output[2:]]}) if call.type == "Conv2d" and i == 0
+             else call for i, call in enumerate(obs.calls)]
+    forged = obs.model_copy(update={"calls": calls})
+    verdict = measured_verdict(the_spec, forged)
+    assert verdict.fraction == 0.0 and verdict.review, verdict.message
+    assert "never occur in its measured forward (Conv2d output [2, 99, 28, 28])" in verdict.message
+
+
+def test_a_capture_on_another_input_than_the_probes_is_refused():
+    the_spec = spec(**DENSENET)
+    obs = probe(the_spec, dense_net)
+    other = probe(spec(**{**DENSENET, "batch": 3}), dense_net).captured  # a faithful capture, on a batch of 3
+    verdict = measured_verdict(the_spec, obs.model_copy(update={"captured": other}))
+    assert verdict.fraction == 0.0 and "captured on another input" in verdict.message and verdict.review
+
+
+def test_without_a_capture_the_trace_stands_but_a_person_is_told():
+    the_spec = spec(**DENSENET)
+    obs = probe(the_spec, dense_net).model_copy(update={"captured": None})
+    verdict = measured_verdict(the_spec, obs)
+    assert verdict.fraction == 1.0
+    assert verdict.review.startswith("the module calls the run reported could not be checked against the model's "
+                                     "forward (the run shipped no capture of the model's forward)")

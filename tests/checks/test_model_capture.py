@@ -216,3 +216,44 @@ def test_the_inputs_reaching_the_outputs_leave_out_a_weight_the_forward_never_re
     graph = captured_of(Unused(), [[2, 4]]).graphs[0]
     artifacts.check(graph)
     assert model_capture.inputs_reaching_outputs(graph) == {"input", "fc.weight", "fc.bias"}
+
+
+class FilledIn(nn.Module):
+    """A convolution the way many students write it: a zero tensor filled in, window by window,
+    through indexing (a view, then a copy into it), then a weight scaling the result in place."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(2, 1, 3, 3))
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        out = torch.zeros(n, 2, h - 2, w - 2)
+        for i in range(h - 2):
+            for j in range(w - 2):
+                out[:, :, i, j] = torch.einsum("nchw,ochw->no", x[:, :, i:i + 3, j:j + 3], self.weight)
+        out.mul_(self.scale)
+        return out
+
+
+def test_an_output_filled_in_through_views_and_in_place_writes_depends_on_what_was_written():
+    model = FilledIn()
+    captured = captured_of(model, [[2, 1, 6, 6]])
+    graph = captured.graphs[0]
+    artifacts.check(graph)
+    assert model_capture.inputs_reaching_outputs(graph) == {"input", "weight", "scale"}
+    out = measured(captured)  # not refused: it is the model's forward, and it computes what the model does
+    assert torch.allclose(out, expected_on_the_fresh_input(model, captured), atol=1e-5)
+
+
+def test_an_output_that_only_a_constant_was_written_into_still_does_not_depend_on_the_input():
+    class Overwritten(nn.Module):
+        def forward(self, x):
+            out = torch.empty(x.shape[0], 2)
+            out[:, :] = 0.0
+            return out
+
+    graph = captured_of(Overwritten(), [[2, 4]]).graphs[0]
+    artifacts.check(graph)
+    assert model_capture.inputs_reaching_outputs(graph) == set()
