@@ -145,7 +145,7 @@ def test_one_element_just_inside_or_just_outside_tolerance(factor, passes):
     v = KIND.judge(s, observed([run]), None)
     assert v.fraction == (1.0 if passes else 0.0), v.message
     if not passes:
-        assert v.message.startswith("1 of 1 configs differ from torch.nn.ReLU (atol 1e-05, rtol 0.001); "
+        assert v.message.startswith("1 of 1 configs differ from torch.nn.ReLU (atol 1e-05, rtol 0.001, and the rounding of the sums); "
                                     "first: ReLU() on [2, 3] float64: output: 1 of 6 elements differ, max abs diff ")
         assert "at [1, 2]" in v.message
         assert v.table[0]["worst"].startswith("[1, 2]: got ")
@@ -765,3 +765,30 @@ def test_when_the_batch_of_one_raises_too_the_first_error_stands():
     obs = KIND.probe(the_spec, context({"Op": Picky}, "Op"))
     assert [r.batched for r in obs.runs] == [False, False]
     assert obs.runs[0].error.startswith("ValueError: needs 3 dimensions (while running Op() on an input of shape [2, 3])")
+
+
+def test_a_float32_sum_in_another_order_passes_but_a_term_too_many_does_not():
+    """A weight gradient adds up 400 products to a small number: summed in another order (loops
+    over the kernel, as students write it) it differs from torch's by a few eps of the summed
+    magnitudes, more than atol 1e-5. That rounding is allowed; one product too many is not."""
+    from grader.checks.op_equivalence import ROUNDING, counterpart_scales
+
+    s = spec(counterpart="torch.nn.Conv2d",
+             configs=[{"args": {"in_channels": 2, "out_channels": 3, "kernel_size": 3, "stride": 1},
+                       "input": [4, 2, 12, 12]}])
+    last = len(s.sweep()) - 1
+    scales = counterpart_scales(s, last, s.sweep()[last])["weight"]
+    wants = truth(s, last)["weight"]
+    at = np.unravel_index(int(np.argmax(scales / (1 + np.abs(wants)))), wants.shape)  # the most cancelling sum
+    scale, want = scales[at], wants[at]
+    rounding = ROUNDING * float(np.finfo(np.float32).eps) * scale / 2  # half what is allowed
+    assert rounding > 1e-5 + 1e-5 * abs(want)  # beyond the fixed tolerance alone
+
+    def judged(shift: float) -> float:
+        runs = [exact_run(s, i) for i in range(last + 1)]
+        runs[last].gradients["weight"] = runs[last].gradients["weight"].copy()
+        runs[last].gradients["weight"][at] += shift
+        return KIND.judge(s, observed(runs), None).fraction
+
+    assert judged(rounding) == 1.0
+    assert judged(scale / 400) == 0.0  # about one product of the 400
