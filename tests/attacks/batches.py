@@ -36,3 +36,17 @@ def results(out: Path) -> dict[str, dict[str, Any]]:
 
 def checks_of(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["id"]: c for c in result["checks"]}
+
+
+def graded(rubric: Path, cases: Path, out: Path, uids: range, env: dict[str, str] | None = None
+           ) -> dict[str, dict[str, Any]]:
+    """``grade`` the cases, which must finish, and read their results back by case name."""
+    done = grade(rubric, cases, out, uids, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return results(out)
+
+
+def assert_scored(result: dict[str, Any], score: float) -> None:
+    """The case ran to the end in the namespace sandbox and got exactly ``score``."""
+    assert (result["status"], result["score"]) == ("ok", score), json.dumps(result["checks"], indent=1)[:3000]
+    assert result["isolation"] == "namespace"

@@ -17,7 +17,6 @@ writes with (json, numpy, builtins) patched to put the right values in the recor
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -50,16 +49,12 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     out = tmp_path_factory.mktemp("model-attacks")
-    done = batches.grade(HERE / "rubric.yaml", HERE / "cases", out, UIDS)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return batches.results(out)
+    return batches.graded(HERE / "rubric.yaml", HERE / "cases", out, UIDS)
 
 
 @pytest.mark.parametrize("case", sorted(EXPECTED))
 def test_each_case_gets_its_exact_score(graded, case):
-    result = graded[case]
-    assert (result["status"], result["score"]) == ("ok", EXPECTED[case]), json.dumps(result["checks"], indent=1)[:3000]
-    assert result["isolation"] == "namespace"
+    batches.assert_scored(graded[case], EXPECTED[case])
 
 
 def test_the_honest_network_is_measured_and_unflagged(graded):

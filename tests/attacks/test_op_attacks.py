@@ -13,7 +13,6 @@ op that reads the job file, looking for the hidden check.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -46,16 +45,12 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     out = tmp_path_factory.mktemp("op-attacks")
-    done = batches.grade(HERE / "rubric.yaml", HERE / "cases", out, UIDS)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return batches.results(out)
+    return batches.graded(HERE / "rubric.yaml", HERE / "cases", out, UIDS)
 
 
 @pytest.mark.parametrize("case", sorted(EXPECTED))
 def test_each_case_gets_its_exact_score(graded, case):
-    result = graded[case]
-    assert (result["status"], result["score"]) == ("ok", EXPECTED[case]), json.dumps(result["checks"], indent=1)[:3000]
-    assert result["isolation"] == "namespace"
+    batches.assert_scored(graded[case], EXPECTED[case])
 
 
 def test_a_rebound_probe_reporting_torchs_numbers_earns_nothing_and_asks_a_person(graded):

@@ -12,7 +12,6 @@ rewritten to claim the weights file was missing.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -47,16 +46,12 @@ def graded(tmp_path_factory):
     torch.manual_seed(7)
     torch.save(torchvision.models.resnet18().state_dict(), home / "hub" / "checkpoints" / FILE)
     out = tmp_path_factory.mktemp("transfer-attacks")
-    done = batches.grade(HERE / "rubric.yaml", HERE / "cases", out, UIDS, env={"TORCH_HOME": str(home)})
-    assert done.returncode == 0, done.stderr[-3000:]
-    return batches.results(out)
+    return batches.graded(HERE / "rubric.yaml", HERE / "cases", out, UIDS, env={"TORCH_HOME": str(home)})
 
 
 @pytest.mark.parametrize("case", sorted(EXPECTED))
 def test_each_case_gets_its_exact_score(graded, case):
-    result = graded[case]
-    assert (result["status"], result["score"]) == ("ok", EXPECTED[case]), json.dumps(result["checks"], indent=1)[:3000]
-    assert result["isolation"] == "namespace"
+    batches.assert_scored(graded[case], EXPECTED[case])
 
 
 def test_the_honest_model_is_measured_and_unflagged(graded):
