@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -200,9 +200,9 @@ class Plan:
     specs: list["CheckSpec"]  # every check, an accuracy check with the profile's budget and data applied
     expected: dict[str, Any]  # by check id: an accuracy check's AccuracyTruth, a notebook check's StandIns
 
-    @property
+    @cached_property
     def checks(self) -> list[dict[str, Any]]:
-        """The checks as a job file carries them (``CheckSpec.as_job``)."""
+        """The checks as a job file carries them (``CheckSpec.as_job``), dumped once per batch."""
         return [spec.as_job() for spec in self.specs]
 
     @property

@@ -480,8 +480,9 @@ def _train_and_predict(spec: AccuracySpec, obs: AccuracyObservation, images: np.
             network = torch.nn.Module.to(done.model, "cpu")
             # laid out afresh, as weights that came through an array are (a channels-last [4, 1, 3, 3]
             # also counts as contiguous, and would make a convolution's output channels-last)
-            trained = _predict(spec, captured, images, [torch.Tensor.clone(torch.Tensor.detach(t), memory_format=torch.contiguous_format)
-                                                        for t in network.current()])
+            trained_weights = [torch.Tensor.clone(torch.Tensor.detach(t), memory_format=torch.contiguous_format)
+                               for t in network.current()]
+            trained = _predict(spec, captured, images, trained_weights)
         except (model_capture.Refused, artifacts.ArtifactError) as exc:
             problem = str(exc)[:500]
         except Exception as exc:  # noqa: BLE001 - a crafted graph may fail anywhere in autograd or the optimiser
