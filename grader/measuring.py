@@ -89,7 +89,7 @@ def measure(specs: list[CheckSpec], records: list[observations.ProbeRecord], arr
     inputs = work / "measure-in"
     inputs.mkdir(parents=True, exist_ok=True)
     writer = observations.ArrayWriter()
-    given = {spec.id: writer.encode(checks.get(spec.kind).host_inputs((expected or {}).get(spec.id)))
+    given = {spec.id: writer.encode(checks.get(spec.kind).host_inputs(spec, (expected or {}).get(spec.id)))
              for spec, _ in items}  # encoded first: write() stores every array encoded so far
     observations.write(inputs, [{"check": spec.id, "status": "observed",
                                  "data": writer.encode(obs.model_dump(mode="python"))} for spec, obs in items], writer)

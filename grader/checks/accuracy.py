@@ -21,7 +21,11 @@ computes accuracy, per-class accuracy and the confusion matrix, and compares wit
 A network that looked its answers up in the test split finds nothing there to look up.
 
 Thresholds are absolute (``min_accuracy``, one number or one per profile) or calibrated from the
-reference over several seeds (``threshold: calibrated``, see ``grader.calibration``). A missing
+reference over several seeds (``threshold: calibrated``, see ``grader.calibration``). Where one
+training's spread would fail correct work too often, ``draws: 3`` confirms a first training that
+falls short with two more from other seeds and judges on the median of the three
+(``judged_draw``); the measure stage stops at a first training that passes, so it gets the scored
+labels and the threshold for that check, and correct work costs one training. A missing
 calibration falls back to ``min_accuracy`` when given, else the check cannot be judged and says
 which ``grader calibrate`` command fixes that.
 
@@ -36,7 +40,7 @@ import time
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -112,9 +116,10 @@ class AccuracySpec(CheckSpec):
                           "is found", json_schema_extra=JUDGE_ONLY)
     floor: float = Field(0.02, ge=0, le=1, description="(calibrated) the smallest margin below the reference's mean",
                          json_schema_extra=JUDGE_ONLY)
-    draws: int = Field(1, ge=1, le=5, description="trainings from different seeds, judged on the median accuracy: "
-                                                  "where one training's spread would fail correct work too often, "
-                                                  "the median of 3 fails it far less (an odd number)")
+    draws: int = Field(1, ge=1, le=5, description="trainings from different seeds, at most (an odd number): a "
+                                                  "first training that falls short is confirmed by the others and "
+                                                  "judged on the median of all; where one training's spread would "
+                                                  "fail correct work too often, 3 fail it far less")
     run: SkipJsonSchema[PlannedData | None] = Field(None, exclude=True)
 
     @model_validator(mode="after")
@@ -170,6 +175,7 @@ class AccuracyObservation(Observation):
 class AccuracyMeasurement(Observation):
     """What the measure stage computed: per draw, the predicted class of every scored image (the
     captured graph run on the host's images), or why that draw could not be measured. Where the
+    first draw reached the threshold the host gave (``draws`` above 1) it is the only one. Where the
     harness trains (``trainer: harness``) the measure stage trained the network first, on
     ``trained_on``, and ``initial`` holds what it predicted with the weights it was built with."""
 
@@ -177,7 +183,7 @@ class AccuracyMeasurement(Observation):
     problems: list[str] = Field(max_length=5)
     initial: list[Array | None] = Field([], max_length=5)
     trained_on: str = ""  # the device kind the measure stage trained on; "" where the student's loop trained
-    seconds: float = 0.0  # the measure stage's training, all draws
+    seconds: float = 0.0  # the measure stage's training, every draw it trained
 
 
 @dataclass(frozen=True)
@@ -253,6 +259,18 @@ class Scored:
         return rows
 
 
+def judged_draw(accuracies: list[float], needed: float) -> int:
+    """Which of a check's trainings (index, in draw order) it is judged on: the first, where it
+    reaches ``needed``; else the median of all of them. So a check fails only when its first
+    training and the majority of the others fall short: for 3 draws about 2p² of correct work,
+    where p is how often a single training falls short. The caller has every draw once the first
+    fell short (the measure stage trains the others only then)."""
+    if accuracies[0] >= needed or len(accuracies) == 1:
+        return 0
+    order = sorted(range(len(accuracies)), key=lambda i: accuracies[i])
+    return order[len(order) // 2]
+
+
 def score(predictions: np.ndarray, labels: np.ndarray, classes: int) -> Scored:
     """Score predictions against labels; a prediction outside 0..classes-1 is wrong, not an error."""
     valid = (predictions >= 0) & (predictions < classes)
@@ -317,8 +335,17 @@ class Accuracy(CheckKind):
                                    seconds=round(time.monotonic() - start, 3), channels_last=channels_last)
 
     @staticmethod
-    def host_inputs(truth: "AccuracyTruth | None") -> dict[str, Any]:
-        return {} if truth is None else {"images": truth.images}
+    def host_inputs(spec: AccuracySpec, truth: "AccuracyTruth | None") -> dict[str, Any]:
+        if truth is None:
+            return {}
+        given: dict[str, Any] = {"images": truth.images}
+        if spec.draws > 1:  # to stop at a first training that passes: the labels and the threshold
+            try:
+                needed = _threshold(spec, truth, truth.device).needed
+            except (NotCalibrated, GraderError):
+                return given  # the judge says why; the stage trains every draw
+            given.update(labels=truth.labels, classes=truth.classes, needed=needed)
+        return given
 
     @staticmethod
     def measure(spec: AccuracySpec, obs: AccuracyObservation, seed: int, given: dict[str, Any]) -> AccuracyMeasurement:
@@ -326,7 +353,7 @@ class Accuracy(CheckKind):
         if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
             raise ValueError("the host gave no scored images (uint8 [N, C, H, W])")
         if spec.trainer == "harness":
-            return _train_and_predict(spec, obs, images)
+            return _train_and_predict(spec, obs, images, _first_passes(given, len(images)))
         rows: list[np.ndarray | None] = []
         problems: list[str] = []
         for captured in obs.models:
@@ -350,19 +377,25 @@ class Accuracy(CheckKind):
             return Verdict(0.0, f"not measured: {unmeasured}; the trained network was not scored",
                            review=f"the trained network could not be scored by the measure stage ({unmeasured}); "
                                   "a person may grade it by hand")
-        predictions = np.stack(measured.data.predictions)  # type: ignore[union-attr]
-        draws = sorted((score(row, truth.labels, truth.classes) for row in predictions), key=lambda s: s.accuracy)
-        scored = draws[len(draws) // 2]  # the median draw
+        draws = [score(row, truth.labels, truth.classes) for row in measured.data.predictions]  # type: ignore[union-attr]
         threshold = _threshold(spec, truth, truth.device)
+        if len(draws) < spec.draws and draws[0].accuracy < threshold.needed:
+            unmeasured = (f"the measure stage trained {len(draws)} of {spec.draws} draws, and the first fell short "
+                          f"({draws[0].accuracy:.3f} < {threshold.needed:.3f})")
+            return Verdict(0.0, f"not measured: {unmeasured}", review=f"{unmeasured}; a person may grade it by hand")
+        scored = draws[judged_draw([d.accuracy for d in draws], threshold.needed)]
         weakest = int(np.argmin(scored.per_class))
         on = f"on {truth.scored_on}"
         detail = f"weakest class {weakest}: {scored.per_class[weakest]:.3f}"
         if scored.out_of_range:
             detail += f"; {scored.out_of_range} prediction(s) outside 0..{truth.classes - 1}"
         accuracy = f"accuracy {scored.accuracy:.3f}"
-        if spec.draws > 1:
+        if spec.draws > 1 and scored is draws[0]:
+            accuracy += f" in the first training (a first that fell short would be confirmed by {spec.draws - 1} more)"
+        elif spec.draws > 1:
             accuracy = (f"median accuracy {scored.accuracy:.3f} of {spec.draws} trainings from different seeds "
-                        f"({', '.join(f'{d.accuracy:.3f}' for d in draws)})")
+                        f"({', '.join(f'{d.accuracy:.3f}' for d in draws)}): the first fell short, "
+                        f"so {spec.draws - 1} more confirmed it")
         message = f"{accuracy} {on}, needed {threshold.needed:.3f} ({threshold.why}); {detail}"
         if truth.changes:
             message += f"; trained with {truth.changes}"
@@ -394,8 +427,10 @@ def _why_unmeasured(spec: AccuracySpec, obs: AccuracyObservation, measured: Meas
         return "no measure stage ran"
     if measured.data is None:
         return measured.problem or "the measure stage gave nothing"
-    if len(obs.models) != spec.draws or len(measured.data.predictions) != spec.draws:
-        return f"{len(obs.models)} trained network(s) were captured for {spec.draws} training(s)"
+    if len(obs.models) != spec.draws:
+        return f"{len(obs.models)} network(s) were captured for {spec.draws} training(s)"
+    if not 1 <= len(measured.data.predictions) <= spec.draws:
+        return f"the measure stage gave {len(measured.data.predictions)} result(s) for {spec.draws} training(s)"
     for draw, (captured, row, problem) in enumerate(zip(obs.models, measured.data.predictions, measured.data.problems)):
         which = f"training {draw + 1}: " if spec.draws > 1 else ""
         if captured.problem or not captured.graphs or captured.graphs[0] is None:
@@ -447,12 +482,25 @@ def _must_be_whole(captured: CapturedModel) -> None:
         raise model_capture.Refused("its weights were too large to travel whole, so it cannot be scored")
 
 
-def _train_and_predict(spec: AccuracySpec, obs: AccuracyObservation, images: np.ndarray) -> AccuracyMeasurement:
+def _first_passes(given: dict[str, Any], images: int) -> Callable[[np.ndarray], bool] | None:
+    """Whether a draw's predictions reach the threshold the host gave with the scored labels
+    (``Accuracy.host_inputs``, ``draws`` above 1), or None where it gave none."""
+    labels, classes, needed = given.get("labels"), given.get("classes"), given.get("needed")
+    if not (isinstance(labels, np.ndarray) and labels.shape == (images,) and isinstance(classes, int)
+            and isinstance(needed, float)):
+        return None
+    return lambda predictions: score(predictions, labels, classes).accuracy >= needed
+
+
+def _train_and_predict(spec: AccuracySpec, obs: AccuracyObservation, images: np.ndarray,
+                       first_passes: Callable[[np.ndarray], bool] | None = None) -> AccuracyMeasurement:
     """``trainer: harness``, in the measure stage: each draw's network, as the student's code
     built it, trained by ``grader.train`` through its training-mode graphs on the profile's
     training images, from the host's seed; then its eval-mode graph with the trained weights
     predicts the scored ``images``. Nothing of the training is the student's process's to choose:
-    the loop, its hyper-parameters, the data, the seed and the device are the host's."""
+    the loop, its hyper-parameters, the data, the seed and the device are the host's. Where
+    ``first_passes`` says the first draw reached the threshold, the others are not trained
+    (``judged_draw`` would not look at them)."""
     import torch
 
     from grader import train as harness
@@ -490,6 +538,8 @@ def _train_and_predict(spec: AccuracySpec, obs: AccuracyObservation, images: np.
         measured.predictions.append(trained)
         measured.initial.append(initial)
         measured.problems.append(problem)
+        if draw == 0 and trained is not None and first_passes is not None and first_passes(trained):
+            break
     measured.seconds = round(time.monotonic() - start, 3)
     return measured
 

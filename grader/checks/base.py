@@ -250,8 +250,8 @@ class CheckKind:
         raise NotImplementedError
 
     @staticmethod
-    def host_inputs(truth: Any) -> dict[str, Any]:
-        """(measured kinds) Arrays the host hands the measure stage beside the artifacts, from what
+    def host_inputs(spec: Any, truth: Any) -> dict[str, Any]:
+        """(measured kinds) What the host hands the measure stage beside the artifacts, from what
         it holds for judging the check (``truth``, the plan's expectation): an accuracy check's
         scored images. Never anything the student's process saw or wrote."""
         return {}
