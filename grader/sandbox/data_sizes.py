@@ -13,6 +13,14 @@ and stand-in size), ``random_split`` is wrapped:
 * anything else (fractions, lengths that fit, wrong sums on any data) goes to torch unchanged, so
   a student's own mistake still raises torch's own error.
 
+A loader that drops its last short batch (``DataLoader(..., drop_last=True)``) over a set
+smaller than one batch yields nothing: on the real data a 10% validation split of 60,000 images
+fills batches of 256, on a stand-in of 2,000 its 200 images fill none, and the epoch's average
+loss divides by zero. So ``DataLoader`` is wrapped too: where the set holds fewer items than one
+batch and the same set at the real size would fill one (its length times the stand-in's largest
+scale), the loader keeps its one short batch. Anything else, a set that fills a batch included,
+keeps ``drop_last`` as the student wrote it.
+
 The host says what was scaled in the result's notes (``notes_for``: a scan of the submitted code,
 never the student's process's word). Code that needs the real size in other ways (``assert
 len(train) == 60000``) cannot run on a stand-in; the notebook check sends such a failure to a
@@ -63,13 +71,23 @@ def scale(lengths: Sequence[Any], available: int, pairs: list[tuple[int, int]]) 
     return result
 
 
+def keeps_short_batch(items: int, batch_size: Any, pairs: list[tuple[int, int]]) -> bool:
+    """Whether a ``drop_last`` loader over ``items`` items of a stand-in keeps its one short batch:
+    it would yield none, and the same set at the real size would fill one."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 0 < items < batch_size:
+        return False
+    return any(items * real / small >= batch_size for real, small in pairs)
+
+
 def wanted_by(texts: list[str]) -> bool:
-    """Whether the code splits data with ``random_split`` at all (the wrapping imports torch)."""
-    return any("random_split" in text for text in texts)
+    """Whether the code splits data with ``random_split`` or drops short batches at all (the
+    wrapping imports torch)."""
+    return any("random_split" in text or "drop_last" in text for text in texts)
 
 
 def install() -> bool:
-    """Wrap ``torch.utils.data.random_split`` when the served data is a stand-in; True if wrapped."""
+    """Wrap ``torch.utils.data.random_split`` and ``DataLoader`` when the served data is a
+    stand-in; True if wrapped."""
     pairs = _pairs()
     if not pairs:
         return False
@@ -79,6 +97,7 @@ def install() -> bool:
     original = dataset_module.random_split
     if getattr(original, "_grader_scales", False):
         return True
+    _keep_short_batches(pairs)
 
     def random_split(dataset: Any, lengths: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -96,6 +115,26 @@ def install() -> bool:
     return True
 
 
+def _keep_short_batches(pairs: list[tuple[int, int]]) -> None:
+    """``DataLoader.__init__`` wrapped: ``drop_last`` off where ``keeps_short_batch`` says so."""
+    from torch.utils.data import DataLoader
+
+    original = DataLoader.__init__
+
+    def __init__(self: Any, dataset: Any, batch_size: Any = 1, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("drop_last") and not args:
+            try:
+                items = len(dataset)
+            except TypeError:  # an iterable set: no length to compare
+                items = 0
+            if keeps_short_batch(items, batch_size, pairs):
+                kwargs["drop_last"] = False
+        original(self, dataset, batch_size, *args, **kwargs)
+
+    __init__.__wrapped__ = original  # type: ignore[attr-defined]
+    DataLoader.__init__ = __init__  # type: ignore[method-assign]
+
+
 def notes_for(texts: list[tuple[str, str]], stand_ins: list[tuple[int, int]]) -> list[str]:
     """What the wrapping changes for this code, found on the host in the submitted source: each
     ``random_split`` call whose literal lengths add up to a real split's size, as a note for the
@@ -107,6 +146,10 @@ def notes_for(texts: list[tuple[str, str]], stand_ins: list[tuple[int, int]]) ->
         except (SyntaxError, ValueError):
             continue
         for node in ast.walk(tree):
+            if stand_ins and _drops_last(node):
+                notes.append(f"{label}, line {node.lineno}: DataLoader(..., drop_last=True): on the synthetic "
+                             "stand-in, if the set behind it holds fewer images than one batch where the real data "
+                             "set would fill one, it keeps its one short batch instead of yielding none")
             lengths = _literal_split(node)
             for real, small in stand_ins if lengths else []:
                 if sum(lengths) == real:  # type: ignore[arg-type]
@@ -131,3 +174,12 @@ def _literal_split(node: ast.AST) -> list[int] | None:
     if len(values) != len(given.elts) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         return None
     return values  # type: ignore[return-value]
+
+
+def _drops_last(node: ast.AST) -> bool:
+    """Whether ``node`` is a ``DataLoader(...)`` call with ``drop_last=True`` written as a literal."""
+    if not isinstance(node, ast.Call):
+        return False
+    name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+    return name == "DataLoader" and any(k.arg == "drop_last" and isinstance(k.value, ast.Constant)
+                                        and k.value.value is True for k in node.keywords)

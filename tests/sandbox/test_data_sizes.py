@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.utils.data as data
 import torch.utils.data.dataset as dataset_module
@@ -42,11 +43,37 @@ def test_installed_random_split_takes_real_sizes_on_the_stand_in(monkeypatch):
     monkeypatch.setenv(data_sizes.ENV, data_sizes.env_for(FASHION)[data_sizes.ENV])
     monkeypatch.setattr(dataset_module, "random_split", dataset_module.random_split)
     monkeypatch.setattr(data, "random_split", data.random_split)
+    monkeypatch.setattr(data.DataLoader, "__init__", data.DataLoader.__init__)
     assert data_sizes.install()
     full = data.TensorDataset(torch.zeros(2000, 1))
     train, val = data.random_split(full, [50000, 10000], generator=torch.Generator().manual_seed(0))
     assert (len(train), len(val)) == (1667, 333)
     assert not set(train.indices) & set(val.indices)
+
+
+@pytest.mark.parametrize("items, batch_size, keeps", [
+    (200, 256, True),    # a 10% validation split of the 2,000 stand-in: 6,000 images at the real size
+    (300, 256, False),   # fills a batch: drop_last as written
+    (4, 256, False),     # 4 items stand for 120 at most: the real set would not fill a batch either
+    (0, 256, False), (200, None, False), (200, True, False),
+])
+def test_a_drop_last_loader_keeps_its_short_batch_only_where_the_real_set_fills_one(items, batch_size, keeps):
+    assert data_sizes.keeps_short_batch(items, batch_size, FASHION) is keeps
+
+
+def test_installed_loader_over_a_small_split_still_yields_a_batch(monkeypatch):
+    """The original failure: a drop_last validation loader over a stand-in's 10% split was empty,
+    and the epoch's average loss divided by zero."""
+    monkeypatch.setenv(data_sizes.ENV, data_sizes.env_for(FASHION)[data_sizes.ENV])
+    monkeypatch.setattr(dataset_module, "random_split", dataset_module.random_split)
+    monkeypatch.setattr(data, "random_split", data.random_split)
+    monkeypatch.setattr(data.DataLoader, "__init__", data.DataLoader.__init__)
+    val = data.TensorDataset(torch.zeros(200, 1))
+    assert len(data.DataLoader(val, batch_size=256, drop_last=True)) == 0  # torch's own behaviour
+    assert data_sizes.install()
+    assert [len(x) for x, in data.DataLoader(val, batch_size=256, drop_last=True)] == [200]
+    train = data.TensorDataset(torch.zeros(1800, 1))
+    assert [len(x) for x, in data.DataLoader(train, batch_size=256, drop_last=True)] == [256] * 7
 
 
 def test_without_a_stand_in_nothing_is_wrapped(monkeypatch):
@@ -60,3 +87,10 @@ def test_host_notes_name_the_scaled_call():
     notes = data_sizes.notes_for([("cell 4", code), ("cell 5", "random_split(full, [0.8, 0.2])")], FASHION)
     assert notes == ["cell 4, line 2: random_split(..., [50000, 10000]) is sized for the real 60,000 images; the "
                      "synthetic stand-in has 2,000, so the lengths were scaled to [1667, 333]"]
+
+
+def test_host_notes_name_a_drop_last_loader_only_on_a_stand_in():
+    code = "val_loader = DataLoader(val, batch_size=256, drop_last=True)\nDataLoader(val, drop_last=False)\n"
+    notes = data_sizes.notes_for([("cell 3", code)], FASHION)
+    assert len(notes) == 1 and notes[0].startswith("cell 3, line 1: DataLoader(..., drop_last=True): on the synthetic")
+    assert data_sizes.notes_for([("cell 3", code)], []) == []
