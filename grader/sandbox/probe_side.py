@@ -4,12 +4,16 @@ For each check of the plan it rebuilds the spec from its capture view (``grader.
 the spec without what only the judge reads), resolves the target, runs the kind's ``probe`` and
 records what it saw. Student exceptions, missing targets and the probe's own bugs become different
 record statuses, so the host can tell ``errored`` from ``failed`` from ``grader-error``. Records are
-written after every check, so a run killed half-way still reports what it had observed.
+written after every check, so a run killed half-way still reports what it had observed; a check
+whose captured artifacts do not fit in what the run may write (``disk_mb``) loses only its own
+record, which says so, and the other checks' stand.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import shutil
 import time
 import traceback
 from pathlib import Path
@@ -37,9 +41,33 @@ def run(job: dict[str, Any], namespaces: list[Namespace]) -> None:
     writer = observations.ArrayWriter()
     records: list[dict[str, Any]] = []
     for raw in plan["checks"]:
+        before = len(writer.arrays)
         records.append(probe_one(raw, ctx, writer))
-        _write_atomically(out_dir, records, writer)
+        try:
+            _write_atomically(out_dir, records, writer)
+        except OSError as exc:
+            if exc.errno not in NO_ROOM:
+                raise
+            records[-1] = _did_not_fit(records[-1], writer, before, exc)
+            _write_atomically(out_dir, records, writer)
     _write_atomically(out_dir, records, writer)
+
+
+NO_ROOM = {errno.EFBIG, errno.ENOSPC, errno.EDQUOT}  # over RLIMIT_FSIZE, a full tmpfs, a quota
+
+
+def _did_not_fit(record: dict[str, Any], writer: observations.ArrayWriter, before: int,
+                 exc: OSError) -> dict[str, Any]:
+    """``record``'s replacement when writing it failed for want of room: its arrays (those
+    encoded after the first ``before``) dropped, and a ``probe-error`` that says why, which the
+    host grades as a grader-error for a person to look at, never as the student's failure."""
+    for key in list(writer.arrays)[before:]:
+        del writer.arrays[key]
+    return {"check": record["check"], "status": "probe-error", "seconds": record.get("seconds", 0.0), "error": {
+        "type": "CaptureTooLarge",
+        "message": f"its captured artifacts did not fit in what the run may write (the limits' disk_mb, shared with "
+                   f"the student's own files): {exc.strerror or exc}; the other checks' records were kept",
+        "during": f"writing check {record['check']!r}'s record", "traceback": ""}}
 
 
 def probe_one(raw: dict[str, Any], ctx: ProbeContext, writer: observations.ArrayWriter) -> dict[str, Any]:
@@ -85,7 +113,11 @@ def _safe_str(exc: BaseException) -> str:
 def _write_atomically(out_dir: Path, records: list[dict[str, Any]], writer: observations.ArrayWriter) -> None:
     tmp = out_dir / ".partial"
     tmp.mkdir(exist_ok=True)
-    observations.write(tmp, records, writer)
+    try:
+        observations.write(tmp, records, writer)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # a half-written file would keep taking the room
+        raise
     for name in (observations.ARRAYS_NAME, observations.JSON_NAME):  # json last: it marks completeness
         if (tmp / name).exists():  # student code may have replaced the writer; the host judges what is there
             (tmp / name).replace(out_dir / name)
