@@ -94,3 +94,27 @@ def test_host_notes_name_a_drop_last_loader_only_on_a_stand_in():
     notes = data_sizes.notes_for([("cell 3", code)], FASHION)
     assert len(notes) == 1 and notes[0].startswith("cell 3, line 1: DataLoader(..., drop_last=True): on the synthetic")
     assert data_sizes.notes_for([("cell 3", code)], []) == []
+
+
+@pytest.mark.parametrize("dataset", sorted(synthetic.RECIPES))
+def test_every_stand_in_gives_batches_wherever_the_real_set_does(dataset, monkeypatch):
+    """Split sizes and batch counts as handouts write them (a 10% or 20% validation split, in
+    literal real sizes or fractions; batches of 32 to 512; drop_last or not): every loader over a
+    stand-in's split yields a batch, as it would on the real data set."""
+    pairs = synthetic.stand_ins(dataset)
+    monkeypatch.setenv(data_sizes.ENV, data_sizes.env_for(pairs)[data_sizes.ENV])
+    monkeypatch.setattr(dataset_module, "random_split", dataset_module.random_split)
+    monkeypatch.setattr(data, "random_split", data.random_split)
+    monkeypatch.setattr(data.DataLoader, "__init__", data.DataLoader.__init__)
+    assert data_sizes.install()
+    (real_train, train_size), (real_test, test_size) = pairs
+    full, test = data.TensorDataset(torch.zeros(train_size, 1)), data.TensorDataset(torch.zeros(test_size, 1))
+    for fraction in (0.1, 0.2):
+        held_out = int(real_train * fraction)
+        for lengths in ([real_train - held_out, held_out], [1 - fraction, fraction]):
+            sets = [*data.random_split(full, lengths, generator=torch.Generator().manual_seed(0)), test]
+            for part in sets:
+                for batch_size in (32, 64, 100, 128, 256, 512):
+                    for drop_last in (False, True):
+                        loader = data.DataLoader(part, batch_size=batch_size, drop_last=drop_last)
+                        assert len(loader) >= 1 and len(list(loader)) == len(loader), (lengths, batch_size, drop_last)
