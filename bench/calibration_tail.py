@@ -73,7 +73,7 @@ def measure(rubric_path: Path, seeds: int, jobs: int, profile: str, only: set[st
         judged_as = planned[check_id].model_copy(update={"draws": draws or planned[check_id].draws})
         if judged_as.draws > 1:
             row |= judged_on_draws(loaded, judged_as, truths[check_id], by_seed, needed, jobs)
-            row["judged_rate_95"] = float(f"{judged_rate(row['single_rate_95'], judged_as.draws):.3g}")
+            row["judged_rate_95"] = float(f"{calibration.judged_rate(row['single_rate_95'], judged_as.draws):.3g}")
             row["rubric_draws"] = planned[check_id].draws
         rows.append(row | {"seconds": round(time.monotonic() - start, 1)})
     return rows
@@ -104,15 +104,6 @@ def upper_95(failures: int, trials: int) -> float:
         middle = (low + high) / 2
         low, high = (middle, high) if at_most(middle) > 0.05 else (low, middle)
     return high
-
-
-def judged_rate(single: float, draws: int) -> float:
-    """How often a check judged on ``draws`` fails, if one training falls short with rate ``single``
-    independently: the first falls short, and enough of the rest that most of all of them do."""
-    others = draws - 1
-    need = draws // 2  # of the others, this many short beside the first make the median short
-    return single * sum(math.comb(others, k) * single ** k * (1 - single) ** (others - k)
-                        for k in range(need, others + 1))
 
 
 def main() -> None:

@@ -113,6 +113,15 @@ def false_fail_estimate(accuracies: list[float], needed: float) -> float:
     return 0.5 * math.erfc((mean - needed) / (std * math.sqrt(2)))
 
 
+def judged_rate(single: float, draws: int) -> float:
+    """How often a check with ``draws`` fails correct work (``checks.accuracy.judged_draw``) when
+    one training falls short independently at rate ``single``: the first falls short, and so do
+    enough of the others that most of all of them do (for 3 draws, one of the other two)."""
+    others, need = draws - 1, draws // 2
+    return single * sum(math.comb(others, k) * single ** k * (1 - single) ** (others - k)
+                        for k in range(need, others + 1)) if draws > 1 else single
+
+
 def _sample_std(values: list[float]) -> float:
     mean = sum(values) / len(values)
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0

@@ -561,11 +561,16 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     written = calibration.read(rubric).runs[-1]
     print(f"wrote {path}: profile {written.profile} on {written.device} ({written.data} data, "
           f"{len(written.seeds)} seeds)")
+    draws = {check.id: getattr(check, "draws", 1) for check in rubric.model.checks}
     for check_id, stats in written.checks.items():
+        single = stats.false_fail_estimate or 0.0
+        judged = calibration.judged_rate(single, draws.get(check_id, 1))
         print(f"  {check_id}: mean {stats.mean:.4f}, std {stats.std:.4f}, lowest {min(stats.accuracies):.4f} on "
               f"{stats.test_images} scored images; threshold {stats.threshold:.4f}; the reference would fail it on "
-              f"about {stats.false_fail_estimate:.2g} of fresh seeds (normal fit)")
-        if (stats.false_fail_estimate or 0) > calibration.FALSE_FAIL_GOAL:
+              f"about {single:.2g} of fresh seeds (normal fit)"
+              + (f", and the check, judged on up to {draws[check_id]} trainings, about {judged:.2g}"
+                 if draws.get(check_id, 1) > 1 else ""))
+        if judged > calibration.FALSE_FAIL_GOAL:
             print(f"  warning: {check_id}: that is above the goal of {calibration.FALSE_FAIL_GOAL:g}; more seeds, "
                   "a longer budget for this profile or a larger floor would lower it")
     return EXIT_OK

@@ -33,6 +33,13 @@ def test_rule_is_the_lowest_seed_less_two_standard_errors_at_most_mean_less_floo
     assert stable.needed == pytest.approx(0.99967 - 0.05, abs=1e-5) and "less floor 0.050" in stable.why
 
 
+def test_a_check_judged_on_draws_fails_only_when_the_first_and_most_of_all_fall_short():
+    assert calibration.judged_rate(0.01, 1) == 0.01
+    assert calibration.judged_rate(0.01, 3) == pytest.approx(0.01 * (1 - 0.99 ** 2))  # first, and one of two more
+    assert calibration.judged_rate(0.1, 5) == pytest.approx(0.1 * (1 - 0.9 ** 4 - 4 * 0.1 * 0.9 ** 3))  # 2 of 4 more
+    assert calibration.judged_rate(1.0, 3) == 1.0 and calibration.judged_rate(0.0, 3) == 0.0
+
+
 def test_false_fail_estimate_follows_a_normal_fit_of_the_seeds():
     accuracies = [0.8, 0.9]  # mean 0.85, sample std 0.0707
     assert calibration.false_fail_estimate(accuracies, 0.85) == pytest.approx(0.5)
