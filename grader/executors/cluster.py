@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from grader.errors import GraderError
+from grader.rubric import LIMIT_OPTIONS
 
 if TYPE_CHECKING:  # the parser is built with nothing heavy imported
     from grader.executors.shards import Backend
@@ -97,7 +98,7 @@ def share_argv(args: argparse.Namespace, files: list[str], shard: Path) -> list[
     for name in ("data_root", "mappings"):
         if getattr(args, name):
             argv += [f"--{name.replace('_', '-')}", str(Path(getattr(args, name)).resolve())]
-    for name in ("wall_seconds", "cell_seconds", "cpu_seconds", "memory_mb", "disk_mb", "workers"):
+    for name in (*LIMIT_OPTIONS, "workers"):
         if getattr(args, name):
             argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     for name in ("no_synthetic", "download", "keep_work"):
