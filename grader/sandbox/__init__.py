@@ -279,22 +279,29 @@ def _supervised(job: Job, uid: int) -> Ending:
     base = job.out_dir.parent
     root = base / "root"
     root.mkdir(exist_ok=True)
-    lifeline_read, lifeline_write = os.pipe()
+    # A warm run's lifeline is its warm parent's (grader.sandbox.warm); a cold one's is a pipe
+    # whose write end this process holds, made only when the run starts cold.
     spec = namespace.spec(
         inner_job=_runner_job(job, namespace.WORKDIR, namespace.OUT_DIR, namespace.JOB_PATH), work_src=job.entry.root,
         root=root, out_host=job.out_dir, limits=job.limits, uid=uid, gpu=job.slot.gpu,
-        read_only=job.read_only, env=job.env, threads=run_limits.threads(job.limits), lifeline_fd=lifeline_read,
+        read_only=job.read_only, env=job.env, threads=run_limits.threads(job.limits), lifeline_fd=-1,
         output_caps={"observations.json": observations.MAX_JSON_BYTES, "arrays.npz": observations.MAX_ARRAYS_BYTES,
                      EXECUTION_NAME: observations.MAX_JSON_BYTES},
         font_cache=_font_cache())
     spec_path = base / "supervisor-spec.json"
     spec_path.write_text(json.dumps(spec))
+    lifeline_write = None
     try:
         with open(base / "supervisor.log", "wb") as log:
-            proc = _started(warm.launch(spec_path, base / "supervisor.log") or subprocess.Popen(
-                namespace.command(spec_path), env=namespace.supervisor_env(), cwd="/", stdin=subprocess.DEVNULL,
-                stdout=log, stderr=log, pass_fds=(lifeline_read,), start_new_session=True))
-            os.close(lifeline_read)
+            launched = warm.launch(spec_path, base / "supervisor.log")
+            if launched is None:
+                lifeline_read, lifeline_write = os.pipe()
+                spec_path.write_text(json.dumps({**spec, "lifeline_fd": lifeline_read}))
+                launched = subprocess.Popen(
+                    namespace.command(spec_path), env=namespace.supervisor_env(), cwd="/", stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=log, pass_fds=(lifeline_read,), start_new_session=True)
+                os.close(lifeline_read)
+            proc = _started(launched)
             try:
                 proc.wait(timeout=float(job.limits["wall_seconds"]) + SETUP_MARGIN_SECONDS)
             except subprocess.TimeoutExpired:
@@ -304,7 +311,8 @@ def _supervised(job: Job, uid: int) -> Ending:
                 proc.wait()
                 _finished(proc)
     finally:
-        os.close(lifeline_write)
+        if lifeline_write is not None:
+            os.close(lifeline_write)
     try:
         report = json.loads((job.out_dir / "supervisor.json").read_text())
     except (OSError, ValueError):

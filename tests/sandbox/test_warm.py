@@ -228,3 +228,62 @@ def test_a_notebooks_kernel_is_forked_warm_and_grades_as_a_cold_one(tmp_path, fr
     assert [(c.id, c.outcome, c.points) for c in warm_result.checks] == [(c.id, c.outcome, c.points)
                                                                         for c in cold_result.checks]
     assert warm_result.score == warm_result.max_score
+
+
+def test_a_cold_runs_lifeline_ends_it_when_its_grader_dies(tmp_path):
+    """Where no parent can start warm, the run starts cold with a lifeline of its own, made only
+    then: a grader killed outright still takes the run down with it."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "hang.py").write_text("import time\ntime.sleep(600)\n")
+    script = tmp_path / "grader_that_dies.py"
+    script.write_text(f'''
+import sys, threading, time
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+from pathlib import Path
+from grader import sandbox
+from grader.sandbox import warm
+from grader.submission import Entry
+from tests.sandbox.test_measure_runs import LIMITS
+warm._broken = True  # this machine cannot start warm: every run starts cold
+job = sandbox.Job(entry=Entry(form="module", root=Path({str(tmp_path / "work")!r}), modules=("hang",)),
+                  plan={{"seed": 0, "targets": {{}}, "checks": []}}, limits=LIMITS,
+                  out_dir=Path({str(tmp_path / "out")!r}), isolation="namespace")
+threading.Thread(target=sandbox.run, args=(job,), daemon=True).start()
+print("started", flush=True)
+time.sleep(600)
+''')
+    dying = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert dying.stdout.readline().strip() == "started"
+    deadline = time.monotonic() + 60
+    hanging: list[int] = []
+    while time.monotonic() < deadline and not any("grader.sandbox.runner" in _command(p) for p in hanging):
+        time.sleep(0.2)
+        hanging = _descendants(dying.pid)
+    assert any("grader.sandbox.runner" in _command(p) for p in hanging), [(_command(p), p) for p in hanging]
+    os.kill(dying.pid, signal.SIGKILL)
+    dying.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and [p for p in hanging if _alive(p)]:
+        time.sleep(0.2)
+    assert not [p for p in hanging if _alive(p)], "a cold run outlived its grader"
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, whichever of its threads started it."""
+    found, frontier = [], [pid]
+    while frontier:
+        for task in Path(f"/proc/{frontier.pop()}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            found += children
+            frontier += children
+    return found
