@@ -117,7 +117,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "calibration_tail.json")
     args = parser.parse_args()
     paths = [ROOT / "rubrics" / f"{a}.yaml" for a in args.assignments] or sorted((ROOT / "rubrics").glob("*.yaml"))
-    rows = [row for path in paths for row in measure(path, args.seeds, args.jobs, args.profile, set(args.checks), args.draws)]
+    rows = [row for path in paths
+            for row in measure(path, args.seeds, args.jobs, args.profile, set(args.checks), args.draws)]
     print(f"{'assignment':16} {'check':28} {'threshold':>9} {'lowest':>7} {'mean':>7} {'fails':>9} {'estimated':>10} "
           f"{'<=95%':>8} {'draws':>5} {'judged':>9} {'<=95%':>8}")
     for r in rows:
@@ -127,7 +128,8 @@ def main() -> None:
         judged = (f"{r['draws']:>5} {r['judged_fails']:>4}/{r['fresh_seeds']:<4} {r['judged_rate_95']:8.2g}"
                   if "draws" in r else f"{1:>5} {'':9} {'':8}")
         print(f"{r['assignment']:16} {r['check']:28} {r['threshold']:9.4f} {r['lowest']:7.4f} {r['mean']:7.4f} "
-              f"{r['failures']:>4}/{r['fresh_seeds']:<4} {r['estimated_rate']:10.2g} {r['single_rate_95']:8.2g} {judged}")
+              f"{r['failures']:>4}/{r['fresh_seeds']:<4} {r['estimated_rate']:10.2g} {r['single_rate_95']:8.2g} "
+              f"{judged}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     # one row per check: a run measures some checks and keeps the others' last measurement
     kept = json.loads(args.out.read_text())["rows"] if args.out.is_file() else []

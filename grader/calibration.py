@@ -99,7 +99,8 @@ def doubts(stats: "CheckStats", classes: int) -> list[str]:
     lowest, highest = min(stats.accuracies), max(stats.accuracies)
     if highest - lowest > SPREAD_WARNING:
         said.append(f"the seeds disagree widely (accuracies from {lowest:.3f} to {highest:.3f}): one training says "
-                    "little about a submission; a longer budget, or `draws: 3` (a first training that falls short confirmed by two more), narrows it")
+                    "little about a submission; a longer budget, or `draws: 3` (a first training that falls short "
+                    "confirmed by two more), narrows it")
     return said
 
 

@@ -377,7 +377,8 @@ class Accuracy(CheckKind):
             return Verdict(0.0, f"not measured: {unmeasured}; the trained network was not scored",
                            review=f"the trained network could not be scored by the measure stage ({unmeasured}); "
                                   "a person may grade it by hand")
-        draws = [score(row, truth.labels, truth.classes) for row in measured.data.predictions]  # type: ignore[union-attr]
+        rows = measured.data.predictions  # type: ignore[union-attr]
+        draws = [score(row, truth.labels, truth.classes) for row in rows]
         threshold = _threshold(spec, truth, truth.device)
         if len(draws) < spec.draws and draws[0].accuracy < threshold.needed:
             unmeasured = (f"the measure stage trained {len(draws)} of {spec.draws} draws, and the first fell short "
