@@ -261,10 +261,11 @@ class Scored:
 
 def judged_draw(accuracies: list[float], needed: float) -> int:
     """Which of a check's trainings (index, in draw order) it is judged on: the first, where it
-    reaches ``needed``; else the median of all of them. So a check fails only when its first
-    training and the majority of the others fall short: for 3 draws about 2p² of correct work,
-    where p is how often a single training falls short. The caller has every draw once the first
-    fell short (the measure stage trains the others only then)."""
+    reaches ``needed``; else the median of all of them. So a check fails correct work only when its
+    first training falls short and so do enough of the others to pull the median down (for 3
+    draws, one of the other two: about 2p², where p is how often a single training falls short).
+    The caller has every draw once the first fell short (the measure stage trains the others only
+    then)."""
     if accuracies[0] >= needed or len(accuracies) == 1:
         return 0
     order = sorted(range(len(accuracies)), key=lambda i: accuracies[i])
@@ -396,7 +397,7 @@ class Accuracy(CheckKind):
         elif spec.draws > 1:
             accuracy = (f"median accuracy {scored.accuracy:.3f} of {spec.draws} trainings from different seeds "
                         f"({', '.join(f'{d.accuracy:.3f}' for d in draws)}): the first fell short, "
-                        f"so {spec.draws - 1} more confirmed it")
+                        f"so {spec.draws - 1} more were trained")
         message = f"{accuracy} {on}, needed {threshold.needed:.3f} ({threshold.why}); {detail}"
         if truth.changes:
             message += f"; trained with {truth.changes}"

@@ -128,7 +128,7 @@ def test_a_first_draw_that_falls_short_is_judged_on_the_median_of_all():
     verdict = judge(spec(min_accuracy=0.9, draws=3), observation(rows), truth(labels))
     assert verdict.fraction == 1.0
     assert verdict.message.startswith("median accuracy 0.910 of 3 trainings from different seeds (0.800, 0.950, "
-                                      "0.910): the first fell short, so 2 more confirmed it on 100 test images, "
+                                      "0.910): the first fell short, so 2 more were trained on 100 test images, "
                                       "needed 0.900"), verdict.message
     one_more_short = np.stack([predictions_with(c, labels, 3) for c in (80, 95, 85)])
     assert judge(spec(min_accuracy=0.9, draws=3), observation(one_more_short), truth(labels)).fraction == 0.0
