@@ -100,7 +100,7 @@ def doubts(stats: "CheckStats", classes: int) -> list[str]:
     if highest - lowest > SPREAD_WARNING:
         said.append(f"the seeds disagree widely (accuracies from {lowest:.3f} to {highest:.3f}): one training says "
                     "little about a submission; a longer budget, or `draws: 3` (a first training that falls short "
-                    "confirmed by two more), narrows it")
+                    "is followed by two more), narrows it")
     return said
 
 

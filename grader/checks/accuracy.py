@@ -22,7 +22,7 @@ A network that looked its answers up in the test split finds nothing there to lo
 
 Thresholds are absolute (``min_accuracy``, one number or one per profile) or calibrated from the
 reference over several seeds (``threshold: calibrated``, see ``grader.calibration``). Where one
-training's spread would fail correct work too often, ``draws: 3`` confirms a first training that
+training's spread would fail correct work too often, ``draws: 3`` follows a first training that
 falls short with two more from other seeds and judges on the median of the three
 (``judged_draw``); the measure stage stops at a first training that passes, so it gets the scored
 labels and the threshold for that check, and correct work costs one training. A missing
@@ -117,7 +117,7 @@ class AccuracySpec(CheckSpec):
     floor: float = Field(0.02, ge=0, le=1, description="(calibrated) the smallest margin below the reference's mean",
                          json_schema_extra=JUDGE_ONLY)
     draws: int = Field(1, ge=1, le=5, description="trainings from different seeds, at most (an odd number): a "
-                                                  "first training that falls short is confirmed by the others and "
+                                                  "first training that falls short is followed by the others, "
                                                   "judged on the median of all; where one training's spread would "
                                                   "fail correct work too often, 3 fail it far less")
     run: SkipJsonSchema[PlannedData | None] = Field(None, exclude=True)
@@ -393,7 +393,7 @@ class Accuracy(CheckKind):
             detail += f"; {scored.out_of_range} prediction(s) outside 0..{truth.classes - 1}"
         accuracy = f"accuracy {scored.accuracy:.3f}"
         if spec.draws > 1 and scored is draws[0]:
-            accuracy += f" in the first training (a first that fell short would be confirmed by {spec.draws - 1} more)"
+            accuracy += f" in the first training (a first that fell short would be followed by {spec.draws - 1} more)"
         elif spec.draws > 1:
             accuracy = (f"median accuracy {scored.accuracy:.3f} of {spec.draws} trainings from different seeds "
                         f"({', '.join(f'{d.accuracy:.3f}' for d in draws)}): the first fell short, "

@@ -119,7 +119,7 @@ def test_a_first_draw_that_reaches_the_threshold_decides_alone():
     verdict = judge(spec(min_accuracy=0.9, draws=3), first_only, truth(labels))
     assert verdict.fraction == 1.0
     assert verdict.message.startswith("accuracy 0.950 in the first training (a first that fell short would be "
-                                      "confirmed by 2 more) on 100 test images, needed 0.900"), verdict.message
+                                      "followed by 2 more) on 100 test images, needed 0.900"), verdict.message
 
 
 def test_a_first_draw_that_falls_short_is_judged_on_the_median_of_all():
