@@ -253,15 +253,18 @@ print("started", flush=True)
 time.sleep(600)
 ''')
     dying = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    assert dying.stdout.readline().strip() == "started"
-    deadline = time.monotonic() + 60
-    hanging: list[int] = []
-    while time.monotonic() < deadline and not any("grader.sandbox.runner" in _command(p) for p in hanging):
-        time.sleep(0.2)
-        hanging = _descendants(dying.pid)
-    assert any("grader.sandbox.runner" in _command(p) for p in hanging), [(_command(p), p) for p in hanging]
-    os.kill(dying.pid, signal.SIGKILL)
-    dying.wait()
+    try:
+        assert dying.stdout.readline().strip() == "started"
+        deadline = time.monotonic() + 60
+        hanging: list[int] = []
+        while time.monotonic() < deadline and not any("grader.sandbox.runner" in _command(p) for p in hanging):
+            time.sleep(0.2)
+            hanging = _descendants(dying.pid)
+        assert any("grader.sandbox.runner" in _command(p) for p in hanging), [(_command(p), p) for p in hanging]
+    finally:
+        os.kill(dying.pid, signal.SIGKILL)  # on a failure too: its run ends with it, or the assertion below says so
+        dying.wait()
+        dying.stdout.close()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and [p for p in hanging if _alive(p)]:
         time.sleep(0.2)
