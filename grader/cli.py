@@ -277,9 +277,12 @@ def own_modules(rubric: Any) -> frozenset[str]:
                       *(Path(p).stem for p in rubric.model.submission.provided if p.endswith(".py"))])
 
 
+# The limits `grade` takes on its command line (`--wall-seconds` ...), over the rubric's own.
+LIMIT_OPTIONS = ("wall_seconds", "cell_seconds", "cpu_seconds", "memory_mb", "disk_mb")
+
+
 def settings_from(args: argparse.Namespace, rubric: Any) -> Any:
     from grader.pipeline import Settings
-    from grader.rubric import LIMIT_OPTIONS
 
     overrides = {name: getattr(args, name) for name in LIMIT_OPTIONS if getattr(args, name)}
     return Settings(data_root=args.data_root, allow_synthetic=not args.no_synthetic, download=args.download,

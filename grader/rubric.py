@@ -51,10 +51,6 @@ class FeedbackSpec(BaseModel):
         return self.release_hidden_after is not None and (now or datetime.now(timezone.utc)) >= self.release_hidden_after
 
 
-# The limits `grade` takes on its command line (`--wall-seconds` ...), over the rubric's own.
-LIMIT_OPTIONS = ("wall_seconds", "cell_seconds", "cpu_seconds", "memory_mb", "disk_mb")
-
-
 class Limits(BaseModel):
     """Resource limits for one submission's run."""
 

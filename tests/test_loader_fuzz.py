@@ -112,12 +112,11 @@ def _observation(spec: Any) -> Any:
         loop = LoopRecord(data_in_globals=[], train_steps=16, train_steps_in_eval_mode=0, validation_passes=2,
                           validation_forwards=6, validation_forwards_in_train_mode=0, validation_forwards_with_grad=0,
                           parameters_by_pass=np.arange(10, dtype=np.float32).reshape(2, 5),
-                          recomputed_validation_losses=[2.3, 2.1], recomputed_validation_batch_means=[2.3, 2.2],
-                          returned_parameters=np.arange(5, dtype=np.float32))
+                          validation_orders=np.tile(np.arange(4), (2, 1)), returned_parameters=np.arange(5, dtype=np.float32))
         elements = [Element(type="list", length=2, numeric=True, finite=True, values=[2.2, 2.0]),
                     Element(type="list", length=2, numeric=True, finite=True, values=[0.3, 0.4])]
         return model(return_type="tuple", elements=elements, weights_changed=True, seconds=0.5, loop=loop,
-                     training_loss_readings={"sample-mean": [2.2, 2.0]}, validation_accuracies=[0.3, 0.4])
+                     training_loss_readings={"sample-mean": [2.2, 2.0]})
     if spec.kind == "accuracy":
         from grader.checks.model_capture import CapturedModel
 
@@ -145,13 +144,17 @@ OBSERVED = {spec.id: _observation(spec) for spec in SPECS}
 
 def _expected() -> dict[str, Any]:
     """What the host would know: the reference's own observation where a kind compares with one,
-    the test labels for accuracy checks."""
+    the test labels for accuracy checks, the seed of a training check's data."""
     expected: dict[str, Any] = {}
     for spec in SPECS:
         if spec.kind == "accuracy":
             expected[spec.id] = AccuracyTruth(labels=np.arange(20) % 10, classes=10, profile="quick", data="synthetic",
                                               images=np.zeros((20, 3, 32, 32), dtype=np.uint8),
                                               scored_on="20 held-out synthetic images")
+        elif spec.kind == "training" and spec.data is not None:
+            from grader.checks.training import TrainingTruth
+
+            expected[spec.id] = TrainingTruth(seed=0)
         elif checks.get(spec.kind).needs_reference(spec):
             expected[spec.id] = OBSERVED[spec.id]
     return expected

@@ -1,6 +1,7 @@
 """Tiny harness-made data for the ``training`` check, and the recorder that watches the loop.
 
-Probe side only. The harness, not the student, decides what the training function trains on:
+Probe side, but for ``recompute`` (and ``make_split``, which both sides call). The harness, not
+the student, decides what the training function trains on:
 
 * ``TinyBatches`` serve a few dozen samples of an easy classification problem. They work like a
   ``DataLoader`` (``for x, y in data``, ``len(data)``, ``len(data.dataset)``) and like custom-ops'
@@ -18,8 +19,11 @@ Probe side only. The harness, not the student, decides what the training functio
   ones (a live ``state_dict()`` reference) returns another epoch's parameters, which shows.
 * A forward hook (``LoopRecorder.after_forward``) keeps the cross-entropy of every training step
   against the labels that batch served, so the training losses a loop returns can be recognised
-  among its returned values (``training_loss_readings``), and ``recomputed_accuracies`` gives the
-  validation accuracy of every pass, for returned accuracies.
+  among its returned values (``training_loss_readings``).
+* ``recompute`` runs on the host: the validation loss and accuracy of every pass, from the
+  parameters the recorder stored and the order it saw the samples served in, on validation data
+  the host makes itself from the rubric's seed (``make_split``). The student's process never
+  reports a number the judge compares with.
 * ``role_globals``: a loop reading its loaders from a global dict (``dataloaders['train']``, the
   PyTorch tutorial's) gets the harness's data under the same keys, by the role each key names,
   and a dict of the data sets' sizes beside it the harness data's sizes.
@@ -191,34 +195,36 @@ def flat_returned(value: Any, like: Any) -> tuple[np.ndarray | None, str]:
     return np.concatenate(parts), ""
 
 
-class RecomputedLosses(NamedTuple):
-    """The harness's validation loss of each pass, in the two averages a student's loop may take:
-    the mean over the validation samples, and the mean of the batch means (the batches as that
-    pass was served). The sums follow from these and the batch count."""
+class Recomputed(NamedTuple):
+    """The harness's own numbers for each validation pass, computed on the host: the loss in the two
+    averages a student's loop may take (the mean over the validation samples, and the mean of the
+    batch means, the batches as that pass was served; the sums follow from these and the batch
+    count) and the accuracy, a fraction."""
 
     sample_means: list[float]
     batch_means: list[float]
+    accuracies: list[float]
 
 
-def recomputed_losses(like: Any, snapshots: list[np.ndarray], orders: list[Any], samples: Any, targets: Any,
-                      batch_size: int) -> RecomputedLosses:
-    """The cross-entropy of each snapshot on the validation data, computed by the harness; ``orders``
-    (one per snapshot, ``None``: unshuffled) say which samples each batch of that pass held."""
-    import copy
-
+def recompute(network: Any, snapshots: np.ndarray, orders: np.ndarray, samples: Any, targets: Any,
+              batch_size: int) -> Recomputed:
+    """``network`` with each row of ``snapshots`` (``flat_state``'s layout) loaded, on the
+    validation data; ``orders`` (one row per snapshot) say which samples each batch of that pass
+    held. The caller checks the shapes first."""
     import torch
 
-    network = copy.deepcopy(like)
-    sample_means, batch_means = [], []
+    sample_means, batch_means, accuracies = [], [], []
     for flat, order in zip(snapshots, orders):
         _load_flat(network, flat)
         with torch.no_grad():
-            losses = torch.nn.functional.cross_entropy(network.eval()(samples), targets, reduction="none")
-        served = losses if order is None else losses[order]
+            logits = network.eval()(samples)
+            losses = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+        served = losses[torch.from_numpy(np.asarray(order, dtype=np.int64))]
         sample_means.append(float(losses.mean()))
         batches = [served[i:i + batch_size].mean() for i in range(0, len(served), batch_size)]
         batch_means.append(float(torch.stack(batches).mean()))
-    return RecomputedLosses(sample_means, batch_means)
+        accuracies.append(float((logits.argmax(1) == targets).float().mean()))
+    return Recomputed(sample_means, batch_means, accuracies)
 
 
 @contextmanager
@@ -261,22 +267,6 @@ def training_loss_readings(step_losses: list[tuple[int, float, int]]) -> dict[st
         readings["batch-sum"].append(sum(loss for loss, _ in steps))
         readings["sample-sum"].append(total)
     return readings
-
-
-def recomputed_accuracies(like: Any, snapshots: list[np.ndarray], samples: Any, targets: Any) -> list[float]:
-    """The accuracy (a fraction) of each snapshot on the validation data, computed by the harness."""
-    import copy
-
-    import torch
-
-    network, accuracies = copy.deepcopy(like), []
-    for flat in snapshots:
-        _load_flat(network, flat)
-        with torch.no_grad():
-            predicted = network.eval()(samples).argmax(1)
-        labels = targets.argmax(1) if targets.dim() > 1 else targets
-        accuracies.append(float((predicted == labels).float().mean()))
-    return accuracies
 
 
 def _loader_like(value: Any) -> bool:

@@ -4,12 +4,14 @@ student's function trains on harness-made data, and the requirement rows the hos
 Probe side: ``call_session`` gives the call its arguments (``$network``, ``$train_data``, ...),
 hooks a ``LoopRecorder`` into the network and puts the harness's data in place of the student's
 globals for the duration of the call; ``LoopSession.record`` then turns what was seen into a
-``LoopRecord``: counts per phase, the parameters each validation pass evaluated, the validation
-loss the harness recomputes for each, and the returned best model flattened the same way.
+``LoopRecord``: counts per phase, the parameters each validation pass evaluated and the order it
+was served the samples in, and the returned best model flattened the same way.
 
-Host side: ``loop_requirements`` compares those numbers, never trusting a verdict from the sandbox.
-A validation loss may be read several ways (``LOSS_READINGS``); the host derives the sums from
-the recomputed means and the batch count it knows from the rubric.
+Host side: ``recomputed`` gives the harness's own validation loss and accuracy of every pass from
+those parameters, on validation data the host makes from the rubric's seed (``TrainingTruth``);
+``loop_requirements`` compares the returned numbers with them, never trusting a number or a
+verdict from the sandbox. A validation loss may be read several ways (``LOSS_READINGS``); the host
+derives the sums from the recomputed means and the batch count it knows from the rubric.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from grader.checks.contracts_training_data import (LoopRecorder, TinyBatches, encode, flat_returned, in_globals,
-                                                   make_split, recomputed_losses)
+from grader.checks.contracts_training_data import (LoopRecorder, Recomputed, TinyBatches, encode, flat_returned,
+                                                   in_globals, make_split, recompute)
 from grader.observations import Array
 
 if TYPE_CHECKING:
@@ -42,8 +44,9 @@ class LoopRecord(BaseModel):
     """What the harness saw of the loop through its network's forward calls.
 
     ``parameters_by_pass`` has one row per validation pass: the network's parameters when the pass
-    began (what it evaluated). ``returned_parameters`` is the returned best model in the same
-    layout, or ``None`` with ``returned_parameters_problem`` saying why it could not be read."""
+    began (what it evaluated); ``validation_orders`` one row per pass too: the validation samples
+    in the order that pass was served them. ``returned_parameters`` is the returned best model in
+    the same layout, or ``None`` with ``returned_parameters_problem`` saying why it could not be read."""
 
     model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
     data_in_globals: list[str]
@@ -54,8 +57,7 @@ class LoopRecord(BaseModel):
     validation_forwards_in_train_mode: int
     validation_forwards_with_grad: int
     parameters_by_pass: Array
-    recomputed_validation_losses: list[float]  # the mean per validation sample, one per pass
-    recomputed_validation_batch_means: list[float] = []  # the mean of the batch means, batches as served
+    validation_orders: Array
     returned_parameters: Array | None = None
     returned_parameters_problem: str = ""
 
@@ -111,16 +113,15 @@ class LoopSession:
         # best" (a training-spec switch, checks/training.py); until then a None costs these rows.
         returned, problem = flat_returned(best, self.fresh_network) if best is not None else (
             None, "None: no model was returned (was the best one never set?)")
-        recomputed = recomputed_losses(self.fresh_network, r.snapshots, r.validation_orders, self.validation_x,
-                                       self.validation_y, self.spec.data.batch_size)  # type: ignore[union-attr]
+        samples = len(self.validation_y)
+        orders = [np.arange(samples) if o is None else np.asarray(o, dtype=np.int64) for o in r.validation_orders]
         return LoopRecord(
             data_in_globals=self.data_in_globals, train_steps=r.train_steps,
             train_steps_in_eval_mode=r.train_steps_in_eval_mode, validation_passes=r.validation_passes,
             validation_forwards=r.validation_forwards, validation_forwards_in_train_mode=r.validation_in_train_mode,
             validation_forwards_with_grad=r.validation_with_grad,
             parameters_by_pass=np.stack(r.snapshots) if r.snapshots else np.zeros((0, size), np.float32),
-            recomputed_validation_losses=recomputed.sample_means,
-            recomputed_validation_batch_means=recomputed.batch_means,
+            validation_orders=np.stack(orders) if orders else np.zeros((0, samples), np.int64),
             returned_parameters=returned, returned_parameters_problem=problem)
 
 
@@ -145,14 +146,37 @@ def call_session(spec: "TrainingSpec", fn: Any, network: Any, fresh_network: Any
 # ---------------------------------------------------------------- host side
 
 
-def loop_requirements(spec: "TrainingSpec", elements: list["Element"], loop: LoopRecord | None) -> list[dict[str, Any]]:
+def recomputed(spec: "TrainingSpec", loop: LoopRecord, seed: int, network: Any) -> Recomputed | None:
+    """The harness's validation loss and accuracy of every pass the loop recorded: ``network``
+    (the rubric's fixture, as the probe built it) with each pass's parameters, on the validation
+    data made from ``seed`` as the probe made it. None where the record's sizes do not fit them
+    (a record rewritten on the way out)."""
+    import torch
+
+    assert spec.data is not None
+    samples, targets = make_split(spec.network.input, spec.network.classes, spec.data.validation_samples, seed, part=1)
+    size = sum(t.numel() for t in torch.nn.Module.state_dict(network).values())
+    passes, orders = loop.parameters_by_pass, loop.validation_orders
+    if (passes.ndim != 2 or passes.shape[1] != size or orders.shape != (len(passes), len(targets))
+            or passes.dtype.kind != "f" or orders.dtype.kind not in "iu"
+            or any(sorted(row.tolist()) != list(range(len(targets))) for row in orders)):
+        return None
+    return recompute(network, passes, orders, samples, targets, spec.data.batch_size)
+
+
+def loop_requirements(spec: "TrainingSpec", elements: list["Element"], loop: LoopRecord | None,
+                      harness: Recomputed | None) -> list[dict[str, Any]]:
+    """The loop's rows; ``harness`` is ``recomputed`` for ``loop`` (None: its record does not add up)."""
     if loop is None:
         return [{"requirement": "the training loop was observed", "got": "nothing recorded", "ok": False}]
+    if harness is None:
+        return [{"requirement": "the training loop was observed", "ok": False,
+                 "got": "a record whose sizes do not agree with the harness's network and data (tampered output?)"}]
     rows = [_passes_row(spec, loop)]
     own_losses = next((e.values for role, e in zip(spec.returns, elements)
                        if role == "validation-losses" and e.numeric), None)
     if "best-model" in spec.returns:
-        rows.append(_best_model_row(loop, own_losses))
+        rows.append(_best_model_row(loop, harness.sample_means, own_losses))
     if spec.train_eval_modes:
         rows.append(_count_row("training steps run in train mode", loop.train_steps, loop.train_steps_in_eval_mode,
                                "training steps", "in eval mode (model.train() missing after validation?)"))
@@ -164,7 +188,7 @@ def loop_requirements(spec: "TrainingSpec", elements: list["Element"], loop: Loo
                                loop.validation_forwards_with_grad, "validation forwards",
                                "with gradients on (torch.no_grad() missing?)"))
     if spec.validation_loss_matches:
-        rows.append(_validation_loss_row(spec, own_losses or [], loop))
+        rows.append(_validation_loss_row(spec, own_losses or [], harness))
     return rows
 
 
@@ -180,8 +204,8 @@ def _passes_row(spec: "TrainingSpec", loop: LoopRecord) -> dict[str, Any]:
     return {"requirement": requirement, "got": got, "ok": loop.validation_passes == spec.epochs}
 
 
-def _best_model_row(loop: LoopRecord, own_losses: list[float] | None) -> dict[str, Any]:
-    passes, recomputed, returned = loop.validation_passes, loop.recomputed_validation_losses, loop.returned_parameters
+def _best_model_row(loop: LoopRecord, recomputed: list[float], own_losses: list[float] | None) -> dict[str, Any]:
+    passes, returned = loop.validation_passes, loop.returned_parameters
     if passes == 0 or returned is None:
         return {"requirement": "returns the parameters of the epoch with the lowest validation loss", "ok": False,
                 "got": loop.returned_parameters_problem or "no validation pass to compare with"}
@@ -211,27 +235,27 @@ def _count_row(requirement: str, total: int, wrong: int, what: str, how: str) ->
             "got": f"{wrong} of {total} {what} {how}" if wrong else f"all {total} {what}"}
 
 
-def _recomputed_by_reading(spec: "TrainingSpec", loop: LoopRecord) -> dict[str, list[float]]:
+def recomputed_by_reading(spec: "TrainingSpec", harness: Recomputed) -> dict[str, list[float]]:
     """The harness's validation loss of each pass in every reading: the two means as recomputed, the
     sums from them and the numbers of batches and samples the rubric's data has."""
     data = spec.data
     samples = data.validation_samples if data else 0
     batches = math.ceil(samples / data.batch_size) if data else 0
-    means, batch_means = loop.recomputed_validation_losses, loop.recomputed_validation_batch_means
+    means, batch_means = harness.sample_means, harness.batch_means
     return {"sample-mean": means, "batch-mean": batch_means,
             "batch-sum": [m * batches for m in batch_means], "sample-sum": [m * samples for m in means]}
 
 
-def _validation_loss_row(spec: "TrainingSpec", own: list[float], loop: LoopRecord) -> dict[str, Any]:
+def _validation_loss_row(spec: "TrainingSpec", own: list[float], harness: Recomputed) -> dict[str, Any]:
     accepted = spec.validation_loss_readings
     said = [READING_SAID[r] for r in accepted]
     requirement = "validation losses are the validation cross-entropy as " + (
         said[0] if len(said) == 1 else f"{', '.join(said[:-1])} or {said[-1]}")
-    recomputed = loop.recomputed_validation_losses
+    recomputed = harness.sample_means
     if len(own) != len(recomputed) or not own:
         return {"requirement": requirement, "got": f"{len(own)} losses for {len(recomputed)} validation passes",
                 "ok": False}
-    by_reading = _recomputed_by_reading(spec, loop)
+    by_reading = recomputed_by_reading(spec, harness)
     gaps = {r: _gaps(own, values) for r, values in by_reading.items() if len(values) == len(own)}
     matching = [r for r in LOSS_READINGS if r in gaps and max(gaps[r]) <= 0]
     taken = [r for r in matching if r in accepted]

@@ -16,7 +16,8 @@ training step and validation pass, which makes the loop's behaviour checkable in
 * ``train_eval_modes``: training steps run in train mode, validation in eval mode.
 * ``validation_without_grad``: validation runs with gradients off (``torch.no_grad()``).
 * ``validation_loss_matches``: the returned validation losses are the cross-entropy the harness
-  recomputes on the validation data for the parameters each pass evaluated, in one of the
+  recomputes, on the host, on the validation data for the parameters each pass evaluated (the
+  record carries those parameters, never a number to compare with: ``TrainingTruth``), in one of the
   ``validation_loss_readings``. mlp-checkpoint's handout asks for the "loss averaged/accumulated
   over all minibatches", so by default four readings pass and the message names the one found:
   the mean per sample, the mean of the batch losses, and the two sums ("accumulated": of the
@@ -55,6 +56,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -63,11 +65,12 @@ from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
 from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import is_plain_tensor, type_name
-from grader.checks.contracts_training_data import (flat_returned, in_globals, recomputed_accuracies, role_globals,
+from grader.checks.contracts_training_data import (Recomputed, flat_returned, in_globals, role_globals,
                                                    training_loss_readings)
 from grader.checks.contracts_training_loop import (LOSS_ATOL, LOSS_READINGS, LOSS_RTOL, PLACEHOLDERS, LoopRecord,
-                                                   LossReading, _recomputed_by_reading, call_session,
-                                                   loop_requirements)
+                                                   LossReading, call_session, loop_requirements, recomputed,
+                                                   recomputed_by_reading)
+from grader.errors import GraderError
 from grader.targets import HARNESS_ROLES, by_role, call_by_role, can_build, role_plan
 
 Role = Literal["per-epoch", "training-losses", "validation-losses", "validation-accuracies", "best-model", "model",
@@ -197,7 +200,15 @@ class TrainingObservation(Observation):
     read_by: Literal["position", "content", "none"] = "position"  # how `elements` line up with `returns`
     called: str = ""  # how the function was called when not with the rubric's arguments in order
     training_loss_readings: dict[str, list[float]] = {}  # the harness's training loss per epoch, by reading
-    validation_accuracies: list[float] = []  # the harness's accuracy of each validation pass
+
+
+@dataclass(frozen=True)
+class TrainingTruth:
+    """What the host knows for judging a training check with harness data, none of it from the
+    sandbox: the seed the probe made that data from (the rubric's), so that the host makes the same
+    validation data and recomputes every pass's loss and accuracy itself (``recomputed``)."""
+
+    seed: int
 
 
 def build_fixture(spec: NetworkFixture) -> Any:
@@ -373,17 +384,19 @@ class Training(CheckKind):
             loop = session.record(best)
             if best_problem:
                 loop = loop.model_copy(update={"returned_parameters_problem": best_problem})
-        recorder = session.recorder
-        accuracies = recomputed_accuracies(fresh, recorder.snapshots, session.validation_x, session.validation_y) \
-            if spec.data is not None and read_by == "content" else []
         return TrainingObservation(return_type=type_name(result), elements=elements, weights_changed=changed,
                                    seconds=round(seconds, 3), loop=loop, read_by=read_by, called=called,
-                                   training_loss_readings=training_loss_readings(recorder.step_losses)
-                                   if read_by == "content" else {},
-                                   validation_accuracies=accuracies)
+                                   training_loss_readings=training_loss_readings(session.recorder.step_losses)
+                                   if read_by == "content" else {})
 
     @staticmethod
-    def judge(spec: TrainingSpec, obs: TrainingObservation, expected: None) -> Verdict:
+    def judge(spec: TrainingSpec, obs: TrainingObservation, expected: TrainingTruth | None) -> Verdict:
+        harness = None
+        if spec.data is not None and obs.loop is not None:
+            if expected is None:
+                raise GraderError(f"no host data for training check {spec.id!r}", where="grader.pipeline",
+                                  hint="the plan's host truths (grader.profiles.plan(...).expected) must reach judge_all")
+            harness = recomputed(spec, obs.loop, expected.seed, build_fixture(spec.network))
         needed = [role for role in spec.returns if role != "any"]
         review = None
         if obs.read_by == "none":
@@ -393,7 +406,7 @@ class Training(CheckKind):
                      if role in ("best-model", "model")]
             aligned = [_NOTHING] * len(spec.returns)
         elif obs.read_by == "content":
-            rows, aligned, review = _read_by_content(spec, obs)
+            rows, aligned, review = _read_by_content(spec, obs, harness)
         else:
             rows = [{"requirement": f"returns {len(spec.returns)} value(s)",
                      "got": f"{len(obs.elements)} ({obs.return_type})",
@@ -405,7 +418,7 @@ class Training(CheckKind):
                      "got": "weights changed" if obs.weights_changed else "weights unchanged",
                      "ok": obs.weights_changed})
         if spec.data is not None:
-            rows += loop_requirements(spec, aligned, obs.loop)
+            rows += loop_requirements(spec, aligned, obs.loop, harness)
         if obs.read_by == "none":
             returned = "nothing (the handout asks for no returns)"
         elif all(role == "per-epoch" for role in spec.returns):
@@ -450,14 +463,15 @@ def _matches(values: list[float], reference: list[float], rtol: float = LOSS_RTO
                                                         for v, r in zip(values, reference))
 
 
-def _references(spec: TrainingSpec, obs: TrainingObservation) -> dict[str, dict[str, list[float]]]:
-    """The harness's own numbers each recognisable role is compared with, by reading."""
+def _references(spec: TrainingSpec, obs: TrainingObservation,
+                harness: Recomputed | None) -> dict[str, dict[str, list[float]]]:
+    """The harness's own numbers each recognisable role is compared with, by reading: the training
+    losses its hook saw, and the validation losses and accuracies the host recomputed (``harness``)."""
     refs: dict[str, dict[str, list[float]]] = {"training-losses": dict(obs.training_loss_readings)}
-    if obs.loop is not None:
-        refs["validation-losses"] = _recomputed_by_reading(spec, obs.loop)
-    if obs.validation_accuracies:
-        refs["validation-accuracies"] = {"fraction": obs.validation_accuracies,
-                                         "percent": [100 * a for a in obs.validation_accuracies]}
+    if harness is not None:
+        refs["validation-losses"] = recomputed_by_reading(spec, harness)
+        refs["validation-accuracies"] = {"fraction": harness.accuracies,
+                                         "percent": [100 * a for a in harness.accuracies]}
     return refs
 
 
@@ -466,10 +480,11 @@ _RECOGNISED_AS = {"batch-mean": "the mean of the batch losses", "sample-mean": "
                   "fraction": "as a fraction", "percent": "in percent"}
 
 
-def _read_by_content(spec: TrainingSpec, obs: TrainingObservation) -> tuple[list[dict[str, Any]], list[Element], str | None]:
+def _read_by_content(spec: TrainingSpec, obs: TrainingObservation,
+                     harness: Recomputed | None) -> tuple[list[dict[str, Any]], list[Element], str | None]:
     """Rows for the roles of ``returns``, each found among the returned values by what it is (the
     module docstring), the elements lined up with ``returns``, and why a person must decide, if so."""
-    refs = _references(spec, obs)
+    refs = _references(spec, obs, harness)
     series = [i for i, e in enumerate(obs.elements) if e.length == spec.epochs and e.numeric and e.finite]
 
     def recognised(i: int, role: str) -> str | None:

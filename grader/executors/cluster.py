@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from grader.errors import GraderError
-from grader.rubric import LIMIT_OPTIONS
 
 if TYPE_CHECKING:  # the parser is built with nothing heavy imported
     from grader.executors.shards import Backend
@@ -92,6 +91,7 @@ def backend(args: argparse.Namespace, found: dict[str, Any]) -> Backend:
 def share_argv(args: argparse.Namespace, files: list[str], shard: Path) -> list[str]:
     """The ``grade`` command line of one share (without ``grader``), for ``task.py`` to parse; the
     backend adds what its tasks need to use their GPUs (``Backend.device_flags``)."""
+    from grader.cli import LIMIT_OPTIONS  # the command line's own list; cli imports this module
     rubric = str(Path(args.rubric).resolve()) if Path(args.rubric).is_file() else args.rubric
     argv = ["grade", rubric, *files, "--out", str(shard), "--quiet", "--isolation", args.isolation,
             "--profile", args.profile]

@@ -18,9 +18,10 @@ import torch
 
 from grader import checks, observations
 from grader.checks.base import ProbeContext, StudentRaised, Verdict
-from grader.checks.contracts_training_data import LoopRecorder, TinyBatches, in_globals, make_split, recomputed_losses
-from grader.checks.contracts_training_loop import LoopRecord
-from grader.checks.training import Element, TrainingObservation, build_fixture
+from grader.checks.contracts_training_data import LoopRecorder, Recomputed, TinyBatches, in_globals, make_split, recompute
+from grader.checks import training as training_kind
+from grader.checks.contracts_training_loop import LoopRecord, recomputed
+from grader.checks.training import Element, TrainingObservation, TrainingTruth, build_fixture
 from grader.targets import TargetSpec
 
 CONTRACTS = Path(__file__).resolve().parents[1] / "fixtures" / "contracts"
@@ -31,8 +32,12 @@ def spec(**fields: Any):
     return checks.get("training").Spec.model_validate(entry)
 
 
+SEED = 0  # the seed the probes below make the harness's data from (ProbeContext's default)
+
+
 def judge(the_spec: Any, observation: TrainingObservation) -> Verdict:
-    return checks.get("training").judge(the_spec, observation, None)
+    """Judged as the pipeline judges: with the host's truth, from which it remakes the data."""
+    return checks.get("training").judge(the_spec, observation, TrainingTruth(seed=SEED))
 
 
 def probe(the_spec: Any, ctx: ProbeContext) -> TrainingObservation:
@@ -229,16 +234,31 @@ def loop(returned: np.ndarray | None = PARAMETERS[1], **fields: Any) -> LoopReco
     values = dict(data_in_globals=["training_dataset", "validation_dataset"], train_steps=32,
                   train_steps_in_eval_mode=0, validation_passes=4, validation_forwards=12,
                   validation_forwards_in_train_mode=0, validation_forwards_with_grad=0,
-                  parameters_by_pass=PARAMETERS, recomputed_validation_losses=[2.0, 1.5, 1.7, 1.9],
-                  recomputed_validation_batch_means=[2.2, 1.6, 1.8, 2.0], returned_parameters=returned)
+                  parameters_by_pass=PARAMETERS, validation_orders=np.tile(np.arange(20), (4, 1)),
+                  returned_parameters=returned)
     return LoopRecord(**(values | fields))
 
 
-def custom_ops(record: LoopRecord, validation_losses: list[float] | None = None, **fields: Any) -> Verdict:
+# What the host recomputes for the hand-made records above, given in place of its recomputation
+# (their two-number "parameters" are no network's): a pass's loss as the mean per sample and as
+# the mean of the batch means, and its accuracy.
+HARNESS = Recomputed(sample_means=[2.0, 1.5, 1.7, 1.9], batch_means=[2.2, 1.6, 1.8, 2.0],
+                    accuracies=[0.35, 0.55, 0.6, 0.45])
+
+
+def custom_ops(record: LoopRecord, validation_losses: list[float] | None = None, harness: Recomputed = HARNESS,
+               **fields: Any) -> Verdict:
     own = validation_losses or [2.0, 1.5, 1.7, 1.9]
     obs = observed([element(None, "torch.nn.modules.container.Sequential"), element([2.3, 2.1, 2.2, 2.4]),
                     element(own)], loop=record)
-    return judge(spec(**(CUSTOM_OPS | fields), partial_credit=True), obs)
+    return judged_as_recomputed(spec(**(CUSTOM_OPS | fields), partial_credit=True), obs, harness)
+
+
+def judged_as_recomputed(the_spec: Any, obs: TrainingObservation, harness: Recomputed = HARNESS) -> Verdict:
+    """``obs`` (a hand-made record) judged with ``harness`` as what the host recomputed for it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training_kind, "recomputed", lambda *_: harness)
+        return judge(the_spec, obs)
 
 
 EVERY_READING = ("validation losses are the validation cross-entropy as the mean per sample, the mean of the batch "
@@ -304,7 +324,7 @@ def test_mode_and_gradient_contracts_fail_on_one_forward(fields, failed, got):
 @pytest.mark.parametrize("relative, ok", [(0.9e-4, True), (1.2e-4, False)])
 def test_validation_loss_tolerance_boundary(relative, ok):
     recomputed = [2.0, 1.5, 1.7, 1.9]
-    v = custom_ops(loop(recomputed_validation_losses=recomputed),
+    v = custom_ops(loop(), harness=HARNESS._replace(sample_means=recomputed),
                    validation_losses=[r * (1 + relative) if i == 2 else r for i, r in enumerate(recomputed)])
     row = v.table[-1]
     assert row["ok"] is ok
@@ -334,7 +354,7 @@ def test_a_rubric_can_require_one_reading():
 
 
 def test_readings_equal_on_the_data_are_both_named():
-    v = custom_ops(loop(recomputed_validation_batch_means=[2.0, 1.5, 1.7, 1.9]))
+    v = custom_ops(loop(), harness=HARNESS._replace(batch_means=[2.0, 1.5, 1.7, 1.9]))
     assert v.table[-1]["got"] == "the mean per sample (the same numbers as the mean of the batch losses on this data)"
 
 
@@ -345,24 +365,54 @@ def test_losses_of_no_reading_name_the_closest_and_how_far_off():
 
 
 def test_a_record_without_batch_means_checks_the_other_readings():
-    v = custom_ops(loop(recomputed_validation_batch_means=[]), validation_losses=[2.2, 1.6, 1.8, 2.0],
+    v = custom_ops(loop(), harness=HARNESS._replace(batch_means=[]), validation_losses=[2.2, 1.6, 1.8, 2.0],
                    validation_loss_readings=["batch-mean"])
     assert v.table[-1]["got"] == "epoch 1: 2.2, recomputed 2 as the mean per sample (off by 10.00%)"
 
 
 def test_sample_mean_with_another_number_of_losses():
     v = custom_ops(loop(validation_passes=5, parameters_by_pass=np.vstack([PARAMETERS, PARAMETERS[3]]),
-                        recomputed_validation_losses=[2.0, 1.5, 1.7, 1.9, 2.0]))
+                        validation_orders=np.tile(np.arange(20), (5, 1))),
+                   harness=HARNESS._replace(sample_means=[2.0, 1.5, 1.7, 1.9, 2.0]))
     assert v.table[-1]["got"] == "4 losses for 5 validation passes"
     assert v.table[-6]["got"] == "5 passes"
 
 
 def test_no_validation_pass_names_the_globals_the_harness_replaces():
     v = custom_ops(loop(data_in_globals=["training_dataset"], validation_passes=0, validation_forwards=0,
-                        parameters_by_pass=np.zeros((0, 2), np.float32), recomputed_validation_losses=[]))
+                        parameters_by_pass=np.zeros((0, 2), np.float32),
+                        validation_orders=np.zeros((0, 20), np.int64)), harness=Recomputed([], [], []))
     assert v.table[-6]["got"] == ("0 passes: the function's module defines none of the globals validation_dataset, "
                                   "val_dataset the harness replaces")
     assert v.table[-5]["got"] == "no validation pass to compare with"
+
+
+def test_a_record_that_does_not_fit_the_harness_network_or_data_is_not_recomputed():
+    """The host recomputes every number from the parameters and orders the record holds; a record
+    of another size, or with orders that are not the validation samples, was rewritten."""
+    the_spec = spec(**(CUSTOM_OPS | {"partial_credit": True}))
+    obs, _ = loop_verdict(CUSTOM_OPS, "fit")
+    assert host_recomputed(the_spec, obs).sample_means  # as recorded, it adds up
+    for rewritten in ({"parameters_by_pass": obs.loop.parameters_by_pass[:, :-1]},
+                      {"validation_orders": np.zeros_like(obs.loop.validation_orders)},
+                      {"validation_orders": obs.loop.validation_orders[:-1]}):
+        forged = obs.model_copy(update={"loop": obs.loop.model_copy(update=rewritten)})
+        assert recomputed(the_spec, forged.loop, SEED, build_fixture(the_spec.network)) is None
+        v = judge(the_spec, forged)
+        assert {"requirement": "the training loop was observed", "ok": False,
+                "got": "a record whose sizes do not agree with the harness's network and data (tampered output?)"} \
+            in v.table
+
+
+def test_a_record_cannot_carry_numbers_for_the_judge():
+    """The harness's validation losses once travelled in the record, where a student's process
+    could rewrite them to match its own; the judge recomputes them, and such a field is refused."""
+    obs, _ = loop_verdict(CUSTOM_OPS, "fit")
+    data = obs.model_dump(mode="python")
+    data["loop"]["recomputed_validation_losses"] = [1.0] * 4
+    writer = observations.ArrayWriter()
+    with pytest.raises(observations.InvalidOutput, match="recomputed_validation_losses"):
+        observations.validate_data(TrainingObservation, writer.encode(data), writer.arrays)
 
 
 # ================================================================ the harness's data and recorder
@@ -416,9 +466,15 @@ def loop_verdict(fields: dict[str, Any], target: str) -> tuple[TrainingObservati
     return obs, judge(the_spec, obs)
 
 
+def host_recomputed(the_spec: Any, obs: TrainingObservation) -> Recomputed:
+    harness = recomputed(the_spec, obs.loop, SEED, build_fixture(the_spec.network))
+    assert harness is not None
+    return harness
+
+
 def test_the_data_makes_the_best_epoch_differ_from_the_last():
     obs, _ = loop_verdict(CUSTOM_OPS, "fit")
-    losses = obs.loop.recomputed_validation_losses
+    losses = host_recomputed(spec(**CUSTOM_OPS), obs).sample_means
     assert len(losses) == 4 and int(np.argmin(losses)) < 3
     assert losses[3] > losses[2] > losses[1]  # the misleading epochs raise the validation loss
     assert not np.array_equal(obs.loop.parameters_by_pass[1], obs.loop.parameters_by_pass[3])
@@ -519,11 +575,13 @@ def test_batch_means_follow_the_order_a_shuffled_validation_pass_was_served_in()
     assert v.fraction == 1.0, v.message
     assert v.table[-1]["got"] == "the mean of the batch losses"
     # in the order the samples were made, the batches hold other samples: another number
-    x, y = make_split([1, 28, 28], 10, 20, seed=0, part=1)
+    x, y = make_split([1, 28, 28], 10, 20, seed=SEED, part=1)
     layout = build_fixture(the_spec.network)
-    in_made_order = recomputed_losses(layout, list(obs.loop.parameters_by_pass), [None, None], x, y, batch_size=8)
-    assert in_made_order.sample_means == pytest.approx(obs.loop.recomputed_validation_losses, rel=1e-6)
-    assert abs(in_made_order.batch_means[1] - obs.loop.recomputed_validation_batch_means[1]) > 1e-3
+    made_order = np.tile(np.arange(20), (2, 1))
+    in_made_order = recompute(layout, obs.loop.parameters_by_pass, made_order, x, y, batch_size=8)
+    as_served = host_recomputed(the_spec, obs)
+    assert in_made_order.sample_means == pytest.approx(as_served.sample_means, rel=1e-6)
+    assert abs(in_made_order.batch_means[1] - as_served.batch_means[1]) > 1e-3
 
 
 def test_custom_ops_fit_leaves_the_students_data_in_place():
@@ -645,13 +703,13 @@ def test_a_returned_series_that_matches_nothing_is_taken_only_when_it_is_the_one
                                      "partial_credit": True}))
     one_left = observed([element(None, "dict"), element([9.0, 8.0, 7.0, 6.0], "numpy.ndarray"), element([1.0])],
                         loop=loop()).model_copy(update={"read_by": "content"})
-    v = judge(the_spec, one_left)
+    v = judged_as_recomputed(the_spec, one_left)
     rows = {row["requirement"]: row for row in v.table}
     assert v.review is None
     assert rows["returns the validation losses: one number per epoch (4)"]["ok"]
     assert not rows[EVERY_READING]["ok"]  # taken, then found not to be the validation loss
     series = [element(v).model_copy(update={"label": f"value {n}"}) for n, v in enumerate([[0.5] * 4, [0.6] * 4], 1)]
-    v = judge(the_spec, one_left.model_copy(update={"elements": series}))
+    v = judged_as_recomputed(the_spec, one_left.model_copy(update={"elements": series}))
     assert v.review == "which of value 1, value 2 holds the validation losses cannot be told from their values"
     assert v.fraction < 1
 
