@@ -92,7 +92,7 @@ def observed(elements: list[Element], changed: bool = True, return_type: str = "
 def test_training_passes():
     v = judge(spec(**TRAINING), observed([element([0.5, 0.4]), element([0.8, 0.9])]))
     assert v.fraction == 1.0
-    assert v.message == "returns 2 per-epoch value lists and trains (0.2s for 2 epoch(s))"
+    assert v.message == "returns 2 per-epoch value lists and trains (2 epoch(s))"
 
 
 def test_training_wrong_number_of_epochs_recorded():
@@ -276,7 +276,7 @@ def test_loop_contracts_all_met():
         "training steps run in train mode", "validation runs in eval mode", "validation runs without gradients",
         EVERY_READING]
     assert v.table[-1]["got"] == "the mean per sample"
-    assert v.message == ("returns best-model, training-losses, validation-losses and trains (0.2s for 4 epoch(s)); "
+    assert v.message == ("returns best-model, training-losses, validation-losses and trains (4 epoch(s)); "
                          "its validation losses are the mean per sample")
 
 
