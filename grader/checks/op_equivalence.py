@@ -237,9 +237,29 @@ def build_counterpart(spec: OpEquivalenceSpec, index: int, config: OpConfig) -> 
 
 
 def seeded_tensor(spec: OpEquivalenceSpec, index: int, stream: int, shape: list[int], dtype: Any) -> Any:
+    """Standard normal values from the config's seed, in ``dtype``, no two of them equal (float32
+    and float64): a tie for a window's maximum leaves the gradient's place to the implementation
+    (torch routes it to the first maximum, a student's loop may pick the last), and float32
+    rounding makes such a tie likely enough in a large input that one machine's seed meets it."""
     import torch
 
-    return torch.from_numpy(_rng(spec, index, stream).standard_normal(size=tuple(shape))).to(dtype)
+    values = torch.from_numpy(_rng(spec, index, stream).standard_normal(size=tuple(shape))).to(dtype)
+    if dtype not in (torch.float32, torch.float64):
+        return values
+    return torch.from_numpy(without_ties(torch.Tensor.numpy(values)))
+
+
+def without_ties(values: np.ndarray) -> np.ndarray:
+    """``values`` (a copy) with every repeat of a value moved up, one step of its float type at a
+    time, until all are unique: a handful of values move by a few ulps, the rest stay exactly."""
+    flat = values.reshape(-1).copy()
+    while flat.size > 1:
+        order = np.argsort(flat, kind="stable")
+        repeated = order[1:][flat[order[1:]] == flat[order[:-1]]]
+        if repeated.size == 0:
+            break
+        flat[repeated] = np.nextafter(flat[repeated], np.array(np.inf, dtype=flat.dtype))
+    return flat.reshape(values.shape)
 
 
 def as_array(tensor: Any) -> np.ndarray:
