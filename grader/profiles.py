@@ -198,7 +198,7 @@ class Plan:
 
     profile: dict[str, Any]
     specs: list["CheckSpec"]  # every check, an accuracy check with the profile's budget and data applied
-    expected: dict[str, Any]  # by check id: an AccuracyTruth, a notebook check's StandIns, a TrainingTruth
+    expected: dict[str, Any]  # by check id: an AccuracyTruth, a notebook check's StandIns, a HarnessSeed
 
     @cached_property
     def checks(self) -> list[dict[str, Any]]:
@@ -216,11 +216,11 @@ class Plan:
 def plan(rubric: "LoadedRubric", data: "DataRoot", requested: str = "auto") -> Plan:
     """Apply the chosen profile: accuracy checks get its budget and the data; the rest go as they are.
     The host's truths (``Plan.expected``) come with it: an accuracy check's labels and calibrations,
-    a notebook check's stand-in sizes, the seed a training check's harness data is made from."""
+    a notebook check's stand-in sizes, the seed a check's harness data is made from."""
+    from grader import checks
     from grader.checks.accuracy import AccuracySpec
-
+    from grader.checks.base import HarnessSeed
     from grader.checks.notebook import NotebookSpec, StandIns
-    from grader.checks.training import TrainingSpec, TrainingTruth
     from grader.data import synthetic
 
     name = choose(requested, data.origin)
@@ -229,8 +229,8 @@ def plan(rubric: "LoadedRubric", data: "DataRoot", requested: str = "auto") -> P
         if isinstance(spec, NotebookSpec) and data.origin == "synthetic":
             # a failing line that needs the real size is the stand-in's doing (checks.notebook)
             expected[spec.id] = StandIns(stand_ins=synthetic.stand_ins(data.dataset))
-        if isinstance(spec, TrainingSpec) and spec.data is not None:  # the probe's data comes from the rubric's seed
-            expected[spec.id] = TrainingTruth(seed=rubric.model.seed)
+        if checks.get(spec.kind).made_from_seed(spec):  # the probe made its data from the rubric's seed
+            expected[spec.id] = HarnessSeed(seed=rubric.model.seed)
         if isinstance(spec, AccuracySpec):
             planned = planned_spec(rubric, spec, name, data)
             expected[spec.id] = truth_for(rubric, planned, name, data)

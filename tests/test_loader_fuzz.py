@@ -39,6 +39,7 @@ import pytest
 
 from grader import checks, observations, rubric
 from grader.checks.accuracy import AccuracyTruth
+from grader.checks.base import HarnessSeed
 from grader.judging import INVALID_OBSERVATION, judge_all
 from grader.sandbox import read_back
 from grader.sandbox.statuses import Ending
@@ -144,17 +145,15 @@ OBSERVED = {spec.id: _observation(spec) for spec in SPECS}
 
 def _expected() -> dict[str, Any]:
     """What the host would know: the reference's own observation where a kind compares with one,
-    the test labels for accuracy checks, the seed of a training check's data."""
+    the test labels for accuracy checks, the seed of a check's harness data."""
     expected: dict[str, Any] = {}
     for spec in SPECS:
         if spec.kind == "accuracy":
             expected[spec.id] = AccuracyTruth(labels=np.arange(20) % 10, classes=10, profile="quick", data="synthetic",
                                               images=np.zeros((20, 3, 32, 32), dtype=np.uint8),
                                               scored_on="20 held-out synthetic images")
-        elif spec.kind == "training" and spec.data is not None:
-            from grader.checks.training import TrainingTruth
-
-            expected[spec.id] = TrainingTruth(seed=0)
+        elif checks.get(spec.kind).made_from_seed(spec):
+            expected[spec.id] = HarnessSeed(seed=0)
         elif checks.get(spec.kind).needs_reference(spec):
             expected[spec.id] = OBSERVED[spec.id]
     return expected

@@ -207,6 +207,15 @@ class ProbeContext:
 
 
 @dataclass(frozen=True)
+class HarnessSeed:
+    """A host truth (``profiles.plan``) for a check whose probe makes its own data from the rubric's
+    seed (``CheckKind.made_from_seed``): the judge gets the seed as ``expected`` and makes that data
+    again itself, rather than take the run's account of what it was given."""
+
+    seed: int
+
+
+@dataclass(frozen=True)
 class Measured:
     """What the measure stage found for one check, as the host hands it to the judge.
 
@@ -255,6 +264,12 @@ class CheckKind:
         it holds for judging the check (``truth``, the plan's expectation): an accuracy check's
         scored images. Never anything the student's process saw or wrote."""
         return {}
+
+    @staticmethod
+    def made_from_seed(spec: Any) -> bool:
+        """Whether the probe makes this check's data from the rubric's seed, so that its ``judge``
+        gets a ``HarnessSeed`` as ``expected`` to make the same data on the host."""
+        return False
 
     @staticmethod
     def needs_reference(spec: Any) -> bool:

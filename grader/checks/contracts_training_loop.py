@@ -8,7 +8,7 @@ globals for the duration of the call; ``LoopSession.record`` then turns what was
 was served the samples in, and the returned best model flattened the same way.
 
 Host side: ``recomputed`` gives the harness's own validation loss and accuracy of every pass from
-those parameters, on validation data the host makes from the rubric's seed (``TrainingTruth``);
+those parameters, on validation data the host makes from the rubric's seed (a ``HarnessSeed``);
 ``loop_requirements`` compares the returned numbers with them, never trusting a number or a
 verdict from the sandbox. A validation loss may be read several ways (``LOSS_READINGS``); the host
 derives the sums from the recomputed means and the batch count it knows from the rubric.

@@ -11,9 +11,10 @@ requirement rows on the host side):
   twice: batch sizes, types, value ranges, one-hot targets, the last partial batch, whether the
   order changes between passes and whether samples keep their own labels when it does.
 * ``batches`` (``contracts_batches``) — a class such as custom-ops' ``Dataset(samples, labels,
-  batch_size)``; the probe builds it from harness-made samples that identify themselves, so
-  ``len``, batch sizes, the last partial batch, determinism and ``shuffle()`` keeping samples with
-  their labels are checked exactly.
+  batch_size)``; the probe builds it from harness-made samples that identify themselves and
+  records the values each batch served, so the host checks ``len``, batch sizes, the last partial
+  batch, determinism and ``shuffle()`` keeping samples with their labels exactly, on labels it
+  draws from the rubric's seed itself (a ``HarnessSeed``).
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from grader.checks import register
-from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
+from grader.checks.base import CheckKind, CheckSpec, HarnessSeed, Observation, ProbeContext, Verdict
 from grader.checks.common import Args, call_target, type_name
 from grader.checks.contracts_batches import BatchesExpect, BatchesObservation, batches_requirements, observe_batches
 from grader.checks.contracts_items import ItemsExpect, ItemsObservation, items_requirements, observe_items
 from grader.checks.contracts_loader import LoaderExpect, LoaderObservation, loader_requirements, observe_loader
+from grader.errors import GraderError
 
 
 class DatasetSpec(CheckSpec):
@@ -68,6 +70,10 @@ class Dataset(CheckKind):
     Observation = DatasetObservation
 
     @staticmethod
+    def made_from_seed(spec: DatasetSpec) -> bool:
+        return spec.batches is not None  # the given samples' labels (contracts_batches.given_classes)
+
+    @staticmethod
     def probe(spec: DatasetSpec, ctx: ProbeContext) -> DatasetObservation:
         if isinstance(spec.target, list):
             found = [ctx.resolve(key) for key in spec.target]
@@ -81,14 +87,17 @@ class Dataset(CheckKind):
         return DatasetObservation(loader=observe_loader(obj, ctx, spec.loader, spec.max_batches))  # type: ignore[arg-type]
 
     @staticmethod
-    def judge(spec: DatasetSpec, obs: DatasetObservation, expected: None) -> Verdict:
+    def judge(spec: DatasetSpec, obs: DatasetObservation, expected: HarnessSeed | None) -> Verdict:
         rows: list[dict[str, Any]]
         if spec.items is not None and obs.items is not None:
             rows = items_requirements(spec.items, obs.items)
         elif spec.loader is not None and obs.loader is not None:
             rows = loader_requirements(spec.loader, obs.loader)
         elif spec.batches is not None and obs.batches is not None:
-            rows = batches_requirements(spec.batches, obs.batches)
+            if expected is None:
+                raise GraderError(f"no host seed for dataset check {spec.id!r}", where="grader.pipeline",
+                                  hint="the plan's host truths (grader.profiles.plan(...).expected) must reach judge_all")
+            rows = batches_requirements(spec.batches, obs.batches, expected.seed)
         else:
             return Verdict.failed("the probe observed another form than the rubric asks for")
         return Verdict.from_requirements(rows)

@@ -17,7 +17,7 @@ training step and validation pass, which makes the loop's behaviour checkable in
 * ``validation_without_grad``: validation runs with gradients off (``torch.no_grad()``).
 * ``validation_loss_matches``: the returned validation losses are the cross-entropy the harness
   recomputes, on the host, on the validation data for the parameters each pass evaluated (the
-  record carries those parameters, never a number to compare with: ``TrainingTruth``), in one of the
+  record carries those parameters, never a number to compare with: a ``HarnessSeed``), in one of the
   ``validation_loss_readings``. mlp-checkpoint's handout asks for the "loss averaged/accumulated
   over all minibatches", so by default four readings pass and the message names the one found:
   the mean per sample, the mean of the batch losses, and the two sums ("accumulated": of the
@@ -56,13 +56,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from grader.checks import register
-from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
+from grader.checks.base import CheckKind, CheckSpec, HarnessSeed, Observation, ProbeContext, Verdict
 from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import is_plain_tensor, type_name
 from grader.checks.contracts_training_data import (Recomputed, flat_returned, in_globals, role_globals,
@@ -202,15 +201,6 @@ class TrainingObservation(Observation):
     training_loss_readings: dict[str, list[float]] = {}  # the harness's training loss per epoch, by reading
 
 
-@dataclass(frozen=True)
-class TrainingTruth:
-    """What the host knows for judging a training check with harness data, none of it from the
-    sandbox: the seed the probe made that data from (the rubric's), so that the host makes the same
-    validation data and recomputes every pass's loss and accuracy itself (``recomputed``)."""
-
-    seed: int
-
-
 def build_fixture(spec: NetworkFixture) -> Any:
     import torch
 
@@ -339,6 +329,10 @@ class Training(CheckKind):
     Observation = TrainingObservation
 
     @staticmethod
+    def made_from_seed(spec: TrainingSpec) -> bool:
+        return spec.data is not None  # the harness's data (contracts_training_data.make_split)
+
+    @staticmethod
     def probe(spec: TrainingSpec, ctx: ProbeContext) -> TrainingObservation:
         import torch
 
@@ -390,7 +384,7 @@ class Training(CheckKind):
                                    if read_by == "content" else {})
 
     @staticmethod
-    def judge(spec: TrainingSpec, obs: TrainingObservation, expected: TrainingTruth | None) -> Verdict:
+    def judge(spec: TrainingSpec, obs: TrainingObservation, expected: HarnessSeed | None) -> Verdict:
         harness = None
         if spec.data is not None and obs.loop is not None:
             if expected is None:

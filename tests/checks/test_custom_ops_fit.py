@@ -9,8 +9,7 @@ from functools import cache
 from pathlib import Path
 
 from grader import checks, rubric
-from grader.checks.base import ProbeContext
-from grader.checks.training import TrainingTruth
+from grader.checks.base import HarnessSeed, ProbeContext
 from grader.targets import TargetSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +29,7 @@ def _graded(check_id: str, function: str):
     ctx = ProbeContext(namespaces=[("module", vars(module))], targets={"fit": TargetSpec(name=function)})
     ctx.seed_everything()
     kind = checks.get("training")
-    return kind.judge(spec, kind.probe(spec, ctx), TrainingTruth(seed=ctx.seed))  # the host's, as the plan makes it
+    return kind.judge(spec, kind.probe(spec, ctx), HarnessSeed(seed=ctx.seed))  # the host's, as the plan makes it
 
 
 def _failed(verdict) -> list[str]:

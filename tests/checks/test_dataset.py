@@ -4,6 +4,7 @@ requirement), probes on tiny objects and on the fixtures in tests/fixtures/contr
 from __future__ import annotations
 
 import importlib.util
+import math
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -15,15 +16,18 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from grader import checks, observations
-from grader.checks.base import ProbeContext, StudentRaised, Verdict
-from grader.checks.contracts_batches import BatchesObservation, BatchReading, identify_samples
+from grader.checks.base import HarnessSeed, ProbeContext, StudentRaised, Verdict
+from grader.checks.contracts_batches import (BatchesExpect, BatchesObservation, BatchRead, BatchReading, given_classes,
+                                             identify_samples)
 from grader.checks.contracts_items import DatasetInfo, ItemsObservation
 from grader.checks.contracts_loader import LoaderObservation
 from grader.checks.contracts_samples import LabelSummary, label_classes, value_hash
 from grader.checks.dataset import DatasetObservation
+from grader.errors import GraderError
 from grader.targets import TargetSpec
 
 CONTRACTS = Path(__file__).resolve().parents[1] / "fixtures" / "contracts"
+SEED = 0  # the probe contexts' seed, and so the host's
 
 
 def spec(**fields: Any):
@@ -31,7 +35,8 @@ def spec(**fields: Any):
 
 
 def judge(the_spec: Any, observation: DatasetObservation) -> Verdict:
-    return checks.get("dataset").judge(the_spec, observation, None)
+    """The host's judgement, with the seed the plan gives a ``batches`` check (the other forms ignore it)."""
+    return checks.get("dataset").judge(the_spec, observation, HarnessSeed(seed=SEED))
 
 
 def probe(the_spec: Any, ctx: ProbeContext) -> DatasetObservation:
@@ -410,26 +415,35 @@ def test_loader_probe_of_one_hot_targets(target, ok):
 
 
 BATCHES = {"count": 10, "batch_size": 4, "classes": 3, "sample_shape": [1, 2, 2]}
-GIVEN = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0]
+GIVEN = [int(c) for c in given_classes(BatchesExpect(**BATCHES), SEED)]  # what the host draws from the seed
 
 
-def reading(ids: list[list[int]], labels: list[list[int]] | None = None, reread: list[int] | None = None,
-            shape: list[int] | None = None) -> BatchReading:
+def served(ids: list[int], classes: list[int], shape: list[int], index_labels: bool) -> BatchRead:
+    """A read of one batch as the probe records it: sample i filled with (i + 1) / 11 (-1: a row
+    of other values), each label a one-hot row (-1: all zeros) or a class index."""
+    rows = [np.full(shape, (i + 1) / 11, dtype=np.float32) if i >= 0 else np.linspace(0, 1, math.prod(shape),
+            dtype=np.float32).reshape(shape) for i in ids]
+    labels = np.array(classes, dtype=np.int64) if index_labels else \
+        np.array([np.eye(3, dtype=np.float32)[c] if c >= 0 else np.zeros(3, dtype=np.float32) for c in classes])
+    return BatchRead(structure="tuple(torch.Tensor, torch.Tensor)", samples=np.stack(rows), labels=labels)
+
+
+def reading(ids: list[list[int]], labels: list[list[int]] | None = None, changed_on_reread: tuple[int, ...] = (),
+            shape: list[int] | None = None, index_labels: bool = False) -> BatchReading:
     labels = labels if labels is not None else [[GIVEN[i] for i in batch] for batch in ids]
-    digests = [value_hash(np.array(batch)) for batch in ids]
-    return BatchReading(structures=["tuple(torch.Tensor, torch.Tensor)"] * len(ids),
-                        row_shapes=[shape or [1, 2, 2]] * len(ids), sample_ids=ids, label_classes=labels,
-                        digests=digests, reread_digests=reread if reread is not None else digests)
+    first = [served(batch, classes, shape or [1, 2, 2], index_labels) for batch, classes in zip(ids, labels)]
+    second = [read.model_copy(update={"samples": read.samples[::-1].copy()}) if b in changed_on_reread else read
+              for b, read in enumerate(first)]
+    return BatchReading(first=first, second=second)
 
 
 IN_ORDER = [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
 SHUFFLED = [[9, 2, 4, 0], [7, 1, 3, 8], [6, 5]]
-ONE_HOT_3 = LabelSummary(dims=[2], widths=[3], zero_one=True, row_sum_min=1.0, row_sum_max=1.0)
 
 
 def batches(before: BatchReading | None = None, after: BatchReading | None = None, **fields: Any) -> DatasetObservation:
-    values = dict(length=3, length_when_divisible=2, given_classes=GIVEN, labels=ONE_HOT_3,
-                  before_shuffle=before or reading(IN_ORDER), after_shuffle=after or reading(SHUFFLED))
+    values = dict(length=3, length_when_divisible=2, before_shuffle=before or reading(IN_ORDER),
+                  after_shuffle=after or reading(SHUFFLED))
     return DatasetObservation(batches=BatchesObservation(**(values | fields)))
 
 
@@ -473,7 +487,8 @@ def test_batches_last_batch_padded_to_full_size():
 
 
 def test_batches_rows_that_are_not_given_samples():
-    ids, labels = [[0, 1, 2, 3], [4, 5, 6, 7], [8, -1]], [[0, 1, 2, 0], [1, 2, 0, 1], [2, 0]]
+    ids = [[0, 1, 2, 3], [4, 5, 6, 7], [8, -1]]
+    labels = [[GIVEN[i] for i in batch[:-1]] + [GIVEN[9]] if -1 in batch else [GIVEN[i] for i in batch] for batch in ids]
     v = batches_verdict(batches(reading(ids, labels=labels)))
     assert v.table[3]["got"] == ("1 of 10 samples never served; "
                                  "1 rows are not samples given to the class (values changed?)")
@@ -487,14 +502,25 @@ def test_batches_one_misaligned_label_after_shuffle():
                          "got 1 of 10 samples came with a label other than their own")
 
 
+def test_batches_labels_are_held_to_the_hosts_own_draw_not_the_runs():
+    """The record holds no given labels: a run that served labels of another seed's draw, however
+    consistently, serves samples with labels other than their own."""
+    other = [int(c) for c in given_classes(BatchesExpect(**BATCHES), SEED + 1)]
+    assert other != GIVEN
+    relabelled = [[other[i] for i in batch] for batch in IN_ORDER]
+    v = batches_verdict(batches(before=reading(IN_ORDER, labels=relabelled)))
+    wrong = sum(other[i] != GIVEN[i] for i in range(10))
+    assert v.table[4] == {"requirement": "each sample comes with its own label",
+                          "got": f"{wrong} of 10 samples came with a label other than their own", "ok": False}
+
+
 def test_batches_shuffle_that_changes_nothing():
     v = batches_verdict(batches(after=reading(IN_ORDER)))
     assert v.message == "shuffle() changes the order of the samples: got the same order after shuffle()"
 
 
 def test_batches_same_index_different_batch():
-    first = reading(IN_ORDER)
-    v = batches_verdict(batches(before=reading(IN_ORDER, reread=[first.digests[0] + 1, *first.digests[1:]])))
+    v = batches_verdict(batches(before=reading(IN_ORDER, changed_on_reread=(0,))))
     assert v.message == "the same index gives the same batch: got batch 0 differed on a second read (1 of 3 batches)"
 
 
@@ -505,13 +531,26 @@ def test_batches_samples_of_another_shape():
 
 
 def test_batches_labels_not_one_hot():
-    v = batches_verdict(batches(labels=LabelSummary(dims=[1])))
+    v = batches_verdict(batches(before=reading(IN_ORDER, index_labels=True),
+                                after=reading(SHUFFLED, index_labels=True)))
     assert v.message == "labels are one-hot rows of width 3 (0/1 values summing to 1): got 1-d class indices"
 
 
 def test_batches_index_labels_are_not_held_to_one_hot():
     the_spec = spec(target="Dataset", batches=BATCHES | {"labels": "index"})
-    assert judge(the_spec, batches(labels=LabelSummary(dims=[1]))).fraction == 1.0
+    obs = batches(before=reading(IN_ORDER, index_labels=True), after=reading(SHUFFLED, index_labels=True))
+    assert judge(the_spec, obs).fraction == 1.0
+
+
+def test_batches_values_that_are_not_a_pair_of_tensors():
+    odd = BatchReading(first=[BatchRead(structure="dict(str)")] * 3, second=[BatchRead(structure="dict(str)")] * 3)
+    v = batches_verdict(batches(before=odd, after=odd))
+    assert v.table[1]["got"] == "dict(str)" and v.table[3]["got"] == "10 of 10 samples never served"
+
+
+def test_batches_without_the_hosts_seed_is_a_grader_error():
+    with pytest.raises(GraderError, match="no host seed for dataset check"):
+        checks.get("dataset").judge(spec(target="Dataset", batches=BATCHES), batches(), None)
 
 
 @pytest.mark.parametrize("count, batch_size", [(8, 4), (4, 8), (4, 4)])
@@ -569,14 +608,16 @@ def test_batches_probe_of_a_subtly_wrong_class(class_name, failed):
     assert failed_requirements(v) == failed, v.message
 
 
-def test_batches_probe_records_what_each_batch_holds():
+def test_batches_probe_records_the_values_each_batch_served():
     the_spec = spec(target="Dataset", batches=CUSTOM_OPS)
     obs = probe(the_spec, fixture_context("batching_datasets")).batches
     assert (obs.length, obs.length_when_divisible) == (7, 6)
-    assert obs.before_shuffle.sample_ids[0] == list(range(8))
-    assert obs.before_shuffle.sample_ids[-1] == [48, 49]
-    assert obs.before_shuffle.label_classes[0] == obs.given_classes[:8]
-    assert sorted(i for batch in obs.after_shuffle.sample_ids for i in batch) == list(range(50))
+    first = obs.before_shuffle.first
+    assert identify_samples(first[0].samples, 50) == list(range(8))
+    assert identify_samples(first[-1].samples, 50) == [48, 49]
+    assert label_classes(first[0].labels) == [int(c) for c in given_classes(BatchesExpect(**CUSTOM_OPS), SEED)[:8]]
+    shuffled = [i for read in obs.after_shuffle.first for i in identify_samples(read.samples, 50)]
+    assert sorted(shuffled) == list(range(50))
 
 
 def test_batches_probe_of_a_constructor_that_raises():

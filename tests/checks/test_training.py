@@ -17,11 +17,11 @@ import pytest
 import torch
 
 from grader import checks, observations
-from grader.checks.base import ProbeContext, StudentRaised, Verdict
+from grader.checks.base import HarnessSeed, ProbeContext, StudentRaised, Verdict
 from grader.checks.contracts_training_data import LoopRecorder, Recomputed, TinyBatches, in_globals, make_split, recompute
 from grader.checks import training as training_kind
 from grader.checks.contracts_training_loop import LoopRecord, recomputed
-from grader.checks.training import Element, TrainingObservation, TrainingTruth, build_fixture
+from grader.checks.training import Element, TrainingObservation, build_fixture
 from grader.targets import TargetSpec
 
 CONTRACTS = Path(__file__).resolve().parents[1] / "fixtures" / "contracts"
@@ -37,7 +37,7 @@ SEED = 0  # the seed the probes below make the harness's data from (ProbeContext
 
 def judge(the_spec: Any, observation: TrainingObservation) -> Verdict:
     """Judged as the pipeline judges: with the host's truth, from which it remakes the data."""
-    return checks.get("training").judge(the_spec, observation, TrainingTruth(seed=SEED))
+    return checks.get("training").judge(the_spec, observation, HarnessSeed(seed=SEED))
 
 
 def probe(the_spec: Any, ctx: ProbeContext) -> TrainingObservation:

@@ -1,0 +1,113 @@
+"""Attacks on the ``dataset`` check's ``batches`` form by a student who has read the grader's source.
+
+The form's probe builds the student's batching class from harness-made samples and records what
+each batch served; the host decodes which sample and which label each row is, and draws the labels
+the samples were given from the rubric's seed itself. Before, the probe decoded in the student's
+process and recorded the labels it had given, so a class that shuffled samples without their
+labels passed by rebinding the decoder or the label draw. Here the probe runs in this process, as
+it runs next to the student's code, and the judge runs with the grader's modules as the host has
+them: restored after the probe, as a separate process would see them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from grader import checks
+from grader.checks import contracts_batches, contracts_samples
+from grader.checks.base import HarnessSeed, ProbeContext
+from grader.targets import TargetSpec
+
+SEED = 7
+CUSTOM_OPS = {"count": 50, "batch_size": 8, "classes": 10, "sample_shape": [1, 28, 28], "labels": "one-hot"}
+LABELS_KEPT = "after shuffle(): every sample served once, with its own label"
+
+
+class ShufflesSamplesNotLabels:
+    """A batching class with custom-ops' classic mistake: shuffle() moves the samples, not their labels."""
+
+    def __init__(self, samples, labels, batch_size):
+        self.samples, self.labels, self.batch_size = samples, labels, batch_size
+
+    def __getitem__(self, index):
+        start = index * self.batch_size
+        return self.samples[start:start + self.batch_size], self.labels[start:start + self.batch_size]
+
+    def __len__(self):
+        return math.ceil(len(self.samples) / self.batch_size)
+
+    def shuffle(self):
+        self.samples = self.samples[torch.randperm(len(self.samples))]
+
+
+class RebindsTheLabelDecoder(ShufflesSamplesNotLabels):
+    """The same mistake, plus what the grader's source suggests: the probe decodes each label row
+    with ``label_classes``, so rebind it to report, for every row of the batch just served, the
+    class its sample was given, whatever label was served with it. (The fill value that tells
+    which sample a row is, and the order the labels were given in, are both in the source.)"""
+
+    given: list[int] = []
+    served_rows: Any = None
+
+    def __init__(self, samples, labels, batch_size):
+        super().__init__(samples, labels, batch_size)
+        cls = RebindsTheLabelDecoder
+        if len(labels) > len(cls.given):  # the full instance, not the one of a multiple of the batch size
+            cls.given = labels.argmax(dim=1).tolist()
+
+        def own_classes(batch_labels):
+            rows = cls.served_rows.flatten(1).mean(dim=1)
+            return [cls.given[int(i)] for i in torch.round(rows * (len(cls.given) + 1)).long() - 1]
+
+        contracts_batches.label_classes = contracts_samples.label_classes = own_classes
+
+    def __getitem__(self, index):
+        samples, labels = super().__getitem__(index)
+        RebindsTheLabelDecoder.served_rows = samples
+        return samples, labels
+
+
+class RebindsTheLabelDraw(ShufflesSamplesNotLabels):
+    """The same mistake, with every given label made class 0 by rebinding the draw of the given
+    labels, so that no label can be served with the wrong sample."""
+
+    def __init__(self, samples, labels, batch_size):
+        contracts_batches.given_classes = lambda want, seed: np.zeros(want.count, dtype=np.int64)
+        zeros = torch.nn.functional.one_hot(torch.zeros(len(labels), dtype=torch.int64), labels.shape[1]).float()
+        super().__init__(samples, zeros, batch_size)
+
+
+def graded(cls: type) -> dict[str, Any]:
+    """Probe in this process (the student's side), then judge with the grader's modules restored
+    (the host's side); the failed requirements by name."""
+    spec = checks.get("dataset").Spec.model_validate({"id": "batches", "kind": "dataset", "points": 2,
+                                                      "target": "Dataset", "batches": CUSTOM_OPS})
+    ctx = ProbeContext(namespaces=[("module", {"Dataset": cls})], targets={"Dataset": TargetSpec(name="Dataset")},
+                       seed=SEED)
+    kept = {module: dict(vars(module)) for module in (contracts_batches, contracts_samples)}
+    try:
+        ctx.seed_everything()
+        observation = checks.get("dataset").probe(spec, ctx)
+    finally:
+        for module, names in kept.items():
+            vars(module).update(names)
+    verdict = checks.get("dataset").judge(spec, observation, HarnessSeed(seed=SEED))
+    return {"fraction": verdict.fraction, "failed": [row["requirement"] for row in verdict.table if not row["ok"]]}
+
+
+def test_the_plain_mistake_fails_only_the_labels_kept_requirement():
+    assert graded(ShufflesSamplesNotLabels)["failed"] == [LABELS_KEPT]
+
+
+def test_rebinding_the_label_decoder_gains_nothing():
+    """It passed in full when the probe decoded the labels in the student's process."""
+    assert graded(RebindsTheLabelDecoder)["failed"] == [LABELS_KEPT]
+
+
+def test_rebinding_the_draw_of_the_given_labels_gains_nothing():
+    # all class 0 is not what the host draws from the seed, before shuffle() or after
+    assert graded(RebindsTheLabelDraw)["failed"] == ["each sample comes with its own label", LABELS_KEPT]
