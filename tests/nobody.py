@@ -63,7 +63,8 @@ class Nobody:
 
     def command(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> list[str]:
         """``python ARGS`` as nobody, through su: the shell execs Python, so su's child is the interpreter."""
-        settings = {"HOME": str(self.work), "GRADER_CACHE": str(self.work / "cache"), **(env or {})}
+        pinned = {k: os.environ[k] for k in ("GRADER_MEASURE_SECRET",) if os.environ.get(k)}  # tests/conftest.py
+        settings = {"HOME": str(self.work), "GRADER_CACHE": str(self.work / "cache"), **pinned, **(env or {})}
         line = " ".join(["cd", shlex.quote(str(cwd or self.work)), "&&", "exec", "env",
                          *(f"{k}={shlex.quote(v)}" for k, v in settings.items()),
                          str(self.venv / "bin" / "python"), *map(shlex.quote, args)])
