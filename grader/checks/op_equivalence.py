@@ -37,8 +37,9 @@ Two readings of the student's op that the handout allows, each named in the mess
   the handout fixes the names (custom-ops' skeleton: ``self.weight``, ``self.bias``).
 * **An op written for batched input only** (``batch_dimension: if-needed``). A config whose input
   has fewer dimensions than the sweep's largest ([1, 100, 100] beside [4, 32, 26, 26]) and on
-  which the op raises is run again with a leading batch dimension of 1, removed from the output
-  before it is compared, for handouts that apply the op to batches.
+  which the op raises, or returns another shape than torch's (``x.unfold(2, k, s).unfold(3, k, s)``
+  reads [C, H, W] as [B, C, H]), is run again with a leading batch dimension of 1, removed from the
+  output before it is compared, for handouts that apply the op to batches.
 """
 
 from __future__ import annotations
@@ -414,7 +415,7 @@ def _run_student(spec: OpEquivalenceSpec, index: int, config: OpConfig, op: Any,
     renamed = {n: p.attribute for n, p in placed.items() if p.attribute and p.attribute != n and not p.problem}
     ambiguous = "; ".join(p.problem for p in placed.values() if p.ambiguous and p.problem)
     x = seeded_tensor(spec, index, 1, config.input, dtype).requires_grad_(True)
-    out, batched = _forward(spec, config, module, x, call, ctx, recorder)
+    out, batched = _forward(spec, index, config, module, x, call, ctx, recorder)
     common = {"problems": problems, "renamed": renamed, "ambiguous": ambiguous, "batched": batched}
     if not is_plain_tensor(out):
         return CaseRun(output_type=type_name(out), **common), module
@@ -458,31 +459,46 @@ def _run_student(spec: OpEquivalenceSpec, index: int, config: OpConfig, op: Any,
     return run, module
 
 
-def _forward(spec: OpEquivalenceSpec, config: OpConfig, module: Any, x: Any, call: str, ctx: ProbeContext,
-             recorder: OpRecorder) -> tuple[Any, bool]:
+def _forward(spec: OpEquivalenceSpec, index: int, config: OpConfig, module: Any, x: Any, call: str,
+             ctx: ProbeContext, recorder: OpRecorder) -> tuple[Any, bool]:
     """The op's output on ``x``, and whether it took a batch dimension to get it (``batch_dimension``):
-    an unbatched input the op raises on is given again as a batch of one, and the output's batch
-    dimension removed. If that raises too, the first error stands."""
+    an unbatched input the op raises on, or gives an output of another shape than torch's, is given
+    again as a batch of one, and the output's batch dimension removed. If the op raises on that
+    too, the first error stands; where the first call returned, its output stands unless the
+    batch of one gives torch's shape."""
     import torch
 
+    may_batch = spec.batch_dimension == "if-needed" and len(config.input) < max(len(c.input) for c in spec.sweep())
+    first_error: BaseException | None = None
+    out: Any = None
     try:
         with ctx.student_code(f"running {call} on an input of shape {format_shape(config.input)}"), \
                 torch.enable_grad(), recorder.watching("forward"):
-            return module(x), False
+            out = module(x)
     except StudentRaised:
-        if spec.batch_dimension != "if-needed" or len(config.input) >= max(len(c.input) for c in spec.sweep()):
+        if not may_batch:
             raise
-        first = sys.exc_info()[1]
+        first_error = sys.exc_info()[1]
+    torch_shape = counterpart_shape(spec, index, config) if may_batch and first_error is None else None
+    if not may_batch or (is_plain_tensor(out) and list(out.shape) == torch_shape):
+        return out, False
     batched = [1, *config.input]
     try:
         with ctx.student_code(f"running {call} on the input as a batch of one, {format_shape(batched)}"), \
                 torch.enable_grad(), recorder.watching("forward"):
-            out = module(torch.unsqueeze(x, 0))
+            again = module(torch.unsqueeze(x, 0))
     except StudentRaised:
-        raise first from None
-    if not is_plain_tensor(out) or out.ndim < 1 or out.shape[0] != 1:
-        raise first
-    return torch.squeeze(out, 0), True
+        if first_error is not None:
+            raise first_error from None
+        return out, False
+    usable = is_plain_tensor(again) and again.ndim >= 1 and again.shape[0] == 1
+    if first_error is not None:
+        if not usable:
+            raise first_error
+        return torch.squeeze(again, 0), True
+    if usable and list(again.shape[1:]) == torch_shape:
+        return torch.squeeze(again, 0), True
+    return out, False
 
 
 def reduced_input(config: OpConfig) -> list[int]:

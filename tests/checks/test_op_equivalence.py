@@ -768,6 +768,29 @@ def test_an_op_for_batched_input_gets_a_batch_of_one_when_the_rubric_allows():
                               "and the batch dimension removed from the output")
 
 
+def test_an_op_that_reads_an_unbatched_input_as_batched_gets_a_batch_of_one_when_the_rubric_allows():
+    """``x.unfold(2, k, s).unfold(3, k, s)`` takes [C, H, W] for [B, C, H] and returns a wrong shape
+    without raising; the handout only ever gives it batches."""
+    the_spec = spec(counterpart="nn.MaxPool2d", configs=EXPERIMENT, batch_dimension="if-needed")
+    obs, v = probe_and_judge(the_spec, vars(load_fixture("unfold_ops")), "MaxPool2d")
+    assert v.fraction == 1.0, v.message
+    assert [run.batched for run in obs.runs] == [True, False]
+
+
+def test_an_unbatched_output_of_the_wrong_shape_stands_when_a_batch_of_one_does_no_better():
+    class Flattens(nn.Module):
+        def __init__(self, kernel_size, stride):
+            super().__init__()
+
+        def forward(self, x):
+            return x.reshape(-1)
+
+    the_spec = spec(counterpart="nn.MaxPool2d", configs=EXPERIMENT, batch_dimension="if-needed", partial_credit=True)
+    obs, v = probe_and_judge(the_spec, {"Op": Flattens}, "Op")
+    assert [run.batched for run in obs.runs] == [False, False]
+    assert v.table[0]["detail"] == "shape [100], expected [1, 4, 4]"
+
+
 def test_an_op_for_batched_input_fails_the_unbatched_config_by_default():
     the_spec = spec(counterpart="nn.MaxPool2d", configs=EXPERIMENT, partial_credit=True)
     _, v = probe_and_judge(the_spec, vars(load_fixture("pool_needs_a_batch")), "MaxPool2d")
