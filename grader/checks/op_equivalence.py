@@ -471,10 +471,13 @@ def _forward(spec: OpEquivalenceSpec, index: int, config: OpConfig, module: Any,
     may_batch = spec.batch_dimension == "if-needed" and len(config.input) < max(len(c.input) for c in spec.sweep())
     first_error: BaseException | None = None
     out: Any = None
+    # The op gets a copy of the input, not the leaf tensor whose gradient is read: an op may work in
+    # place (`x[x < 0] = 0`, as torch's ReLU(inplace=True) does), which autograd refuses on a leaf.
+    given, given_batched = torch.Tensor.clone(x), torch.unsqueeze(torch.Tensor.clone(x), 0)
     try:
         with ctx.student_code(f"running {call} on an input of shape {format_shape(config.input)}"), \
                 torch.enable_grad(), recorder.watching("forward"):
-            out = module(x)
+            out = module(given)
     except StudentRaised:
         if not may_batch:
             raise
@@ -486,7 +489,7 @@ def _forward(spec: OpEquivalenceSpec, index: int, config: OpConfig, module: Any,
     try:
         with ctx.student_code(f"running {call} on the input as a batch of one, {format_shape(batched)}"), \
                 torch.enable_grad(), recorder.watching("forward"):
-            again = module(torch.unsqueeze(x, 0))
+            again = module(given_batched)
     except StudentRaised:
         if first_error is not None:
             raise first_error from None
@@ -539,7 +542,8 @@ def _capture(spec: OpEquivalenceSpec, config: OpConfig, module: Any, placed: dic
     def joint(x: Any, *rest: Any) -> tuple[Any, ...]:
         *parameters, upstream = rest
         with _swapped(module, {placed[n].attribute: t for n, t in zip(names, parameters)}):
-            out = torch.squeeze(module(torch.unsqueeze(x, 0)), 0) if batched else module(x)
+            given = torch.Tensor.clone(x)  # not the leaf: see _forward
+            out = torch.squeeze(module(torch.unsqueeze(given, 0)), 0) if batched else module(given)
         if not grads:
             return (out,)
         wrt = [x if g == "input" else parameters[names.index(g)] for g in grads]

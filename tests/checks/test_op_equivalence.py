@@ -21,7 +21,7 @@ from torch import nn
 
 from grader import checks
 from grader.checks import op_equivalence
-from grader.checks.base import ProbeContext, StudentRaised
+from grader.checks.base import Measured, ProbeContext, StudentRaised
 from grader.checks.capture import capture_view
 from grader.checks.forbidden import (OpRecorder, SourcePiece, class_source_in, collect_sources,
                                      default_names, default_ops, function_name, matches, scan)
@@ -789,6 +789,29 @@ def test_an_unbatched_output_of_the_wrong_shape_stands_when_a_batch_of_one_does_
     obs, v = probe_and_judge(the_spec, {"Op": Flattens}, "Op")
     assert [run.batched for run in obs.runs] == [False, False]
     assert v.table[0]["detail"] == "shape [100], expected [1, 4, 4]"
+
+
+class ReLUByMaskAssignment(nn.Module):
+    def forward(self, x):
+        x[x < 0] = 0
+        return x
+
+
+class ReLUClampedInPlace(nn.Module):
+    def forward(self, x):
+        return x.clamp_(min=0)
+
+
+@pytest.mark.parametrize("op", [ReLUByMaskAssignment, ReLUClampedInPlace])
+def test_an_op_that_works_in_place_passes_observed_and_measured(op):
+    """As torch's ReLU(inplace=True) does; autograd refuses that on a leaf tensor, so the op is
+    given a copy of the input whose gradient is read, and so is the captured graph."""
+    the_spec = spec(counterpart="nn.ReLU")
+    obs, v = probe_and_judge(the_spec, {"Op": op}, "Op")
+    assert v.fraction == 1.0, v.message
+    measured = Measured(seed=4321, data=KIND.measure(the_spec, obs, 4321, {}))
+    v = KIND.judge(the_spec, obs, None, measured)
+    assert v.fraction == 1.0 and v.review is None, (v.message, v.review)
 
 
 def test_an_op_for_batched_input_fails_the_unbatched_config_by_default():
