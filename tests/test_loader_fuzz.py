@@ -107,7 +107,7 @@ def _observation(spec: Any) -> Any:
                      output=f32 * 2, output_type="torch.Tensor", zeroed_output=np.maximum(f32, 0),
                      zeroed_output_type="torch.Tensor")
     if spec.kind == "training":
-        from grader.checks.contracts_training_loop import LoopRecord
+        from grader.checks.training import LoopRecord
         from grader.checks.training import Element
 
         loop = LoopRecord(data_in_globals=[], train_steps=16, train_steps_in_eval_mode=0, validation_passes=2,

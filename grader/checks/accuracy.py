@@ -682,7 +682,7 @@ def _train_with_student_loop(spec: AccuracySpec, ctx: ProbeContext, model: Any, 
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    from grader.checks.contracts_training_data import in_globals
+    from grader.checks.training import in_globals
 
     (x, y), (test_x, test_y) = train, test
     loaders = {

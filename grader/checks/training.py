@@ -4,7 +4,7 @@ The probe builds a small network itself (so a broken student model does not fail
 too), calls the function with the rubric's arguments and records what comes back: the return
 structure, the per-epoch values and whether the weights changed at all.
 
-With ``data``, the harness also makes the data (``contracts_training_data``): a few dozen samples
+With ``data``, the harness also makes the data (the first section below): a few dozen samples
 passed as ``$train_data`` / ``$validation_data`` or put in place of the student's globals of the
 names the rubric lists, while the function runs. A forward hook on the network then sees every
 training step and validation pass, which makes the loop's behaviour checkable in seconds:
@@ -39,7 +39,7 @@ check reads them as a careful TA does:
   device)``; ``grader.targets.role_plan``), plus what the harness can give honestly: a scheduler
   over the given optimizer that keeps its rate, the device the check runs on. A loop that reads
   its loaders from a global dict (``dataloaders['train']``) gets the harness data under the same
-  keys (``contracts_training_data.role_globals``).
+  keys (``role_globals``).
 * **Returned values by what they are.** When the number returned differs from ``returns`` (six
   values, or ``(model, history)`` with the losses in a dict), each role is found among the values:
   the best model is the one value that reads as a model, state dict or parameter list; training
@@ -50,27 +50,627 @@ check reads them as a careful TA does:
 * Only checks that need returned values have return rows: a modes check (``returns`` all ``any``)
   does not fail on how many values come back. With ``returns_optional`` (the handout asks for no
   returns), a function returning ``None`` is graded on what it does.
+
+The file has three sections: the harness's data and the recorder that watches the loop; the
+loop's contracts (the probe's record of the loop and the host's requirement rows); the check.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any, Literal
+from contextlib import contextmanager
+from typing import Any, Iterator, Literal, NamedTuple
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, HarnessSeed, Observation, ProbeContext, Verdict
 from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import is_plain_tensor, type_name
-from grader.checks.contracts_training_data import (Recomputed, flat_returned, in_globals, role_globals,
-                                                   training_loss_readings)
-from grader.checks.contracts_training_loop import (LOSS_ATOL, LOSS_READINGS, LOSS_RTOL, PLACEHOLDERS, LoopRecord,
-                                                   LossReading, call_session, loop_requirements, recomputed,
-                                                   recomputed_by_reading)
 from grader.errors import GraderError
+from grader.observations import Array
 from grader.targets import HARNESS_ROLES, by_role, call_by_role, can_build, role_plan
+
+
+# ================================================================ harness data and the loop recorder
+#
+# Tiny harness-made data, and the recorder that watches the loop.
+#
+# Probe side, but for ``recompute`` (and ``make_split``, which both sides call). The harness, not
+# the student, decides what the training function trains on:
+#
+# * ``TinyBatches`` serve a few dozen samples of an easy classification problem. They work like a
+#   ``DataLoader`` (``for x, y in data``, ``len(data)``, ``len(data.dataset)``) and like custom-ops'
+#   batching class (``data[i]``, ``data.shuffle()``), so most students' loops accept them.
+# * ``LoopRecorder`` is a forward pre-hook on the harness's network. A call on training data with
+#   gradients on is a *training step*; calls on validation data make up a *validation pass*, which
+#   ends at the next training step (calls on training data without gradients, e.g. a training
+#   accuracy, are neither). The recorder counts the model's mode and the gradient switch in each,
+#   and at the start of every validation pass stores the network's parameters (the parameters that
+#   pass evaluates) and the order the validation samples are served in (which samples share a
+#   batch, for a loss averaged per batch). Which data a call is on is the data last served.
+# * From the middle of the run the training batches carry *misleading* labels (every class shifted
+#   by one), so the validation loss rises in the last epochs. The lowest-validation epoch is then
+#   never the last one, and a function that returns its final weights instead of a copy of the best
+#   ones (a live ``state_dict()`` reference) returns another epoch's parameters, which shows.
+# * A forward hook (``LoopRecorder.after_forward``) keeps the cross-entropy of every training step
+#   against the labels that batch served, so the training losses a loop returns can be recognised
+#   among its returned values (``training_loss_readings``).
+# * ``recompute`` runs on the host: the validation loss and accuracy of every pass, from the
+#   parameters the recorder stored and the order it saw the samples served in, on validation data
+#   the host makes itself from the rubric's seed (``make_split``). The student's process never
+#   reports a number the judge compares with.
+# * ``role_globals``: a loop reading its loaders from a global dict (``dataloaders['train']``, the
+#   PyTorch tutorial's) gets the harness's data under the same keys, by the role each key names,
+#   and a dict of the data sets' sizes beside it the harness data's sizes.
+
+
+Split = Literal["train", "validation"]
+
+
+class LoopRecorder:
+    """Counts what every forward call of the network saw; snapshots each validation pass."""
+
+    def __init__(self, misleading_after_passes: int) -> None:
+        self.serving: Split = "train"
+        self.misleading_after_passes = misleading_after_passes
+        self.in_validation = False
+        self.validation_passes = 0
+        self.validation_forwards = self.validation_in_train_mode = self.validation_with_grad = 0
+        self.train_steps = self.train_steps_in_eval_mode = 0
+        self.snapshots: list[np.ndarray] = []
+        self.validation_order: Any = None  # the served order of the validation samples, set by TinyBatches
+        self.validation_orders: list[Any] = []  # one per validation pass, beside its snapshot
+        self.served_targets: Any = None  # the labels of the batch served last, set by TinyBatches
+        self.stepping = False  # whether the forward call under way is a training step
+        self.step_losses: list[tuple[int, float, int]] = []  # (validation passes before it, loss, batch size)
+
+    @property
+    def misleading(self) -> bool:
+        """Whether training batches served now carry shifted labels."""
+        return self.validation_passes >= self.misleading_after_passes
+
+    def before_forward(self, module: Any, inputs: Any) -> None:
+        import torch
+
+        gradients = torch.is_grad_enabled()
+        if self.serving == "validation":
+            if not self.in_validation:
+                self.in_validation = True
+                self.validation_passes += 1
+                self.snapshots.append(flat_state(module))
+                self.validation_orders.append(self.validation_order)
+            self.validation_forwards += 1
+            self.validation_in_train_mode += bool(module.training)
+            self.validation_with_grad += gradients
+        self.stepping = False
+        if self.serving != "validation" and gradients:  # training data without gradients: an evaluation
+            self.in_validation = False
+            self.train_steps += 1
+            self.train_steps_in_eval_mode += not module.training
+            self.stepping = True
+
+    def after_forward(self, module: Any, inputs: Any, output: Any) -> None:
+        """A training step's cross-entropy against the labels its batch served (the loss the harness
+        gives the loop), kept with the number of validation passes before it (its epoch)."""
+        import torch
+
+        if not self.stepping or self.served_targets is None:
+            return
+        self.stepping = False
+        try:
+            with torch.no_grad():
+                logits = torch.Tensor.detach(output).float()
+                loss = torch.nn.functional.cross_entropy(logits, self.served_targets)
+            self.step_losses.append((self.validation_passes, float(loss), int(len(self.served_targets))))
+        except Exception:  # noqa: BLE001 - an output the loss cannot take: no training loss to recognise
+            return
+
+
+class TinyBatches:
+    """Harness-made batches: a DataLoader look-alike that also indexes batches and shuffles."""
+
+    def __init__(self, split: Split, samples: Any, labels: Any, batch_size: int, recorder: LoopRecorder,
+                 misleading_labels: Any = None, seed: int = 0) -> None:
+        import torch
+
+        self.split, self.samples, self.labels, self.batch_size = split, samples, labels, batch_size
+        self.recorder, self.misleading_labels = recorder, misleading_labels
+        self.dataset = torch.utils.data.TensorDataset(samples, labels)
+        self.order = torch.arange(len(samples))
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.samples) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        self.recorder.serving = self.split
+        if self.split == "validation":
+            self.recorder.validation_order = self.order
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        misleading = self.misleading_labels is not None and self.recorder.misleading
+        targets = (self.misleading_labels if misleading else self.labels)[rows]
+        self.recorder.served_targets = targets
+        return self.samples[rows], targets
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return (self[i] for i in range(len(self)))
+
+    def shuffle(self) -> None:
+        import torch
+
+        self.order = torch.randperm(len(self.samples), generator=self.generator)
+
+
+def make_split(input_shape: list[int], classes: int, count: int, seed: int, part: int) -> tuple[Any, Any]:
+    """``count`` samples of an easy problem: each class lights about 32 random pixels of its own at
+    0.9 over faint noise, so inputs lie in [0, 1]. Every ``part`` (0: training, 1: validation) has
+    the same classes and other samples. Returns (samples, class indices)."""
+    import torch
+
+    size = math.prod(input_shape)
+    prototypes_rng = torch.Generator().manual_seed(seed)
+    density = min(0.5, 32 / size)
+    prototypes = (torch.rand(classes, size, generator=prototypes_rng) < density).float() * 0.9
+    rng = torch.Generator().manual_seed(seed * 2 + 1 + part)
+    targets = (torch.arange(count) % classes)[torch.randperm(count, generator=rng)]
+    samples = prototypes[targets] + 0.1 * torch.rand(count, size, generator=rng)
+    return samples.reshape(count, *input_shape), targets
+
+
+def encode(targets: Any, classes: int, form: Literal["index", "one-hot"]) -> Any:
+    import torch
+
+    return torch.nn.functional.one_hot(targets, classes).float() if form == "one-hot" else targets
+
+
+def flat_state(module: Any) -> np.ndarray:
+    """The module's ``state_dict`` values, flattened in key order, as float32."""
+    import torch
+
+    state = torch.nn.Module.state_dict(module)
+    return np.concatenate([_values(v) for v in state.values()]) if state else np.zeros(0, np.float32)
+
+
+def flat_returned(value: Any, like: Any) -> tuple[np.ndarray | None, str]:
+    """A returned best model (a module, a state dict or a list of tensors) flattened like
+    ``flat_state(like)``, or ``None`` and why it cannot be read that way."""
+    import torch
+
+    from grader.checks.common import type_name
+
+    keys_shapes = [(k, tuple(v.shape)) for k, v in torch.nn.Module.state_dict(like).items()]
+    if isinstance(value, torch.nn.Module):
+        tensors = dict(torch.nn.Module.state_dict(value))
+    elif isinstance(value, dict):
+        tensors = value
+    elif type(value) in (list, tuple):
+        if len(value) != len(keys_shapes):
+            return None, f"a {type_name(value)} of {len(value)} values; the network has {len(keys_shapes)} tensors"
+        tensors = dict(zip((k for k, _ in keys_shapes), value))
+    else:
+        return None, f"a {type_name(value)}, not a model, state dict or list of tensors"
+    parts = []
+    for key, shape in keys_shapes:
+        tensor = tensors.get(key)
+        if not isinstance(tensor, torch.Tensor):
+            return None, f"no tensor {key!r} (keys: {', '.join(map(str, list(tensors)[:6]))})"
+        if tuple(tensor.shape) != shape:
+            return None, f"{key!r} has shape {list(tensor.shape)}, the network's has {list(shape)}"
+        parts.append(_values(tensor))
+    return np.concatenate(parts), ""
+
+
+class Recomputed(NamedTuple):
+    """The harness's own numbers for each validation pass, computed on the host: the loss in the two
+    averages a student's loop may take (the mean over the validation samples, and the mean of the
+    batch means, the batches as that pass was served; the sums follow from these and the batch
+    count) and the accuracy, a fraction."""
+
+    sample_means: list[float]
+    batch_means: list[float]
+    accuracies: list[float]
+
+
+def recompute(network: Any, snapshots: np.ndarray, orders: np.ndarray, samples: Any, targets: Any,
+              batch_size: int) -> Recomputed:
+    """``network`` with each row of ``snapshots`` (``flat_state``'s layout) loaded, on the
+    validation data; ``orders`` (one row per snapshot) say which samples each batch of that pass
+    held. The caller checks the shapes first."""
+    import torch
+
+    sample_means, batch_means, accuracies = [], [], []
+    for flat, order in zip(snapshots, orders):
+        _load_flat(network, flat)
+        with torch.no_grad():
+            logits = network.eval()(samples)
+            losses = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+        served = losses[torch.from_numpy(np.asarray(order, dtype=np.int64))]
+        sample_means.append(float(losses.mean()))
+        batches = [served[i:i + batch_size].mean() for i in range(0, len(served), batch_size)]
+        batch_means.append(float(torch.stack(batches).mean()))
+        accuracies.append(float((logits.argmax(1) == targets).float().mean()))
+    return Recomputed(sample_means, batch_means, accuracies)
+
+
+@contextmanager
+def in_globals(fn: Any, replacements: dict[str, Any]) -> Iterator[list[str]]:
+    """Put the harness's data in place of the function's globals of these names while it runs (only
+    names the student defined), and the student's objects back afterwards. Yields the names."""
+    namespace = getattr(fn, "__globals__", None)
+    names = [n for n in replacements if isinstance(namespace, dict) and n in namespace]
+    saved = {n: namespace[n] for n in names}  # type: ignore[index]
+    try:
+        for name in names:
+            namespace[name] = replacements[name]  # type: ignore[index]
+        yield names
+    finally:
+        for name, value in saved.items():
+            namespace[name] = value  # type: ignore[index]
+
+
+def _values(tensor: Any) -> np.ndarray:
+    import torch
+
+    plain = torch.Tensor.detach(tensor).cpu().float().reshape(-1)
+    return np.array(plain.numpy(), dtype=np.float32, copy=True)
+
+
+def training_loss_readings(step_losses: list[tuple[int, float, int]]) -> dict[str, list[float]]:
+    """The training loss of each epoch in the readings a loop may return: the mean of its batch
+    losses, the mean per sample, and the two sums. An epoch is a run of training steps between
+    validation passes (whether the loop validates after or before training)."""
+    epochs: dict[int, list[tuple[float, int]]] = {}
+    for passes, loss, size in step_losses:
+        epochs.setdefault(passes, []).append((loss, size))
+    readings: dict[str, list[float]] = {"batch-mean": [], "sample-mean": [], "batch-sum": [], "sample-sum": []}
+    for key in sorted(epochs):
+        steps = epochs[key]
+        total = sum(loss * size for loss, size in steps)
+        samples = sum(size for _, size in steps)
+        readings["batch-mean"].append(sum(loss for loss, _ in steps) / len(steps))
+        readings["sample-mean"].append(total / samples)
+        readings["batch-sum"].append(sum(loss for loss, _ in steps))
+        readings["sample-sum"].append(total)
+    return readings
+
+
+def _loader_like(value: Any) -> bool:
+    return isinstance(value, TinyBatches) or (hasattr(value, "dataset") and hasattr(value, "__iter__"))
+
+
+def _global_names(code: Any) -> set[str]:
+    """The global names a function's code (nested functions and comprehensions included) reads."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _global_names(const)
+    return names
+
+
+def role_globals(fn: Any, data: dict[str, TinyBatches]) -> dict[str, Any]:
+    """Replacements for the dicts of loaders the function reads from its globals (``dataloaders =
+    {'train': ..., 'val': ...}``): the same keys, each with the harness's data of the role the key
+    names (``train`` the training data; ``val``, ``valid``, ``test`` the validation data), and for
+    a dict of the loaders' data set sizes with the same keys, the harness data's sizes. Dicts with a
+    key of no role are left alone. ``data``: the harness data by split (``train``, ``validation``)."""
+    from grader.targets import role_of
+
+    namespace, code = getattr(fn, "__globals__", None), getattr(fn, "__code__", None)
+    if not isinstance(namespace, dict) or code is None:
+        return {}
+    read = [n for n in sorted(_global_names(code)) if isinstance(namespace.get(n), dict)]
+    splits = {"train-data": "train", "validation-data": "validation"}
+    out: dict[str, Any] = {}
+    loader_dicts: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for name in read:
+        value = namespace[name]
+        if not value or not all(isinstance(k, str) and _loader_like(v) for k, v in value.items()):
+            continue
+        roles = {k: splits.get(role_of(f"{k}_loader") or "") for k in value}
+        if None in roles.values():
+            continue
+        out[name] = {k: data[split] for k, split in roles.items() if split}  # type: ignore[index]
+        loader_dicts.append((value, out[name]))
+    for name in read:
+        value = namespace[name]
+        for loaders, replaced in loader_dicts:
+            try:
+                sizes = value.keys() == loaders.keys() and all(
+                    type(v) is int and v == len(loaders[k].dataset) for k, v in value.items())
+            except Exception:  # noqa: BLE001 - not a dict of sizes
+                sizes = False
+            if sizes and name not in out:
+                out[name] = {k: len(replaced[k].dataset) for k in value}
+    return out
+
+
+def _load_flat(network: Any, flat: np.ndarray) -> None:
+    """Load a snapshot (every state-dict tensor flattened end to end, in order) into ``network``."""
+    import torch
+
+    state, offset = {}, 0
+    for key, value in torch.nn.Module.state_dict(network).items():
+        state[key] = torch.from_numpy(flat[offset:offset + value.numel()].copy()).reshape(value.shape)
+        offset += value.numel()
+    network.load_state_dict(state)
+
+
+# ================================================================ the loop's contracts
+#
+# What the probe records while the student's function trains on harness-made data, and the
+# requirement rows the host derives.
+#
+# Probe side: ``call_session`` gives the call its arguments (``$network``, ``$train_data``, ...),
+# hooks a ``LoopRecorder`` into the network and puts the harness's data in place of the student's
+# globals for the duration of the call; ``LoopSession.record`` then turns what was seen into a
+# ``LoopRecord``: counts per phase, the parameters each validation pass evaluated and the order it
+# was served the samples in, and the returned best model flattened the same way.
+#
+# Host side: ``recomputed`` gives the harness's own validation loss and accuracy of every pass from
+# those parameters, on validation data the host makes from the rubric's seed (a ``HarnessSeed``);
+# ``loop_requirements`` compares the returned numbers with them, never trusting a number or a
+# verdict from the sandbox. A validation loss may be read several ways (``LOSS_READINGS``); the host
+# derives the sums from the recomputed means and the batch count it knows from the rubric.
+
+
+PLACEHOLDERS = {"$network", "$epochs", "$train_data", "$validation_data", "$optimizer", "$loss", "$device"}
+SAME_PARAMETERS_ATOL = 1e-6  # a copy is exact; consecutive epochs differ by far more
+LOSS_RTOL, LOSS_ATOL = 1e-4, 1e-6  # float32 sums in another order stay far inside this
+
+LossReading = Literal["sample-mean", "batch-mean", "batch-sum", "sample-sum"]
+LOSS_READINGS: tuple[LossReading, ...] = ("sample-mean", "batch-mean", "batch-sum", "sample-sum")
+READING_SAID: dict[str, str] = {"sample-mean": "the mean per sample", "batch-mean": "the mean of the batch losses",
+                                "batch-sum": "the sum of the batch losses", "sample-sum": "the sum over the samples"}
+
+
+class LoopRecord(BaseModel):
+    """What the harness saw of the loop through its network's forward calls.
+
+    ``parameters_by_pass`` has one row per validation pass: the network's parameters when the pass
+    began (what it evaluated); ``validation_orders`` one row per pass too: the validation samples
+    in the order that pass was served them. ``returned_parameters`` is the returned best model in
+    the same layout, or ``None`` with ``returned_parameters_problem`` saying why it could not be read."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
+    data_in_globals: list[str]
+    train_steps: int
+    train_steps_in_eval_mode: int
+    validation_passes: int
+    validation_forwards: int
+    validation_forwards_in_train_mode: int
+    validation_forwards_with_grad: int
+    parameters_by_pass: Array
+    validation_orders: Array
+    returned_parameters: Array | None = None
+    returned_parameters_problem: str = ""
+
+
+# -- probe side
+
+
+class LoopSession:
+    """One call of the student's function: its arguments and, with harness data, the recorder."""
+
+    def __init__(self, spec: "TrainingSpec", network: Any, fresh_network: Any, seed: int) -> None:
+        self.spec, self.network, self.fresh_network = spec, network, fresh_network
+        self.data_in_globals: list[str] = []
+        # The last epochs (the 3rd and 4th of 4, the 3rd of 3, the 2nd of 2) train on misleading labels.
+        self.recorder = LoopRecorder(misleading_after_passes=(spec.epochs + 1) // 2)
+        self.data: dict[str, TinyBatches] = {}
+        if spec.data is not None:
+            d, shape, classes = spec.data, spec.network.input, spec.network.classes
+            train_x, train_y = make_split(shape, classes, d.train_samples, seed, part=0)
+            self.validation_x, self.validation_y = make_split(shape, classes, d.validation_samples, seed, part=1)
+            self.data["train"] = TinyBatches("train", train_x, encode(train_y, classes, d.labels), d.batch_size,
+                                             self.recorder, encode((train_y + 1) % classes, classes, d.labels), seed)
+            self.data["validation"] = TinyBatches("validation", self.validation_x,
+                                                  encode(self.validation_y, classes, d.labels), d.batch_size,
+                                                  self.recorder, seed=seed)
+
+    def argument(self, value: Any) -> Any:
+        """A rubric argument with its placeholder replaced."""
+        import torch
+
+        if not (isinstance(value, str) and value in PLACEHOLDERS):
+            return value
+        made = {"$network": lambda: self.network, "$epochs": lambda: self.spec.epochs,
+                "$train_data": lambda: self.data["train"], "$validation_data": lambda: self.data["validation"],
+                "$optimizer": lambda: torch.optim.SGD(self.network.parameters(), lr=self.spec.lr),
+                "$loss": torch.nn.CrossEntropyLoss, "$device": lambda: torch.device("cpu")}
+        return made[value]()
+
+    def record(self, best: Any) -> LoopRecord:
+        r = self.recorder
+        size = sum(p.numel() for p in self.fresh_network.state_dict().values())
+        # A None best model fails its rows (the value row and the best-epoch row), whatever the reason:
+        # the harness cannot know what the function would have kept. Decided, not overlooked. The
+        # common `best_model, best_accuracy = None, 0` with `if accuracy > best_accuracy` sets its model
+        # in the first epoch on the real data, but on this tiny data at lr 0.01 (8 steps an epoch) the
+        # validation accuracy stays exactly 0 for four epochs (8 seeds of 8), so such a fit returns
+        # None here by the data's doing. Giving the loop enough steps to learn within an epoch (48:
+        # accuracy >= 0.9 after epoch 1) was tried and is worse: the accuracy then ties at 1.0 in the
+        # first epochs, a strict `>` keeps epoch 1 while the loss is lowest in epoch 2, so the same
+        # fit fails the best-epoch row instead, and a live reference with running-mean losses passes
+        # it (its own losses fall to the last epoch). The fair fix is a best-epoch row that also
+        # accepts the epochs of the highest recomputed accuracy where the handout says "performed
+        # best" (a training-spec switch, checks/training.py); until then a None costs these rows.
+        returned, problem = flat_returned(best, self.fresh_network) if best is not None else (
+            None, "None: no model was returned (was the best one never set?)")
+        samples = len(self.validation_y)
+        orders = [np.arange(samples) if o is None else np.asarray(o, dtype=np.int64) for o in r.validation_orders]
+        return LoopRecord(
+            data_in_globals=self.data_in_globals, train_steps=r.train_steps,
+            train_steps_in_eval_mode=r.train_steps_in_eval_mode, validation_passes=r.validation_passes,
+            validation_forwards=r.validation_forwards, validation_forwards_in_train_mode=r.validation_in_train_mode,
+            validation_forwards_with_grad=r.validation_with_grad,
+            parameters_by_pass=np.stack(r.snapshots) if r.snapshots else np.zeros((0, size), np.float32),
+            validation_orders=np.stack(orders) if orders else np.zeros((0, samples), np.int64),
+            returned_parameters=returned, returned_parameters_problem=problem)
+
+
+@contextmanager
+def call_session(spec: "TrainingSpec", fn: Any, network: Any, fresh_network: Any, seed: int) -> Iterator[LoopSession]:
+    """Arguments for the call; with ``spec.data``, the recorder hooked in and the globals replaced."""
+    session = LoopSession(spec, network, fresh_network, seed)
+    if spec.data is None:
+        yield session
+        return
+    replacements = {name: session.data["train"] for name in spec.data.train_globals}
+    replacements |= {name: session.data["validation"] for name in spec.data.validation_globals}
+    handle = network.register_forward_pre_hook(session.recorder.before_forward)
+    try:
+        with in_globals(fn, replacements) as replaced:
+            session.data_in_globals = replaced
+            yield session
+    finally:
+        handle.remove()
+
+
+# -- host side
+
+
+def recomputed(spec: "TrainingSpec", loop: LoopRecord, seed: int, network: Any) -> Recomputed | None:
+    """The harness's validation loss and accuracy of every pass the loop recorded: ``network``
+    (the rubric's fixture, as the probe built it) with each pass's parameters, on the validation
+    data made from ``seed`` as the probe made it. None where the record's sizes do not fit them
+    (a record rewritten on the way out)."""
+    import torch
+
+    assert spec.data is not None
+    samples, targets = make_split(spec.network.input, spec.network.classes, spec.data.validation_samples, seed, part=1)
+    size = sum(t.numel() for t in torch.nn.Module.state_dict(network).values())
+    passes, orders = loop.parameters_by_pass, loop.validation_orders
+    if (passes.ndim != 2 or passes.shape[1] != size or orders.shape != (len(passes), len(targets))
+            or passes.dtype.kind != "f" or orders.dtype.kind not in "iu"
+            or any(sorted(row.tolist()) != list(range(len(targets))) for row in orders)):
+        return None
+    return recompute(network, passes, orders, samples, targets, spec.data.batch_size)
+
+
+def loop_requirements(spec: "TrainingSpec", elements: list["Element"], loop: LoopRecord | None,
+                      harness: Recomputed | None) -> list[dict[str, Any]]:
+    """The loop's rows; ``harness`` is ``recomputed`` for ``loop`` (None: its record does not add up)."""
+    if loop is None:
+        return [{"requirement": "the training loop was observed", "got": "nothing recorded", "ok": False}]
+    if harness is None:
+        return [{"requirement": "the training loop was observed", "ok": False,
+                 "got": "a record whose sizes do not agree with the harness's network and data (tampered output?)"}]
+    rows = [_passes_row(spec, loop)]
+    own_losses = next((e.values for role, e in zip(spec.returns, elements)
+                       if role == "validation-losses" and e.numeric), None)
+    if "best-model" in spec.returns:
+        rows.append(_best_model_row(loop, harness.sample_means, own_losses))
+    if spec.train_eval_modes:
+        rows.append(_count_row("training steps run in train mode", loop.train_steps, loop.train_steps_in_eval_mode,
+                               "training steps", "in eval mode (model.train() missing after validation?)"))
+        rows.append(_count_row("validation runs in eval mode", loop.validation_forwards,
+                               loop.validation_forwards_in_train_mode, "validation forwards",
+                               "in train mode (model.eval() missing?)"))
+    if spec.validation_without_grad:
+        rows.append(_count_row("validation runs without gradients", loop.validation_forwards,
+                               loop.validation_forwards_with_grad, "validation forwards",
+                               "with gradients on (torch.no_grad() missing?)"))
+    if spec.validation_loss_matches:
+        rows.append(_validation_loss_row(spec, own_losses or [], harness))
+    return rows
+
+
+def _passes_row(spec: "TrainingSpec", loop: LoopRecord) -> dict[str, Any]:
+    requirement = f"validates once per epoch on the given validation data ({spec.epochs} passes)"
+    got = f"{loop.validation_passes} passes"
+    names = spec.data.validation_globals if spec.data else []
+    if loop.validation_passes == 0 and names and not set(names) & set(loop.data_in_globals) \
+            and not spec.uses("$validation_data"):
+        got += f": the function's module defines none of the globals {', '.join(names)} the harness replaces"
+    elif loop.validation_passes == 0:
+        got += ": no call of the network on the validation data (model.forward() called directly, or other data read?)"
+    return {"requirement": requirement, "got": got, "ok": loop.validation_passes == spec.epochs}
+
+
+def _best_model_row(loop: LoopRecord, recomputed: list[float], own_losses: list[float] | None) -> dict[str, Any]:
+    passes, returned = loop.validation_passes, loop.returned_parameters
+    if passes == 0 or returned is None:
+        return {"requirement": "returns the parameters of the epoch with the lowest validation loss", "ok": False,
+                "got": loop.returned_parameters_problem or "no validation pass to compare with"}
+    if loop.parameters_by_pass.shape != (passes, returned.size) or len(recomputed) != passes:
+        return {"requirement": "returns the parameters of the epoch with the lowest validation loss", "ok": False,
+                "got": "a record whose sizes do not agree (tampered output?)"}
+    best = {int(np.argmin(recomputed)) + 1}
+    if own_losses is not None and len(own_losses) == passes:
+        best.add(int(np.argmin(own_losses)) + 1)
+    epochs = " or ".join(str(e) for e in sorted(best))
+    requirement = (f"returns the parameters of epoch {epochs} of {passes}, the one with the lowest validation loss"
+                   + (" (recomputed, or by the returned losses)" if len(best) > 1 else ""))
+    differences = np.abs(loop.parameters_by_pass.astype(np.float64) - returned).max(axis=1, initial=0.0)
+    matches = [e + 1 for e, d in enumerate(differences) if d <= SAME_PARAMETERS_ATOL]
+    if matches:
+        got = " and ".join(f"epoch {m}'s" for m in matches) + (" (the last)" if passes in matches else "")
+    else:
+        closest = int(np.argmin(differences))
+        got = f"the parameters of no epoch (closest: epoch {closest + 1}'s, off by up to {differences[closest]:.3g})"
+    return {"requirement": requirement, "got": got, "ok": bool(best & set(matches))}
+
+
+def _count_row(requirement: str, total: int, wrong: int, what: str, how: str) -> dict[str, Any]:
+    if total == 0:
+        return {"requirement": requirement, "got": f"no {what} seen", "ok": False}
+    return {"requirement": requirement, "ok": wrong == 0,
+            "got": f"{wrong} of {total} {what} {how}" if wrong else f"all {total} {what}"}
+
+
+def recomputed_by_reading(spec: "TrainingSpec", harness: Recomputed) -> dict[str, list[float]]:
+    """The harness's validation loss of each pass in every reading: the two means as recomputed, the
+    sums from them and the numbers of batches and samples the rubric's data has."""
+    data = spec.data
+    samples = data.validation_samples if data else 0
+    batches = math.ceil(samples / data.batch_size) if data else 0
+    means, batch_means = harness.sample_means, harness.batch_means
+    return {"sample-mean": means, "batch-mean": batch_means,
+            "batch-sum": [m * batches for m in batch_means], "sample-sum": [m * samples for m in means]}
+
+
+def _validation_loss_row(spec: "TrainingSpec", own: list[float], harness: Recomputed) -> dict[str, Any]:
+    accepted = spec.validation_loss_readings
+    said = [READING_SAID[r] for r in accepted]
+    requirement = "validation losses are the validation cross-entropy as " + (
+        said[0] if len(said) == 1 else f"{', '.join(said[:-1])} or {said[-1]}")
+    recomputed = harness.sample_means
+    if len(own) != len(recomputed) or not own:
+        return {"requirement": requirement, "got": f"{len(own)} losses for {len(recomputed)} validation passes",
+                "ok": False}
+    by_reading = recomputed_by_reading(spec, harness)
+    gaps = {r: _gaps(own, values) for r, values in by_reading.items() if len(values) == len(own)}
+    matching = [r for r in LOSS_READINGS if r in gaps and max(gaps[r]) <= 0]
+    taken = [r for r in matching if r in accepted]
+    if taken:
+        also = " and ".join(READING_SAID[r] for r in taken[1:])
+        return {"requirement": requirement, "ok": True,
+                "got": READING_SAID[taken[0]] + (f" (the same numbers as {also} on this data)" if also else "")}
+    if matching:
+        return {"requirement": requirement, "ok": False,
+                "got": f"{READING_SAID[matching[0]]}, which this check does not accept"}
+    # the accepted reading the losses come closest to, and the epoch where they are furthest from it
+    closest = min((r for r in accepted if r in gaps), default="sample-mean",
+                  key=lambda r: max(abs(o - v) / max(abs(v), LOSS_ATOL) for o, v in zip(own, by_reading[r])))
+    worst = int(np.argmax(gaps[closest]))
+    o, r = own[worst], by_reading[closest][worst]
+    got = (f"epoch {worst + 1}: {o:.6g}, recomputed {r:.6g} as {READING_SAID[closest]}"
+           + (f" (off by {abs(o - r) / abs(r):.2%})" if r else ""))
+    return {"requirement": requirement, "got": got, "ok": False}
+
+
+def _gaps(own: list[float], recomputed: list[float]) -> list[float]:
+    """How far each returned loss lies outside the tolerance around the recomputed one (<= 0: inside)."""
+    return [abs(o - r) - (LOSS_ATOL + LOSS_RTOL * abs(r)) for o, r in zip(own, recomputed)]
+
+
+# ================================================================ the check
+
 
 Role = Literal["per-epoch", "training-losses", "validation-losses", "validation-accuracies", "best-model", "model",
                "any"]
@@ -330,7 +930,7 @@ class Training(CheckKind):
 
     @staticmethod
     def made_from_seed(spec: TrainingSpec) -> bool:
-        return spec.data is not None  # the harness's data (contracts_training_data.make_split)
+        return spec.data is not None  # the harness's data (make_split)
 
     @staticmethod
     def probe(spec: TrainingSpec, ctx: ProbeContext) -> TrainingObservation:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from grader import checks
-from grader.checks import contracts_batches, contracts_samples
+from grader.checks import dataset
 from grader.checks.base import HarnessSeed, ProbeContext
 from grader.targets import TargetSpec
 
@@ -63,7 +63,7 @@ class RebindsTheLabelDecoder(ShufflesSamplesNotLabels):
             rows = cls.served_rows.flatten(1).mean(dim=1)
             return [cls.given[int(i)] for i in torch.round(rows * (len(cls.given) + 1)).long() - 1]
 
-        contracts_batches.label_classes = contracts_samples.label_classes = own_classes
+        dataset.label_classes = own_classes
 
     def __getitem__(self, index):
         samples, labels = super().__getitem__(index)
@@ -76,7 +76,7 @@ class RebindsTheLabelDraw(ShufflesSamplesNotLabels):
     labels, so that no label can be served with the wrong sample."""
 
     def __init__(self, samples, labels, batch_size):
-        contracts_batches.given_classes = lambda want, seed: np.zeros(want.count, dtype=np.int64)
+        dataset.given_classes = lambda want, seed: np.zeros(want.count, dtype=np.int64)
         zeros = torch.nn.functional.one_hot(torch.zeros(len(labels), dtype=torch.int64), labels.shape[1]).float()
         super().__init__(samples, zeros, batch_size)
 
@@ -88,13 +88,12 @@ def graded(cls: type) -> dict[str, Any]:
                                                       "target": "Dataset", "batches": CUSTOM_OPS})
     ctx = ProbeContext(namespaces=[("module", {"Dataset": cls})], targets={"Dataset": TargetSpec(name="Dataset")},
                        seed=SEED)
-    kept = {module: dict(vars(module)) for module in (contracts_batches, contracts_samples)}
+    kept = dict(vars(dataset))
     try:
         ctx.seed_everything()
         observation = checks.get("dataset").probe(spec, ctx)
     finally:
-        for module, names in kept.items():
-            vars(module).update(names)
+        vars(dataset).update(kept)
     verdict = checks.get("dataset").judge(spec, observation, HarnessSeed(seed=SEED))
     return {"fraction": verdict.fraction, "failed": [row["requirement"] for row in verdict.table if not row["ok"]]}
 

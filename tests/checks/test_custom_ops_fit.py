@@ -1,6 +1,6 @@
 """custom-ops' fit checks as the rubric writes them, on the harness's data: fit-best-model pays
 only for a copy of the best epoch's weights (all or nothing), and a best model left ``None`` fails
-its rows whatever the reason (contracts_training_loop.py says why the harness keeps it so)."""
+its rows whatever the reason (grader/checks/training.py says why the harness keeps it so)."""
 
 from __future__ import annotations
 

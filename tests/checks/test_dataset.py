@@ -17,12 +17,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from grader import checks, observations
 from grader.checks.base import HarnessSeed, ProbeContext, StudentRaised, Verdict
-from grader.checks.contracts_batches import (BatchesExpect, BatchesObservation, BatchRead, BatchReading, given_classes,
-                                             identify_samples)
-from grader.checks.contracts_items import DatasetInfo, ItemsObservation
-from grader.checks.contracts_loader import LoaderObservation
-from grader.checks.contracts_samples import LabelSummary, label_classes, value_hash
-from grader.checks.dataset import DatasetObservation
+from grader.checks.dataset import (BatchesExpect, BatchesObservation, BatchRead, BatchReading, DatasetInfo,
+                                   DatasetObservation, ItemsObservation, LabelSummary, LoaderObservation,
+                                   given_classes, identify_samples, label_classes, value_hash)
 from grader.errors import GraderError
 from grader.targets import TargetSpec
 

@@ -18,10 +18,9 @@ import torch
 
 from grader import checks, observations
 from grader.checks.base import HarnessSeed, ProbeContext, StudentRaised, Verdict
-from grader.checks.contracts_training_data import LoopRecorder, Recomputed, TinyBatches, in_globals, make_split, recompute
 from grader.checks import training as training_kind
-from grader.checks.contracts_training_loop import LoopRecord, recomputed
-from grader.checks.training import Element, TrainingObservation, build_fixture
+from grader.checks.training import (Element, LoopRecord, LoopRecorder, Recomputed, TinyBatches, TrainingObservation,
+                                    build_fixture, in_globals, make_split, recompute, recomputed)
 from grader.targets import TargetSpec
 
 CONTRACTS = Path(__file__).resolve().parents[1] / "fixtures" / "contracts"
