@@ -429,7 +429,30 @@ class SmallCnn:
         return namespace
 
 
-def test_the_measure_stage_trains_exactly_as_the_harness_trains_the_network_itself(fixture_rubric, synthetic_mnist):
+class SmallCnnInPlace(SmallCnn):
+    """The same network written as many cifar10 students write theirs: its activations in place
+    (``ReLU(inplace=True)``) and a skip connection added with ``+=``."""
+
+    source = (
+        "import torch\n"
+        "from torch import nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self, n_out):\n"
+        "        super().__init__()\n"
+        "        self.conv, self.bn, self.act = nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(inplace=True)\n"
+        "        self.skip = nn.Conv2d(1, 4, 1)\n"
+        "        self.head = nn.Sequential(nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(0.25), nn.Linear(4 * 14 * 14, n_out))\n"
+        "    def forward(self, x):\n"
+        "        out = self.bn(self.conv(x))\n"
+        "        out += self.skip(x)\n"
+        "        return self.head(self.act(out))\n"
+        "def make_net(n_in, n_out):\n"
+        "    return Net(n_out)\n")
+
+
+@pytest.mark.parametrize("network", [SmallCnn, SmallCnnInPlace])
+def test_the_measure_stage_trains_exactly_as_the_harness_trains_the_network_itself(fixture_rubric, synthetic_mnist,
+                                                                                   network):
     """Bit for bit: the same seed, data and loop on the network as built and on its replayed graphs
     give the same predictions (so calibrations made either way agree)."""
     import torch
@@ -438,7 +461,7 @@ def test_the_measure_stage_trains_exactly_as_the_harness_trains_the_network_itse
     from grader.checks.accuracy import _images, _inputs, model_inputs
 
     the_spec = planned(fixture_rubric, synthetic_mnist, epochs=2, lr=0.05)
-    namespace = SmallCnn.namespace()
+    namespace = network.namespace()
     built: list[Any] = []
     namespace["make_net"] = lambda *args, make=namespace["make_net"]: built.append(make(*args)) or built[-1]
     obs = run_probe(the_spec, namespace)
