@@ -11,7 +11,8 @@ them: restored after the probe, as a separate process would see them.
 
 from __future__ import annotations
 
-import math
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,21 +28,17 @@ CUSTOM_OPS = {"count": 50, "batch_size": 8, "classes": 10, "sample_shape": [1, 2
 LABELS_KEPT = "after shuffle(): every sample served once, with its own label"
 
 
-class ShufflesSamplesNotLabels:
-    """A batching class with custom-ops' classic mistake: shuffle() moves the samples, not their labels."""
+def _batching_classes() -> Any:
+    """tests/fixtures/contracts/batching_datasets.py: custom-ops' batching class, right and subtly wrong."""
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "contracts" / "batching_datasets.py"
+    found = importlib.util.spec_from_file_location("attack_batching_datasets", path)
+    module = importlib.util.module_from_spec(found)  # type: ignore[arg-type]
+    found.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
-    def __init__(self, samples, labels, batch_size):
-        self.samples, self.labels, self.batch_size = samples, labels, batch_size
 
-    def __getitem__(self, index):
-        start = index * self.batch_size
-        return self.samples[start:start + self.batch_size], self.labels[start:start + self.batch_size]
-
-    def __len__(self):
-        return math.ceil(len(self.samples) / self.batch_size)
-
-    def shuffle(self):
-        self.samples = self.samples[torch.randperm(len(self.samples))]
+# custom-ops' classic mistake: shuffle() moves the samples, not their labels
+ShufflesSamplesNotLabels = _batching_classes().ShufflesSamplesNotLabels
 
 
 class RebindsTheLabelDecoder(ShufflesSamplesNotLabels):
