@@ -344,6 +344,20 @@ def _copy_into(target: Any, label: str, value: Any, counterpart: str, name: str)
     return None
 
 
+def _plain_tensors_to(module: Any, dtype: Any) -> None:
+    """What ``Module.to(dtype)`` does for parameters, done for the op's plain floating-point tensor
+    attributes too: the handout's skeleton sets ``self.weight = None``, and many students then keep
+    a plain ``torch.randn(..., requires_grad=True)`` there. A float64 config must reach that
+    kernel as it reaches an ``nn.Parameter``, or the op fails on a dtype the handout never uses."""
+    import torch
+
+    for part in torch.nn.Module.modules(module):
+        for attribute, value in list(vars(part).items()):
+            if type(value) is torch.Tensor and torch.is_floating_point(value) and value.dtype != dtype:
+                converted = torch.Tensor.to(torch.Tensor.detach(value), dtype)
+                setattr(part, attribute, converted.requires_grad_(value.requires_grad))
+
+
 def _tensor_attributes(module: Any) -> list[tuple[str, Any]]:
     """The op's parameters, buffers and plain tensor attributes, each once: ``(name, tensor)``."""
     import torch
@@ -409,6 +423,7 @@ def _run_student(spec: OpEquivalenceSpec, index: int, config: OpConfig, op: Any,
         module = op(*config.args.values()) if spec.args_as == "positional" else op(**config.args)
         if isinstance(module, torch.nn.Module):
             torch.nn.Module.to(module, dtype)
+            _plain_tensors_to(module, dtype)
     parameter_names = [n for n, _ in counterpart.named_parameters()]
     placed = _place_parameters(module, counterpart, name, spec.counterpart, ctx)
     problems = [p.problem for p in placed.values() if p.problem]

@@ -814,6 +814,43 @@ def test_an_op_that_works_in_place_passes_observed_and_measured(op):
     assert v.fraction == 1.0 and v.review is None, (v.message, v.review)
 
 
+class ConvWithPlainTensors(nn.Module):
+    """The handout's skeleton sets ``self.weight = None``; this one keeps plain tensors there,
+    created in ``dtype`` (float64 where a student set it as the default)."""
+
+    dtype = torch.float32
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride):
+        super().__init__()
+        self.out_channels, self.kernel_size, self.stride = out_channels, kernel_size, stride
+        self.weight = torch.randn(out_channels, in_channels, kernel_size, kernel_size, dtype=self.dtype,
+                                  requires_grad=True)
+        self.bias = torch.zeros(out_channels, dtype=self.dtype, requires_grad=True)
+
+    def forward(self, x):
+        batch, _, height, width = x.shape
+        k, s = self.kernel_size, self.stride
+        columns = torch.nn.functional.unfold(x, k, stride=s)
+        out = self.weight.reshape(self.out_channels, -1) @ columns + self.bias.reshape(1, -1, 1)
+        return out.reshape(batch, self.out_channels, (height - k) // s + 1, (width - k) // s + 1)
+
+
+class ConvWithPlainDoubleTensors(ConvWithPlainTensors):
+    dtype = torch.float64
+
+
+@pytest.mark.parametrize("op", [ConvWithPlainTensors, ConvWithPlainDoubleTensors])
+def test_plain_tensor_parameters_follow_the_configs_dtype_as_parameters_do(op):
+    """The sweep's float64 (or float32) configs are the grader's choice, not the handout's: the
+    op's plain tensors get the config's dtype, as ``Module.to`` gives it to ``nn.Parameter``s."""
+    the_spec = spec(counterpart="nn.Conv2d")
+    assert {c.dtype for c in the_spec.sweep()} == {"float32", "float64"}
+    obs, v = probe_and_judge(the_spec, {"Op": op}, "Op")
+    assert v.fraction == 1.0, v.message
+    v = KIND.judge(the_spec, obs, None, Measured(seed=4321, data=KIND.measure(the_spec, obs, 4321, {})))
+    assert v.fraction == 1.0 and v.review is None, (v.message, v.review)
+
+
 def test_an_op_for_batched_input_fails_the_unbatched_config_by_default():
     the_spec = spec(counterpart="nn.MaxPool2d", configs=EXPERIMENT, partial_credit=True)
     _, v = probe_and_judge(the_spec, vars(load_fixture("pool_needs_a_batch")), "MaxPool2d")
