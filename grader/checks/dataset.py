@@ -41,12 +41,13 @@ from grader.observations import Array
 
 # ================================================================ samples and labels
 #
-# What the ``dataset`` forms see of samples and labels, reduced to plain numbers (probe side).
+# What the ``dataset`` forms see of samples and labels, reduced to plain numbers.
 #
-# A sample becomes a 63-bit hash of its values, so the host can compare two data sets, or two
-# passes over a loader, without receiving any data. A batch of labels becomes the class
-# each row encodes (-1 where a row encodes none) plus a ``LabelSummary`` of how the labels are
-# written (class indices, or rows of 0/1 values that must sum to 1 to be one-hot).
+# For the ``items`` and ``loader`` forms a sample becomes, on the probe side, a 63-bit hash of its
+# values, so the host can compare two data sets, or two passes over a loader, without receiving
+# any data. A batch of labels becomes the class each row encodes (-1 where a row encodes none)
+# plus a ``LabelSummary`` of how the labels are written (class indices, or rows of 0/1 values that
+# must sum to 1 to be one-hot); the ``batches`` form makes both on the host, from the values served.
 
 
 def as_array(value: Any) -> np.ndarray | None:
