@@ -392,7 +392,7 @@ class Accuracy(CheckKind):
         if scored.out_of_range:
             detail += f"; {scored.out_of_range} prediction(s) outside 0..{truth.classes - 1}"
         accuracy = f"accuracy {scored.accuracy:.3f}"
-        if spec.draws > 1 and scored is draws[0]:
+        if spec.draws > 1 and len(draws) == 1:  # the first reached the threshold: no more were trained
             accuracy += f" in the first training (a first that fell short would be followed by {spec.draws - 1} more)"
         elif spec.draws > 1:
             accuracy = (f"median accuracy {scored.accuracy:.3f} of {spec.draws} trainings from different seeds "
