@@ -214,6 +214,15 @@ class HarnessSeed:
 
     seed: int
 
+    @staticmethod
+    def of(spec: CheckSpec, expected: Any) -> int:
+        """The seed in ``expected``, which the plan gives every ``made_from_seed`` check; a grader
+        error (never the student's) where the plan's truths did not reach the judge."""
+        if not isinstance(expected, HarnessSeed):
+            raise GraderError(f"no host seed for {spec.kind} check {spec.id!r}", where="grader.pipeline",
+                              hint="the plan's host truths (grader.profiles.plan(...).expected) must reach judge_all")
+        return expected.seed
+
 
 @dataclass(frozen=True)
 class Measured:

@@ -35,7 +35,6 @@ from grader.checks.base import CheckKind, CheckSpec, HarnessSeed, Observation, P
 from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import Args, call_target, format_shape, is_plain_tensor, type_name
 from grader.checks.defined import same_class
-from grader.errors import GraderError
 from grader.observations import Array
 
 
@@ -691,9 +690,14 @@ class _Decoded:
 
 
 def _same_read(one: BatchRead, two: BatchRead) -> bool:
-    return one.structure == two.structure and all(
-        (a is None) == (b is None) and (a is None or (a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")))
-        for a, b in ((one.samples, two.samples), (one.labels, two.labels)))
+    return one.structure == two.structure and _same_values(one.samples, two.samples) \
+        and _same_values(one.labels, two.labels)
+
+
+def _same_values(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
 
 
 def identify_samples(rows: np.ndarray, count: int) -> list[int]:
@@ -862,10 +866,7 @@ class Dataset(CheckKind):
         elif spec.loader is not None and obs.loader is not None:
             rows = loader_requirements(spec.loader, obs.loader)
         elif spec.batches is not None and obs.batches is not None:
-            if expected is None:
-                raise GraderError(f"no host seed for dataset check {spec.id!r}", where="grader.pipeline",
-                                  hint="the plan's host truths (grader.profiles.plan(...).expected) must reach judge_all")
-            rows = batches_requirements(spec.batches, obs.batches, expected.seed)
+            rows = batches_requirements(spec.batches, obs.batches, HarnessSeed.of(spec, expected))
         else:
             return Verdict.failed("the probe observed another form than the rubric asks for")
         return Verdict.from_requirements(rows)

@@ -488,7 +488,7 @@ def _forward(spec: OpEquivalenceSpec, index: int, config: OpConfig, module: Any,
     out: Any = None
     # The op gets a copy of the input, not the leaf tensor whose gradient is read: an op may work in
     # place (`x[x < 0] = 0`, as torch's ReLU(inplace=True) does), which autograd refuses on a leaf.
-    given, given_batched = torch.Tensor.clone(x), torch.unsqueeze(torch.Tensor.clone(x), 0)
+    given = torch.Tensor.clone(x)
     try:
         with ctx.student_code(f"running {call} on an input of shape {format_shape(config.input)}"), \
                 torch.enable_grad(), recorder.watching("forward"):
@@ -501,10 +501,11 @@ def _forward(spec: OpEquivalenceSpec, index: int, config: OpConfig, module: Any,
     if not may_batch or (is_plain_tensor(out) and list(out.shape) == torch_shape):
         return out, False
     batched = [1, *config.input]
+    given = torch.unsqueeze(torch.Tensor.clone(x), 0)  # a fresh copy: the first call may have written in place
     try:
         with ctx.student_code(f"running {call} on the input as a batch of one, {format_shape(batched)}"), \
                 torch.enable_grad(), recorder.watching("forward"):
-            again = module(given_batched)
+            again = module(given)
     except StudentRaised:
         if first_error is not None:
             raise first_error from None

@@ -69,7 +69,6 @@ from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, HarnessSeed, Observation, ProbeContext, Verdict
 from grader.checks.capture import JUDGE_ONLY
 from grader.checks.common import is_plain_tensor, type_name
-from grader.errors import GraderError
 from grader.observations import Array
 from grader.targets import HARNESS_ROLES, by_role, call_by_role, can_build, role_plan
 
@@ -987,10 +986,7 @@ class Training(CheckKind):
     def judge(spec: TrainingSpec, obs: TrainingObservation, expected: HarnessSeed | None) -> Verdict:
         harness = None
         if spec.data is not None and obs.loop is not None:
-            if expected is None:
-                raise GraderError(f"no host data for training check {spec.id!r}", where="grader.pipeline",
-                                  hint="the plan's host truths (grader.profiles.plan(...).expected) must reach judge_all")
-            harness = recomputed(spec, obs.loop, expected.seed, build_fixture(spec.network))
+            harness = recomputed(spec, obs.loop, HarnessSeed.of(spec, expected), build_fixture(spec.network))
         needed = [role for role in spec.returns if role != "any"]
         review = None
         if obs.read_by == "none":
