@@ -310,9 +310,11 @@ def calibrate(rubric: "LoadedRubric", seeds: int, requested_profile: str = "auto
 def _kept_from_file(rubric: "LoadedRubric", run: CalibrationRun) -> dict[str, CheckStats]:
     """The other checks' stats of the run on file that ``run`` replaces: kept only when that run
     trained on the same seeds under the same numeric configuration, so the file stays one run."""
+    from grader import numerics
+
     for old in read(rubric).runs:
         if (old.profile, old.device, old.data) == (run.profile, run.device, run.data):
-            if old.seeds == run.seeds and old.numerics == run.numerics:
+            if old.seeds == run.seeds and not numerics.differences(old.numerics, run.numerics):
                 return {check_id: stats for check_id, stats in old.checks.items() if check_id not in run.checks}
             raise GraderError("the calibration on file used other seeds or another numeric configuration, so one "
                               "check cannot be redone alone", where=str(path_for(rubric)),

@@ -15,12 +15,20 @@ So everything that trains or evaluates for a grade does it here, under ``pinned(
 (torch's version, the CPU's instruction set, the GPU model). Calibrations store it and a result
 records it; a calibration made under another configuration is flagged as such, never silently
 applied (``grader.profiles.truth_for``).
+
+One difference is recorded but not compared: the CPU model (``cpu``). Two CPUs with the same
+instruction-set level can still pick different convolution kernels (oneDNN's AMX or VNNI paths),
+whose sums round differently, so a training there follows another trajectory, as a fresh seed
+would. Requiring the calibration's own CPU model would flag every shipped calibration on most
+machines; instead a threshold is set to hold over fresh seeds (``bench/calibration_tail.py``
+measures that), and the recorded model tells two machines' results apart when they differ.
 """
 
 from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator
 
 THREADS = 1
@@ -55,7 +63,8 @@ def describe(device: str = "cpu") -> dict[str, Any]:
     import torch
 
     return {"threads": THREADS, "cpu_precision": CPU_PRECISION, "deterministic": True,
-            "torch": torch.__version__.split("+")[0], "cpu_capability": cpu_capability(), "device": device}
+            "torch": torch.__version__.split("+")[0], "cpu_capability": cpu_capability(), "cpu": cpu_model(),
+            "device": device}
 
 
 def cpu_capability() -> str:
@@ -66,6 +75,37 @@ def cpu_capability() -> str:
         return str(torch.backends.cpu.get_cpu_capability())
     except (AttributeError, RuntimeError):  # older builds
         return "unknown"
+
+
+# CPU features that change which kernels oneDNN and torch choose (reported when present)
+KERNEL_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "asimd", "sve")
+
+
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU as ``/proc/cpuinfo`` names it, with the family and model numbers and the features in
+    ``KERNEL_FEATURES`` it has; the platform's name where there is no ``/proc/cpuinfo``."""
+    import platform
+
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return platform.processor() or platform.machine() or "unknown"
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            if fields:  # the first processor's block is enough
+                break
+            continue
+        fields.setdefault(key.strip().lower(), value.strip())
+    name = fields.get("model name") or fields.get("cpu model") or platform.machine() or "unknown"
+    flags = set((fields.get("flags") or fields.get("features") or "").split())
+    numbers = f"family {fields['cpu family']} model {fields['model']}" if "cpu family" in fields and "model" in fields \
+        else ""
+    features = ", ".join(f for f in KERNEL_FEATURES if f in flags)
+    details = "; ".join(part for part in (numbers, features) if part)
+    return f"{name} ({details})" if details else name
 
 
 def differences(recorded: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:

@@ -43,3 +43,31 @@ def test_differences_name_each_setting_that_changed_and_an_old_calibration():
     assert numerics.differences(here | {"cpu_capability": "AVX2", "threads": 4}, here) == [
         "threads 4 there, 1 here", f"cpu_capability 'AVX2' there, {here['cpu_capability']!r} here"]
     assert numerics.differences({}, here) == ["it records no numeric configuration (made by an older grader)"]
+
+
+CPUINFO_SAPPHIRE_RAPIDS = """processor\t: 0
+vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 143
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu sse2 avx2 fma avx512f avx512_vnni avx512_bf16 amx_tile amx_bf16
+
+processor\t: 1
+model name\t: another core, not read
+"""
+
+
+def test_the_cpu_model_is_named_with_the_features_that_choose_kernels():
+    assert numerics.cpu_model(CPUINFO_SAPPHIRE_RAPIDS) == (
+        "Intel(R) Xeon(R) Platinum 8480+ (family 6 model 143; avx2, avx512f, avx512_vnni, avx512_bf16, amx_tile)")
+    # an ARM /proc/cpuinfo names no model: the machine's architecture stands in, with its features
+    assert numerics.cpu_model("processor\t: 0\nFeatures\t: fp asimd sve\n").endswith(" (asimd, sve)")
+    assert numerics.describe("cpu")["cpu"] == numerics.cpu_model()
+
+
+def test_a_calibration_from_another_cpu_model_still_applies():
+    """Recorded, not compared: another CPU model's kernels round like a fresh seed, which the
+    calibrated threshold is set to hold over (see grader.numerics)."""
+    here = numerics.describe("cpu")
+    assert numerics.differences(here | {"cpu": "Intel(R) Xeon(R) Platinum 8480+ (family 6 model 143)"}, here) == []
+    assert numerics.differences({k: v for k, v in here.items() if k != "cpu"}, here) == []  # older calibrations
