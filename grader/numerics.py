@@ -101,8 +101,9 @@ def cpu_model(cpuinfo: str | None = None) -> str:
         fields.setdefault(key.strip().lower(), value.strip())
     name = fields.get("model name") or fields.get("cpu model") or platform.machine() or "unknown"
     flags = set((fields.get("flags") or fields.get("features") or "").split())
-    numbers = f"family {fields['cpu family']} model {fields['model']}" if "cpu family" in fields and "model" in fields \
-        else ""
+    numbers = ""
+    if "cpu family" in fields and "model" in fields:
+        numbers = f"family {fields['cpu family']} model {fields['model']}"
     features = ", ".join(f for f in KERNEL_FEATURES if f in flags)
     details = "; ".join(part for part in (numbers, features) if part)
     return f"{name} ({details})" if details else name
