@@ -26,6 +26,7 @@ measures that), and the recorded model tells two machines' results apart when th
 
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,10 +88,7 @@ def cpu_model(cpuinfo: str | None = None) -> str:
     import platform
 
     if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            return platform.processor() or platform.machine() or "unknown"
+        return _this_cpu()
     fields: dict[str, str] = {}
     for line in cpuinfo.splitlines():
         key, sep, value = line.partition(":")
@@ -107,6 +105,17 @@ def cpu_model(cpuinfo: str | None = None) -> str:
     features = ", ".join(f for f in KERNEL_FEATURES if f in flags)
     details = "; ".join(part for part in (numbers, features) if part)
     return f"{name} ({details})" if details else name
+
+
+@functools.cache
+def _this_cpu() -> str:
+    """``cpu_model`` of this machine, read once per process (every result records it)."""
+    import platform
+
+    try:
+        return cpu_model(Path("/proc/cpuinfo").read_text(errors="replace"))
+    except OSError:
+        return platform.processor() or platform.machine() or "unknown"
 
 
 def differences(recorded: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
