@@ -83,7 +83,10 @@ def measure_replaced(by: Any) -> Iterator[None]:
 
 def bench_assignment(name: str, isolation: str, limit: int | None, data_root: Path) -> dict[str, Any]:
     loaded = rubric.load(ROOT / "rubrics" / f"{name}.yaml")
-    prep = pipeline.prepare(loaded, pipeline.Settings(profile="quick", data_root=data_root, isolation=isolation))
+    # remeasure: each example's networks trained afresh, as a class of different networks would be,
+    # not taken from grader.measure_cache because another example (or an earlier bench) made the same
+    prep = pipeline.prepare(loaded, pipeline.Settings(profile="quick", data_root=data_root, isolation=isolation,
+                                                      remeasure=True))
     subs = submission.discover([validation.examples_folder(loaded)])[:limit]
     timer = MeasureTimer(measuring.measure)
     with measure_replaced(timer):

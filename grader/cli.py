@@ -183,8 +183,9 @@ def _batch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpus", metavar="LIST", help="CUDA devices to share out, e.g. 0,1, or `all` (default: CPU only)")
     p.add_argument("--per-gpu", type=_positive_int, default=1, metavar="K",
                    help="submissions sharing one GPU (default: 1)")
-    p.add_argument("--force", action="store_true", help="regrade everything, even results kept from an earlier run, "
-                                                        "and probe the reference again for the expectations")
+    p.add_argument("--force", action="store_true", help="regrade everything, even results kept from an earlier run: "
+                                                        "probe the reference again for the expectations and "
+                                                        "measure (train) every network again")
     p.add_argument("--quiet", action="store_true", help="no progress, only the summary line (for CI)")
 
 
@@ -287,7 +288,8 @@ def settings_from(args: argparse.Namespace, rubric: Any) -> Any:
     overrides = {name: getattr(args, name) for name in LIMIT_OPTIONS if getattr(args, name)}
     return Settings(data_root=args.data_root, allow_synthetic=not args.no_synthetic, download=args.download,
                     limit_overrides=overrides, keep_work=args.keep_work, isolation=args.isolation,
-                    profile=args.profile, mappings=_mappings(args, rubric))
+                    profile=args.profile, mappings=_mappings(args, rubric),
+                    remeasure=getattr(args, "force", False))
 
 
 def _mappings(args: argparse.Namespace, rubric: Any) -> dict[str, dict[str, str]]:

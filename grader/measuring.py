@@ -27,7 +27,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from grader import checks, observations, paths, sandbox
+from grader import checks, measure_cache, numerics, observations, paths, sandbox
 from grader.checks.base import CheckSpec, Measured
 from grader.errors import GraderError
 from grader.submission import Entry
@@ -67,12 +67,15 @@ def _secret() -> bytes:
 
 def measure(specs: list[CheckSpec], records: list[observations.ProbeRecord], arrays: dict[str, Any], *, work: Path,
             isolation: sandbox.Isolation, limits: dict[str, Any], slot: sandbox.Slot,
-            expected: dict[str, Any] | None = None, read_only: list[Path] | None = None) -> dict[str, Measured] | None:
+            expected: dict[str, Any] | None = None, read_only: list[Path] | None = None,
+            reuse: bool = True) -> dict[str, Measured] | None:
     """Measure every measured check the student's run observed; None when there is none.
     ``specs`` are as the run was planned (``profiles.Plan.specs``: an accuracy check's budget and data).
     ``expected`` holds the host's truths by check id, from which each kind takes what it hands the
     measure stage (``CheckKind.host_inputs``); ``read_only`` is what the stage may read besides
-    its input (the data root an accuracy check trains from, as the student's run had it)."""
+    its input (the data root an accuracy check trains from, as the student's run had it).
+    Measurements made before for the same inputs are reused (``grader.measure_cache``) unless
+    ``reuse`` is false; the rest are made here, and kept."""
     by_id = {r.check: r for r in records}
     items: list[tuple[CheckSpec, Any]] = []
     for spec in specs:
@@ -86,27 +89,51 @@ def measure(specs: list[CheckSpec], records: list[observations.ProbeRecord], arr
     if not items:
         return None
     seeds = {spec.id: seed_for(spec.id) for spec, _ in items}
+    given = {spec.id: checks.get(spec.kind).host_inputs(spec, (expected or {}).get(spec.id)) for spec, _ in items}
+    device = numerics.device_name(slot.gpu)
+    keys = {spec.id: measure_cache.key_for(spec, obs, seeds[spec.id], given[spec.id], device, read_only or [])
+            for spec, obs in items}
+    kept = {key for key in keys.values() if key is not None}
+    measured: dict[str, Measured] = {}
+    with measure_cache.claimed(sorted(kept)):  # a slot measuring the same inputs finishes first
+        for spec, _ in items:
+            key = keys[spec.id]
+            found = measure_cache.load(key, spec.kind) if key is not None and reuse else None
+            if found is not None:
+                measured[spec.id] = Measured(seeds[spec.id], data=found)
+        todo = [(spec, obs) for spec, obs in items if spec.id not in measured]
+        if todo:
+            made = _measure_in_sandbox(todo, seeds, given, work=work, isolation=isolation, limits=limits, slot=slot,
+                                       read_only=read_only or [])
+            for spec, _ in todo:
+                measured[spec.id] = made[spec.id]
+                key = keys[spec.id]
+                if key is not None and made[spec.id].data is not None:
+                    measure_cache.keep(key, spec.kind, made[spec.id].data)
+    return {spec.id: measured[spec.id] for spec, _ in items}
+
+
+def _measure_in_sandbox(items: list[tuple[CheckSpec, Any]], seeds: dict[str, int], given: dict[str, Any], *,
+                        work: Path, isolation: sandbox.Isolation, limits: dict[str, Any], slot: sandbox.Slot,
+                        read_only: list[Path]) -> dict[str, Measured]:
+    """One run of the measure sandbox over ``items``: each check's ``Measured``."""
     inputs = work / "measure-in"
     inputs.mkdir(parents=True, exist_ok=True)
     writer = observations.ArrayWriter()
-    given = {spec.id: writer.encode(checks.get(spec.kind).host_inputs(spec, (expected or {}).get(spec.id)))
-             for spec, _ in items}  # encoded first: write() stores every array encoded so far
+    encoded = {spec.id: writer.encode(given[spec.id]) for spec, _ in items}  # first: write() stores every array encoded so far
     observations.write(inputs, [{"check": spec.id, "status": "observed",
                                  "data": writer.encode(obs.model_dump(mode="python"))} for spec, obs in items], writer)
     (inputs / JOB_NAME).write_text(json.dumps({"items": [
         {"check": spec.id, "kind": spec.kind, "spec": spec.as_job(), "seed": seeds[spec.id],
-         "given": given[spec.id]} for spec, _ in items]}))
+         "given": encoded[spec.id]} for spec, _ in items]}))
     run = sandbox.run(sandbox.Job(entry=Entry(form="measure", root=inputs), plan={}, limits=limits,
                                   out_dir=work / "measure-out", slot=slot, isolation=isolation,
-                                  read_only=read_only or []))
+                                  read_only=read_only))
     if run.status == "sandbox-error":  # the machine's fault, not the artifacts': the batch retries the submission
         raise GraderError(f"the measure stage could not run: {run.message}", where="grader.measuring",
                           hint="the batch retries it; if it persists, check the sandbox (docs/security.md)")
     found = {r.check: r for r in run.records}
-    measured: dict[str, Measured] = {}
-    for spec, _ in items:
-        measured[spec.id] = _read(spec, found.get(spec.id), run, seeds[spec.id])
-    return measured
+    return {spec.id: _read(spec, found.get(spec.id), run, seeds[spec.id]) for spec, _ in items}
 
 
 def _read(spec: CheckSpec, record: observations.ProbeRecord | None, run: sandbox.RunResult, seed: int) -> Measured:

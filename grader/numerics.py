@@ -59,6 +59,11 @@ def pinned() -> Iterator[None]:
         cudnn.deterministic, cudnn.benchmark = saved[3], saved[4]
 
 
+def device_name(gpu: str | None) -> str:
+    """How ``describe`` names the device of a slot with ``gpu`` (None: the CPU)."""
+    return "cpu" if gpu is None else f"cuda device {gpu}"
+
+
 def describe(device: str = "cpu") -> dict[str, Any]:
     """The configuration a run on ``device`` (``cpu`` or ``cuda:<name>``) trains under, as plain data."""
     import torch

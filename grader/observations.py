@@ -342,3 +342,39 @@ def first_error(exc: ValidationError) -> str:
     loc = ".".join(str(p)[:80] for p in err["loc"])  # a key the sandbox made up can be megabytes long
     extra = f" ({len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"{loc or 'document'}: {err['msg']}{extra}"
+
+
+# ---------------------------------------------------------------- kept on the host
+
+def store(folder: Path, value: BaseModel) -> None:
+    """Keep ``value`` (an observation or measurement the host validated) in ``folder``, in this
+    module's format: written into a folder of its own beside it, then renamed into place, so a
+    reader never sees half of it and two writers of the same value do not mix their files. A
+    folder that already exists is left as it is (it holds the same value)."""
+    import shutil
+    import tempfile
+
+    writer = ArrayWriter()
+    record = {"check": folder.name, "status": "observed", "data": writer.encode(value.model_dump(mode="python"))}
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        write(tmp, [record], writer)
+        os.chmod(tmp, 0o755)  # mkdtemp's 0700 would travel into a student kit
+        if not folder.exists():
+            tmp.rename(folder)
+    except OSError:
+        if not folder.exists():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def stored(folder: Path, model: type[BaseModel]) -> BaseModel | None:
+    """What ``store`` kept in ``folder``, validated against ``model`` as a sandbox's record is;
+    None when there is none or it is unreadable (a cache that cannot be read only costs time)."""
+    try:
+        doc, arrays = load(folder)
+        return validate_data(model, doc.records[0].data or {}, arrays)
+    except (FileNotFoundError, IndexError, InvalidOutput, OSError):
+        return None

@@ -43,6 +43,7 @@ class Settings:
     isolation: str = "auto"
     profile: str = "auto"  # quick | full | auto (quick on synthetic data, full on real data); see grader.profiles
     mappings: mappings.Mappings = field(default_factory=dict)  # per student, target -> the student's name for it
+    remeasure: bool = False  # measure again what an earlier run measured for the same inputs (grader.measure_cache)
 
 
 @dataclass
@@ -117,7 +118,8 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
                                           *_aliases(prep), [text for _, text in submitted])))
         expected = profiles.on_device(prep.expected, device_kind(slot.gpu))
         measured = measuring.measure(prep.planned.specs, run.records, run.arrays, work=base, isolation=prep.isolation,
-                                     limits=limits, slot=slot, expected=expected, read_only=read_only)
+                                     limits=limits, slot=slot, expected=expected, read_only=read_only,
+                                     reuse=not prep.settings.remeasure)
         results = judge_all(rubric.checks, run.records, run.arrays, expected, run.status, run.message,
                             submitted, execution=run.execution, targets=rubric.targets, measured=measured)
         status = "invalid-output" if run.status == "ok" and has_invalid_observation(results) else run.status
@@ -322,7 +324,7 @@ def _numerics(prep: Prepared, slot: sandbox.Slot) -> dict[str, object] | None:
     the slot, never the sandbox's word); None when nothing trained."""
     if not prep.planned.trains:
         return None
-    return numerics.describe("cpu" if slot.gpu is None else f"cuda device {slot.gpu}")
+    return numerics.describe(numerics.device_name(slot.gpu))
 
 
 def as_submitted(result: SubmissionResult, sub: submission.Submission) -> SubmissionResult:

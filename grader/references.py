@@ -137,22 +137,12 @@ def _read_cache(key: str, kind_name: str) -> Observation | None:
 def load_expectation(folder: Path, kind_name: str) -> Observation | None:
     """An expectation written by ``save_expectation`` (the cache, a student kit); None when missing
     or unreadable. JSON and ``.npz`` arrays, never a pickle."""
-    try:
-        doc, arrays = observations.load(folder)
-        record = doc.records[0]
-        return observations.validate_data(checks.get(kind_name).Observation, record.data or {}, arrays)  # type: ignore[return-value]
-    except (FileNotFoundError, IndexError, observations.InvalidOutput, OSError):
-        return None
+    return observations.stored(folder, checks.get(kind_name).Observation)  # type: ignore[return-value]
 
 
 def save_expectation(folder: Path, obs: Observation) -> None:
     """Write ``obs`` into ``folder`` (made here; written aside, then renamed into place)."""
-    writer = observations.ArrayWriter()
-    record = {"check": folder.name, "status": "observed", "data": writer.encode(obs.model_dump(mode="python"))}
-    tmp = folder.with_name(folder.name + ".tmp")
-    observations.write(tmp, [record], writer)
-    if not folder.exists():
-        Path(tmp).rename(folder)
+    observations.store(folder, obs)
 
 
 def _write_cache(key: str, obs: Observation) -> None:

@@ -191,7 +191,9 @@ def test_an_interrupt_while_the_reference_trains_stops_the_calibration(tmp_path,
 @pytest.mark.slow  # four sandboxed runs that train
 def test_a_grade_is_the_same_at_any_thread_share_and_isolation_level(calibrated):
     """--workers sets each run's share of math threads, and the isolation level changes the
-    process: neither may change an accuracy (the pinned numeric configuration)."""
+    process: neither may change an accuracy (the pinned numeric configuration). Each run trains
+    afresh (``remeasure``): a measurement kept from the first would make the others agree by
+    construction."""
     import dataclasses
 
     good = submission.single(calibrated.path.parent / "submissions" / "good.py")
@@ -200,7 +202,7 @@ def test_a_grade_is_the_same_at_any_thread_share_and_isolation_level(calibrated)
         for isolation in ("process", "auto"):
             prep = pipeline.prepare(calibrated, pipeline.Settings(isolation=isolation, profile="quick"))
             prep = dataclasses.replace(prep, settings=dataclasses.replace(
-                prep.settings, limit_overrides={"threads": threads}))
+                prep.settings, limit_overrides={"threads": threads}, remeasure=True))
             result = pipeline.grade_one(good, prep)
             assert result.numerics == numerics.describe("cpu")
             seen.add(tuple((c.id, c.points, c.message) for c in result.checks))

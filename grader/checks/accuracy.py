@@ -367,6 +367,15 @@ class Accuracy(CheckKind):
         return AccuracyMeasurement(predictions=rows, problems=problems)
 
     @staticmethod
+    def reuse_view(spec: AccuracySpec, obs: AccuracyObservation) -> dict[str, Any] | None:
+        # Training is most of a batch's time; predicting with a student's trained network is not.
+        return obs.model_dump(mode="python", exclude={"seconds"}) if spec.trainer == "harness" else None
+
+    @staticmethod
+    def worth_keeping(measurement: AccuracyMeasurement) -> bool:
+        return not any(measurement.problems)
+
+    @staticmethod
     def judge(spec: AccuracySpec, obs: AccuracyObservation, truth: AccuracyTruth | None,
               measured: Measured | None = None) -> Verdict:
         if truth is None:

@@ -275,6 +275,21 @@ class CheckKind:
         return {}
 
     @staticmethod
+    def reuse_view(spec: Any, obs: Any) -> Any:
+        """(measured kinds) Everything of ``obs`` its measurement depends on, as plain data and
+        arrays, where measuring costs enough to keep the result for the same inputs
+        (``grader.measure_cache``: a network the harness trains); None, the default, where
+        measuring again is cheap. Leave out what changes from run to run without changing the
+        measurement (how long the probe took), or nothing will ever be the same twice."""
+        return None
+
+    @staticmethod
+    def worth_keeping(measurement: Any) -> bool:
+        """(measured kinds with a ``reuse_view``) Whether ``measurement`` may be reused: not one
+        that failed in a way the machine may have caused (a training that ran out of memory)."""
+        return True
+
+    @staticmethod
     def made_from_seed(spec: Any) -> bool:
         """Whether the probe makes this check's data from the rubric's seed, so that its ``judge``
         gets a ``HarnessSeed`` as ``expected`` to make the same data on the host."""
