@@ -93,14 +93,16 @@ def measure(specs: list[CheckSpec], records: list[observations.ProbeRecord], arr
     device = numerics.device_name(slot.gpu)
     keys = {spec.id: measure_cache.key_for(spec, obs, seeds[spec.id], given[spec.id], device, read_only or [])
             for spec, obs in items}
-    kept = {key for key in keys.values() if key is not None}
-    measured: dict[str, Measured] = {}
-    with measure_cache.claimed(sorted(kept)):  # a slot measuring the same inputs finishes first
-        for spec, _ in items:
-            key = keys[spec.id]
-            found = measure_cache.load(key, spec.kind) if key is not None and reuse else None
-            if found is not None:
-                measured[spec.id] = Measured(seeds[spec.id], data=found)
+
+    def already_kept() -> dict[str, Measured]:
+        found = {spec.id: measure_cache.load(keys[spec.id], spec.kind) if keys[spec.id] and reuse else None
+                 for spec, _ in items}
+        return {check: Measured(seeds[check], data=data) for check, data in found.items() if data is not None}
+
+    measured = already_kept()
+    missing = [keys[spec.id] for spec, _ in items if spec.id not in measured and keys[spec.id]]
+    with measure_cache.claimed(missing):  # a slot measuring the same inputs finishes first
+        measured |= already_kept() if missing else {}  # made by another slot while this one waited
         todo = [(spec, obs) for spec, obs in items if spec.id not in measured]
         if todo:
             made = _measure_in_sandbox(todo, seeds, given, work=work, isolation=isolation, limits=limits, slot=slot,

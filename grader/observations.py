@@ -328,6 +328,23 @@ def decode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
     return value
 
 
+def rekeyed(records: list[ProbeRecord], arrays: dict[str, np.ndarray],
+            prefix: str) -> tuple[list[ProbeRecord], dict[str, np.ndarray]]:
+    """``records`` and their ``arrays`` with every array key prefixed, so that they can join
+    another run's records without two arrays sharing a key."""
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            if set(value) == {ARRAY_REF} and isinstance(value[ARRAY_REF], str):
+                return {ARRAY_REF: prefix + value[ARRAY_REF]}
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    renamed = [r.model_copy(update={"data": walk(r.data)}) if r.data is not None else r for r in records]
+    return renamed, {prefix + key: array for key, array in arrays.items()}
+
+
 def validate_data(model: type[BaseModel], data: dict[str, Any], arrays: dict[str, np.ndarray]) -> BaseModel:
     """Validate one record's data against its kind's ``Observation`` model (strict, closed)."""
     try:

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-from grader import (__version__, data, environment, mappings, measuring, numerics, profiles, provided, references,
-                    sandbox, source_scan, submission)
+from grader import (__version__, data, environment, mappings, measuring, numerics, observations, profiles, provided,
+                    references, sandbox, source_scan, submission)
+from grader.checks import accuracy
 from grader.checks.base import Observation
 from grader.data import synthetic
 from grader.errors import GraderError
@@ -112,14 +113,20 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
         mapping = prep.settings.mappings.get(sub.student, {})
         plan = {"seed": rubric.seed, "targets": {k: t.model_dump(mode="json") for k, t in rubric.targets.items()},
                 "checks": prep.planned.checks, "profile": prep.planned.profile, "mapping": mapping}
-        run = sandbox.run(sandbox.Job(entry=entry, plan=plan, limits=limits, out_dir=base / "out",
-                                      slot=slot, isolation=prep.isolation, read_only=read_only,
-                                      env=_served_data(prep) | provided_aliases.env_for(
-                                          *_aliases(prep), [text for _, text in submitted])))
+        job = sandbox.Job(entry=entry, plan=plan, limits=limits, out_dir=base / "out", slot=slot,
+                          isolation=prep.isolation, read_only=read_only,
+                          env=_served_data(prep) | provided_aliases.env_for(*_aliases(prep),
+                                                                            [text for _, text in submitted]))
+        run = sandbox.run(job)
         expected = profiles.on_device(prep.expected, device_kind(slot.gpu))
-        measured = measuring.measure(prep.planned.specs, run.records, run.arrays, work=base, isolation=prep.isolation,
-                                     limits=limits, slot=slot, expected=expected, read_only=read_only,
+
+        def measure(specs: list, records: list, arrays: dict, work: Path) -> dict | None:
+            return measuring.measure(specs, records, arrays, work=work, isolation=prep.isolation, limits=limits,
+                                     slot=slot, expected=expected, read_only=read_only,
                                      reuse=not prep.settings.remeasure)
+
+        measured = measure(prep.planned.specs, run.records, run.arrays, base)
+        run, measured = _every_draw(sub, prep, job, run, measured, expected, measure, base / "every-draw")
         results = judge_all(rubric.checks, run.records, run.arrays, expected, run.status, run.message,
                             submitted, execution=run.execution, targets=rubric.targets, measured=measured)
         status = "invalid-output" if run.status == "ok" and has_invalid_observation(results) else run.status
@@ -135,6 +142,39 @@ def _grade(sub: submission.Submission, prep: Prepared, start: float, slot: sandb
     finally:
         if not prep.settings.keep_work:
             shutil.rmtree(base, ignore_errors=True)
+
+
+def _every_draw(sub: submission.Submission, prep: Prepared, job: sandbox.Job, run: sandbox.RunResult,
+                measured: dict | None, expected: dict, measure: Callable[[list, list, dict, Path], dict | None],
+                work: Path) -> tuple[sandbox.RunResult, dict | None]:
+    """The student's run trained only the first of an accuracy check's several trainings where
+    the student's loop trains (``PlannedData.trained_draws``): where that first fell short, run
+    the submission again, staged afresh in ``work``, for those checks with every training, and take
+    their records from that run (``checks.accuracy.first_fell_short``). Correct work costs one
+    training; work that falls short, one more run. A second run that observes nothing leaves the
+    first run's record, which the judge reports as not measured, for a person."""
+    again = [spec for spec in prep.planned.specs
+             if accuracy.first_fell_short(spec, expected.get(spec.id), (measured or {}).get(spec.id))]
+    if not again:
+        return run, measured
+    rubric = prep.rubric.model
+    entry = submission.stage(sub, work / "work", rubric.submission.modules, tuple(rubric.submission.forms))
+    _copy_provided(prep.rubric, entry.root)
+    _link_data(prep, entry.root)
+    every = [spec.model_copy(update={"run": spec.run.model_copy(update={"trained_draws": None})}) for spec in again]
+    second = sandbox.run(dataclasses.replace(job, entry=entry, out_dir=work / "out",
+                                             plan=job.plan | {"checks": [spec.as_job() for spec in every]}))
+    if second.status == "sandbox-error":  # the machine's fault: the batch retries the submission
+        raise GraderError(f"the run for more trainings could not run: {second.message}", where="grader.pipeline",
+                          hint="the batch retries it; if it persists, check the sandbox (docs/security.md)")
+    redone = {r.check for r in second.records if r.status == "observed"}
+    if not redone:
+        return run, measured
+    records, arrays = observations.rekeyed([r for r in second.records if r.check in redone], second.arrays, "d")
+    run = dataclasses.replace(run, records=[r for r in run.records if r.check not in redone] + records,
+                              arrays=run.arrays | arrays)
+    remeasured = measure([spec for spec in prep.planned.specs if spec.id in redone], run.records, run.arrays, work)
+    return run, (measured or {}) | (remeasured or {})
 
 
 class BatchEvents(Protocol):

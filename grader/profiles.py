@@ -90,7 +90,10 @@ def planned_spec(rubric: "LoadedRubric", spec: "AccuracySpec", name: str, data: 
         "test_subset": _lowest(spec.test_subset, profile.test_subset),
         "epochs": profile.check_epochs.get(spec.id) or _lowest(spec.epochs, profile.epochs),
         "run": PlannedData(profile=name, dataset=rubric.model.data.dataset, root=str(data.path.resolve()),
-                           subset_seed=rubric.model.seed, train_seed=rubric.model.seed, device=device)})
+                           subset_seed=rubric.model.seed, train_seed=rubric.model.seed, device=device,
+                           # the student's run trains the first of several alone: the host then scores it
+                           # and runs the others only where it falls short (grader.pipeline, _every_draw)
+                           trained_draws=1 if spec.trainer == "student" and spec.draws > 1 else None)})
 
 
 def changes(original: "AccuracySpec", planned: "AccuracySpec") -> str:

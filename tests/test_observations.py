@@ -230,3 +230,14 @@ def test_validate_data_rejects_non_numeric_arrays():
 def test_validate_data_rejects_a_list_where_an_array_belongs():
     with pytest.raises(InvalidOutput, match="expected a numpy array"):
         obs.validate_data(AnswerObservation, {"type": "list", "array": [1.0, 2.0]}, {})
+
+
+def test_rekeyed_records_keep_their_arrays_under_keys_of_their_own():
+    writer = obs.ArrayWriter()
+    data = writer.encode({"models": [{"w": np.arange(3)}, {"w": np.ones(2)}], "n": 1})
+    record = obs.ProbeRecord.model_validate({"check": "acc", "status": "observed", "data": data})
+    (renamed,), arrays = obs.rekeyed([record], writer.arrays, "d")
+    assert set(arrays) == {"da0", "da1"} and not set(arrays) & set(writer.arrays)
+    decoded = obs.decode(renamed.data, arrays)
+    assert np.array_equal(decoded["models"][0]["w"], np.arange(3)) and decoded["n"] == 1
+    assert record.data == data  # the original is left as it was

@@ -40,3 +40,39 @@ def test_runs_side_by_side_share_the_cores_for_their_math_threads(tiny_prepared,
     assert "threads" not in tiny_prepared.settings.limit_overrides  # the shared preparation is left alone
     fixed = pipeline.shared_cores(tiny_prepared, 2)
     assert pipeline.shared_cores(fixed, 8) is fixed  # a caller's own choice stands
+
+
+def test_a_student_loops_other_trainings_run_only_after_a_first_that_fell_short(tmp_path, monkeypatch):
+    """``draws: 3`` where the student's loop trains: the submission's run trains the first alone;
+    one that falls short is run again with all three, and judged on them."""
+    import shutil
+
+    import yaml
+
+    from grader import rubric, sandbox
+    from tests.conftest import FIXTURES
+
+    folder = tmp_path / "accuracy"
+    shutil.copytree(FIXTURES / "accuracy", folder)
+    entry = yaml.safe_load((folder / "rubric.yaml").read_text())
+    entry["checks"] = [c | {"draws": 3} for c in entry["checks"] if c["id"] == "loop-accuracy"]
+    (folder / "rubric.yaml").write_text(yaml.safe_dump(entry))
+    prep = pipeline.prepare(rubric.load(folder / "rubric.yaml"), pipeline.Settings(profile="quick", isolation="process"))
+    runs: list[list[int | None]] = []
+    real_run = sandbox.run
+
+    def counted(job):
+        if job.entry.form != "measure":
+            runs.append([c["run"]["trained_draws"] for c in job.plan["checks"]])
+        return real_run(job)
+
+    monkeypatch.setattr(sandbox, "run", counted)
+    good = pipeline.grade_one(submission.single(folder / "submissions" / "good.py"), prep)
+    assert runs == [[1]], runs
+    assert good.checks[0].points == 2 and "in the first training (a first that fell short" in good.checks[0].message
+    runs.clear()
+    broken = pipeline.grade_one(submission.single(folder / "submissions" / "never_trains.py"), prep)
+    assert runs == [[1], [None]], runs
+    check = broken.checks[0]
+    assert check.points == 0 and not check.review, check.message
+    assert check.message.startswith("median accuracy") and "of 3 trainings from different seeds" in check.message

@@ -81,6 +81,10 @@ class PlannedData(BaseModel):
     train_seed: int = Field(description="the seed the harness's training starts from (draw d: plus d times "
                                            "DRAW_SEED_STEP): the rubric's, or a calibration run's own")
     device: str | None = Field(None, description="where to train; None: CUDA when visible, else the CPU")
+    trained_draws: int | None = Field(None, ge=1, description="(trainer: student) how many of the check's "
+                                      "trainings this run makes, from the first: 1 in a submission's first run, "
+                                      "where the check is judged on several; None (all of them) in the run that "
+                                      "follows a first that fell short (grader.pipeline, _every_draw)")
 
 
 class AccuracySpec(CheckSpec):
@@ -307,7 +311,7 @@ class Accuracy(CheckKind):
         start = time.monotonic()
         models, device, channels_last = [], "cpu", False
         with numerics.pinned():
-            for draw in range(spec.draws):
+            for draw in range(spec.run.trained_draws or spec.draws):
                 seed = ctx.seed + DRAW_SEED_STEP * draw
                 if draw:  # the first draw is seeded as a single-draw check is (seed_everything before the probe)
                     torch._C.default_generator.manual_seed(seed)
@@ -391,7 +395,8 @@ class Accuracy(CheckKind):
         draws = [score(row, truth.labels, truth.classes) for row in rows]
         threshold = _threshold(spec, truth, truth.device)
         if len(draws) < spec.draws and draws[0].accuracy < threshold.needed:
-            unmeasured = (f"the measure stage trained {len(draws)} of {spec.draws} draws, and the first fell short "
+            stage = "the measure stage" if spec.trainer == "harness" else "the runs of the submission"
+            unmeasured = (f"{stage} trained {len(draws)} of {spec.draws} draws, and the first fell short "
                           f"({draws[0].accuracy:.3f} < {threshold.needed:.3f})")
             return Verdict(0.0, f"not measured: {unmeasured}", review=f"{unmeasured}; a person may grade it by hand")
         scored = draws[judged_draw([d.accuracy for d in draws], threshold.needed)]
@@ -403,6 +408,9 @@ class Accuracy(CheckKind):
         accuracy = f"accuracy {scored.accuracy:.3f}"
         if spec.draws > 1 and len(draws) == 1:  # the first reached the threshold: no more were trained
             accuracy += f" in the first training (a first that fell short would be followed by {spec.draws - 1} more)"
+        elif spec.draws > 1 and draws[0].accuracy >= threshold.needed:  # all trained, yet the first decides
+            accuracy += (f" in the first training, which decides where it reaches the threshold (all {len(draws)}: "
+                         f"{', '.join(f'{d.accuracy:.3f}' for d in draws)})")
         elif spec.draws > 1:
             accuracy = (f"median accuracy {scored.accuracy:.3f} of {spec.draws} trainings from different seeds "
                         f"({', '.join(f'{d.accuracy:.3f}' for d in draws)}): the first fell short, "
@@ -416,6 +424,25 @@ class Accuracy(CheckKind):
         verdict = Verdict.passed if scored.accuracy >= threshold.needed else Verdict.failed
         return replace(verdict(message, scored.table()),
                        review=_trained_before(spec, measured.data, truth, threshold.needed))  # type: ignore[arg-type]
+
+
+def first_fell_short(spec: CheckSpec, truth: AccuracyTruth | None, measured: Measured | None) -> bool:
+    """Whether the first of ``spec``'s trainings, trained alone in the student's run
+    (``PlannedData.trained_draws``), fell short of the threshold, so that the others must be
+    trained too; False where there is nothing more to train or the judge cannot use them (no
+    calibration, nothing measured: the judge says why)."""
+    if not isinstance(spec, AccuracySpec) or spec.trainer != "student" or spec.draws == 1:
+        return False
+    if spec.run is None or spec.run.trained_draws is None or truth is None or measured is None or measured.data is None:
+        return False
+    rows = measured.data.predictions
+    if len(rows) != 1 or rows[0] is None or rows[0].shape != truth.labels.shape:
+        return False
+    try:
+        needed = _threshold(spec, truth, truth.device).needed
+    except (NotCalibrated, GraderError):
+        return False
+    return score(rows[0], truth.labels, truth.classes).accuracy < needed
 
 
 def _trained_before(spec: AccuracySpec, measured: AccuracyMeasurement, truth: AccuracyTruth, needed: float) -> str | None:
@@ -438,7 +465,9 @@ def _why_unmeasured(spec: AccuracySpec, obs: AccuracyObservation, measured: Meas
         return "no measure stage ran"
     if measured.data is None:
         return measured.problem or "the measure stage gave nothing"
-    if len(obs.models) != spec.draws:
+    # The harness's networks are all captured untrained (the measure stage trains them lazily); a
+    # student's loop trains the first of several alone in the first run (PlannedData.trained_draws)
+    if len(obs.models) not in ({spec.draws} if spec.trainer == "harness" else {1, spec.draws}):
         return f"{len(obs.models)} network(s) were captured for {spec.draws} training(s)"
     if not 1 <= len(measured.data.predictions) <= spec.draws:
         return f"the measure stage gave {len(measured.data.predictions)} result(s) for {spec.draws} training(s)"

@@ -15,6 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from grader import checks, data, profiles, rubric
+from grader.checks import accuracy
 from grader.calibration import CheckStats
 from grader import artifacts
 from grader.checks.accuracy import (AccuracyMeasurement, AccuracyObservation, AccuracyTruth, NotCalibrated, PlannedData,
@@ -132,6 +133,39 @@ def test_a_first_draw_that_falls_short_is_judged_on_the_median_of_all():
                                       "needed 0.900"), verdict.message
     one_more_short = np.stack([predictions_with(c, labels, 3) for c in (80, 95, 85)])
     assert judge(spec(min_accuracy=0.9, draws=3), observation(one_more_short), truth(labels)).fraction == 0.0
+
+
+def test_a_student_loops_first_training_may_come_alone_and_decides_where_it_passes():
+    """A student's loop trains the first of several alone (the host runs the others only where it
+    falls short); where all were trained, a first that passes still decides, and says so."""
+    labels = np.arange(100) % 3
+    student = spec(min_accuracy=0.9, draws=3, **STUDENT)
+    alone = judge(student, observation(predictions_with(95, labels, 3)), truth(labels))
+    assert alone.fraction == 1.0 and alone.message.startswith("accuracy 0.950 in the first training (a first that "
+                                                              "fell short would be followed by 2 more)")
+    rows = np.stack([predictions_with(c, labels, 3) for c in (92, 80, 85)])
+    every = judge(student, observation(rows), truth(labels))
+    assert every.fraction == 1.0 and every.message.startswith(
+        "accuracy 0.920 in the first training, which decides where it reaches the threshold (all 3: 0.920, 0.800, "
+        "0.850) on 100 test images"), every.message
+    short_alone = judge(student, observation(predictions_with(80, labels, 3)), truth(labels))
+    assert short_alone.fraction == 0.0 and short_alone.review
+    assert short_alone.message == ("not measured: the runs of the submission trained 1 of 3 draws, and the first "
+                                   "fell short (0.800 < 0.900)")
+
+
+def test_only_a_student_loops_first_training_that_fell_short_asks_for_the_others():
+    labels = np.arange(100) % 3
+    run = PlannedData(profile="quick", dataset="mnist", root="/data", subset_seed=0, train_seed=0, trained_draws=1)
+    student = spec(min_accuracy=0.9, draws=3, **STUDENT).model_copy(update={"run": run})
+    short, passing = observation(predictions_with(80, labels, 3)), observation(predictions_with(95, labels, 3))
+    assert accuracy.first_fell_short(student, truth(labels), short.measured)
+    assert not accuracy.first_fell_short(student, truth(labels), passing.measured)
+    every = student.model_copy(update={"run": run.model_copy(update={"trained_draws": None})})
+    assert not accuracy.first_fell_short(every, truth(labels), short.measured)  # the second run trained them all
+    harness = spec(min_accuracy=0.9, draws=3).model_copy(update={"run": run})
+    assert not accuracy.first_fell_short(harness, truth(labels), short.measured)  # the measure stage does it
+    assert not accuracy.first_fell_short(student, None, short.measured)
 
 
 def test_draws_the_judge_cannot_decide_on_are_not_measured_and_go_to_a_person():
