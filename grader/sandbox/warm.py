@@ -183,6 +183,13 @@ def launch(spec_path: Path, log_path: Path) -> Launched | None:
     return run
 
 
+def parent_pid() -> int | None:
+    """The process id of this process's warm parent while one runs, else None. Every namespace
+    run is forked from it, so it is the parent, not the caller, whose CPU affinity a run inherits."""
+    parent = _parent
+    return parent.proc.pid if parent is not None and not parent.dead else None
+
+
 @atexit.register
 def _close() -> None:
     if _parent is not None and not _parent.dead:
