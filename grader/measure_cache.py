@@ -37,15 +37,22 @@ from grader.source_hash import exact_version
 FOLDER = "measured"
 
 
-def key_for(spec: CheckSpec, obs: BaseModel, seed: int, given: dict[str, Any], device: str,
-            read_only: list[Path]) -> str | None:
-    """The key of ``spec``'s measurement of ``obs``; None where the kind keeps none."""
+def setting(device: str, read_only: list[Path]) -> dict[str, Any]:
+    """What every measurement of one measure call depends on besides its own inputs: the grader's
+    code, the numeric configuration on ``device``, and the state of the data files it may read.
+    Read once per call (the data folders are walked), and passed to ``key_for``."""
+    return {"grader": exact_version(), "numerics": numerics.describe(device),
+            "data": [_files_of(path) for path in read_only]}
+
+
+def key_for(spec: CheckSpec, obs: BaseModel, seed: int, given: dict[str, Any], shared: dict[str, Any]) -> str | None:
+    """The key of ``spec``'s measurement of ``obs`` in the ``setting`` ``shared``; None where the
+    kind keeps none."""
     view = checks.get(spec.kind).reuse_view(spec, obs)
     if view is None:
         return None
     digest = hashlib.sha256()
-    header = {"grader": exact_version(), "spec": spec.as_job(), "seed": seed, "numerics": numerics.describe(device),
-              "data": [_files_of(path) for path in read_only]}
+    header = shared | {"spec": spec.as_job(), "seed": seed}
     digest.update(json.dumps(header, sort_keys=True, default=str).encode())
     _hash_value(digest, given)
     _hash_value(digest, view)

@@ -90,9 +90,8 @@ def measure(specs: list[CheckSpec], records: list[observations.ProbeRecord], arr
         return None
     seeds = {spec.id: seed_for(spec.id) for spec, _ in items}
     given = {spec.id: checks.get(spec.kind).host_inputs(spec, (expected or {}).get(spec.id)) for spec, _ in items}
-    device = numerics.device_name(slot.gpu)
-    keys = {spec.id: measure_cache.key_for(spec, obs, seeds[spec.id], given[spec.id], device, read_only or [])
-            for spec, obs in items}
+    shared = measure_cache.setting(numerics.device_name(slot.gpu), read_only or [])
+    keys = {spec.id: measure_cache.key_for(spec, obs, seeds[spec.id], given[spec.id], shared) for spec, obs in items}
 
     def already_kept() -> dict[str, Measured]:
         found = {spec.id: measure_cache.load(keys[spec.id], spec.kind) if keys[spec.id] and reuse else None

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import stat
 import struct
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -368,9 +370,6 @@ def store(folder: Path, value: BaseModel) -> None:
     module's format: written into a folder of its own beside it, then renamed into place, so a
     reader never sees half of it and two writers of the same value do not mix their files. A
     folder that already exists is left as it is (it holds the same value)."""
-    import shutil
-    import tempfile
-
     writer = ArrayWriter()
     record = {"check": folder.name, "status": "observed", "data": writer.encode(value.model_dump(mode="python"))}
     folder.parent.mkdir(parents=True, exist_ok=True)

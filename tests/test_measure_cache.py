@@ -36,7 +36,7 @@ def observation(seconds: float = 1.5, channels_last: bool = False):
 def key(spec=None, obs=None, seed=7, given=None, device="cpu", read_only=()):
     return measure_cache.key_for(spec or harness_spec(), obs or observation(), seed,
                                  {"images": np.zeros((2, 1, 4, 4), np.uint8)} if given is None else given,
-                                 device, list(read_only))
+                                 measure_cache.setting(device, list(read_only)))
 
 
 def test_the_key_follows_every_input_of_the_measurement_and_nothing_else(tmp_path, monkeypatch):

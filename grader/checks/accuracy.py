@@ -438,11 +438,9 @@ def first_fell_short(spec: CheckSpec, truth: AccuracyTruth | None, measured: Mea
     rows = measured.data.predictions
     if len(rows) != 1 or rows[0] is None or rows[0].shape != truth.labels.shape:
         return False
-    try:
-        needed = _threshold(spec, truth, truth.device).needed
-    except (NotCalibrated, GraderError):
-        return False
-    return score(rows[0], truth.labels, truth.classes).accuracy < needed
+    # the rule the measure stage stops by, from what the host would hand it (labels and threshold)
+    passes = _first_passes(Accuracy.host_inputs(spec, truth), len(truth.labels))
+    return passes is not None and not passes(rows[0])
 
 
 def _trained_before(spec: AccuracySpec, measured: AccuracyMeasurement, truth: AccuracyTruth, needed: float) -> str | None:
