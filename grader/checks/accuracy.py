@@ -735,7 +735,7 @@ def _train_with_student_loop(spec: AccuracySpec, ctx: ProbeContext, model: Any, 
     name = ctx.found_name(spec.train_fn)  # type: ignore[arg-type]
     args, kwargs = [given(a) for a in spec.train_args], {k: given(v) for k, v in spec.train_kwargs.items()}
     replacements = {global_name: loaders[split] for key, split in spec.data_globals.items()
-                    for global_name in _global_names(ctx, key)}
+                    for global_name in ctx.global_names(key)}
     with in_globals(fn, replacements) as replaced:
         if spec.data_globals and not replaced and "$train_data" not in [*spec.train_args, *spec.train_kwargs.values()]:
             raise StudentRaised("handing the harness's data to the training function", TrainingDataUnreachable(
@@ -748,18 +748,3 @@ def _train_with_student_loop(spec: AccuracySpec, ctx: ProbeContext, model: Any, 
 
 class TrainingDataUnreachable(Exception):
     """The student's training function offers no way to give it the harness's data."""
-
-
-def _global_names(ctx: ProbeContext, key: str) -> list[str]:
-    """The global names a ``data_globals`` key stands for: the key itself, and where it names one
-    of the rubric's targets (``train_loader``, found as ``trainloader``), the name the student used."""
-    names = [key]
-    if key in ctx.targets:
-        try:
-            ctx.resolve(key)
-        except Exception:  # noqa: BLE001 - an unresolved loader just leaves the key itself
-            return names
-        found = ctx.found[key].found_as
-        if found:
-            names.append(found.rsplit(".", 1)[-1])
-    return list(dict.fromkeys(names))

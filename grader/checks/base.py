@@ -176,6 +176,21 @@ class ProbeContext:
         """The name target ``key`` was found under in the student's code (after ``resolve``), for messages."""
         return self.found[key].found_as or key
 
+    def global_names(self, key: str) -> list[str]:
+        """The global names a rubric's data key (a loader's name the harness replaces) stands for: the
+        key itself, and where it names one of the rubric's targets (``train_loader``, found as
+        ``trainloader``), the name the student used for it."""
+        names = [key]
+        if key in self.targets:
+            try:
+                self.resolve(key)
+            except Exception:  # noqa: BLE001 - an unresolved target just leaves the key itself
+                return names
+            found = self.found[key].found_as
+            if found:
+                names.append(found.rsplit(".", 1)[-1])
+        return list(dict.fromkeys(names))
+
     @contextmanager
     def student_code(self, during: str) -> Iterator[None]:
         """Run student code: whatever it raises (``SystemExit`` included) becomes ``StudentRaised``.

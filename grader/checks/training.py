@@ -25,7 +25,12 @@ training step and validation pass, which makes the loop's behaviour checkable in
   readings are different numbers when the validation data ends in a smaller batch
   (``data.validation_samples`` not a multiple of ``data.batch_size``, as by default).
   ``validation_loss_is_sample_mean: true``, the older spelling, means ``validation_loss_matches``
-  with the one reading ``sample-mean``.
+  with the one reading ``sample-mean``. A loss that matches no accepted reading is named where the
+  harness can tell what it is instead: the training loss, or the batch losses summed and divided
+  by the sample count.
+* ``validation_accuracy_matches``: the returned validation accuracies are the share of validation
+  samples the harness's recomputation classifies right for each pass, as a fraction or in percent
+  (or the mean of the batch accuracies, the same number but for a smaller last batch).
 
 The rubric maps the call with ``args`` / ``kwargs`` and says what each returned value means.
 
@@ -60,7 +65,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator, Literal, NamedTuple
+from typing import Any, Callable, Iterator, Literal, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -268,11 +273,13 @@ class Recomputed(NamedTuple):
     """The harness's own numbers for each validation pass, computed on the host: the loss in the two
     averages a student's loop may take (the mean over the validation samples, and the mean of the
     batch means, the batches as that pass was served; the sums follow from these and the batch
-    count) and the accuracy, a fraction."""
+    count) and the accuracy, a fraction: the share of the samples classified right and, as a loop
+    averaging per batch gets it, the mean of the batch accuracies."""
 
     sample_means: list[float]
     batch_means: list[float]
     accuracies: list[float]
+    batch_accuracies: list[float] = []
 
 
 def recompute(network: Any, snapshots: np.ndarray, orders: np.ndarray, samples: Any, targets: Any,
@@ -282,18 +289,21 @@ def recompute(network: Any, snapshots: np.ndarray, orders: np.ndarray, samples: 
     held. The caller checks the shapes first."""
     import torch
 
-    sample_means, batch_means, accuracies = [], [], []
+    sample_means, batch_means, accuracies, batch_accuracies = [], [], [], []
     for flat, order in zip(snapshots, orders):
         _load_flat(network, flat)
         with torch.no_grad():
             logits = network.eval()(samples)
             losses = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
-        served = losses[torch.from_numpy(np.asarray(order, dtype=np.int64))]
+        served_order = torch.from_numpy(np.asarray(order, dtype=np.int64))
+        served, right = losses[served_order], (logits.argmax(1) == targets).float()[served_order]
         sample_means.append(float(losses.mean()))
         batches = [served[i:i + batch_size].mean() for i in range(0, len(served), batch_size)]
         batch_means.append(float(torch.stack(batches).mean()))
-        accuracies.append(float((logits.argmax(1) == targets).float().mean()))
-    return Recomputed(sample_means, batch_means, accuracies)
+        accuracies.append(float(right.mean()))
+        batch_accuracies.append(float(torch.stack([right[i:i + batch_size].mean()
+                                                   for i in range(0, len(right), batch_size)]).mean()))
+    return Recomputed(sample_means, batch_means, accuracies, batch_accuracies)
 
 
 @contextmanager
@@ -310,6 +320,27 @@ def in_globals(fn: Any, replacements: dict[str, Any]) -> Iterator[list[str]]:
     finally:
         for name, value in saved.items():
             namespace[name] = value  # type: ignore[index]
+
+
+def datasets_behind(fn: Any, loaders: dict[str, Any]) -> dict[str, Any]:
+    """Replacements for the function's globals that hold the data set behind a loader the harness
+    replaces (``len(testset)`` beside ``for x, y in testloader``): the harness data's own data set,
+    so a count taken from the data set agrees with the batches served. A data set behind loaders
+    of both splits is left alone."""
+    namespace = getattr(fn, "__globals__", None)
+    if not isinstance(namespace, dict):
+        return {}
+    behind: dict[int, Any] = {}  # id of the student's data set -> the harness's, or None when split-ambiguous
+    for name, harness in loaders.items():
+        try:
+            dataset = getattr(namespace.get(name), "dataset", None)
+        except Exception:  # noqa: BLE001 - a student object whose attribute raises: nothing behind it
+            continue
+        if dataset is not None:
+            earlier = behind.get(id(dataset), harness.dataset)
+            behind[id(dataset)] = harness.dataset if earlier is harness.dataset else None
+    return {name: behind[id(value)] for name, value in namespace.items()
+            if name not in loaders and behind.get(id(value)) is not None}
 
 
 def _values(tensor: Any) -> np.ndarray:
@@ -425,6 +456,19 @@ LossReading = Literal["sample-mean", "batch-mean", "batch-sum", "sample-sum"]
 LOSS_READINGS: tuple[LossReading, ...] = ("sample-mean", "batch-mean", "batch-sum", "sample-sum")
 READING_SAID: dict[str, str] = {"sample-mean": "the mean per sample", "batch-mean": "the mean of the batch losses",
                                 "batch-sum": "the sum of the batch losses", "sample-sum": "the sum over the samples"}
+# A loss no reading accepts but the message can name: the PyTorch MNIST example divides summed
+# per-sample losses by the sample count; with a criterion that averages per batch the same division
+# gives a loss about batch-size times too small.
+MISREADINGS: dict[str, str] = {
+    "batch-sum-per-sample": "the sum of the batch losses divided by the number of samples (each batch loss is "
+                            "already a mean, so this is about batch-size times too small)"}
+# Every reading of "the accuracy" is accepted: the share of the validation samples classified right,
+# as a fraction or in percent, or the mean of the batch accuracies (a different number only when the
+# last batch is smaller; no handout of these courses asks for one or the other).
+AccuracyReading = Literal["fraction", "percent", "batch-mean", "batch-mean-percent"]
+ACCURACY_SAID: dict[str, str] = {"fraction": "as a fraction", "percent": "in percent",
+                                 "batch-mean": "as the mean of the batch accuracies",
+                                 "batch-mean-percent": "as the mean of the batch accuracies, in percent"}
 
 
 class LoopRecord(BaseModel):
@@ -437,6 +481,7 @@ class LoopRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
     data_in_globals: list[str]
+    validation_data_in_globals: list[str] = []
     train_steps: int
     train_steps_in_eval_mode: int
     validation_passes: int
@@ -458,6 +503,7 @@ class LoopSession:
     def __init__(self, spec: "TrainingSpec", network: Any, fresh_network: Any, seed: int) -> None:
         self.spec, self.network, self.fresh_network = spec, network, fresh_network
         self.data_in_globals: list[str] = []
+        self.validation_data_in_globals: list[str] = []
         # The last epochs (the 3rd and 4th of 4, the 3rd of 3, the 2nd of 2) train on misleading labels.
         self.recorder = LoopRecorder(misleading_after_passes=(spec.epochs + 1) // 2)
         self.data: dict[str, TinyBatches] = {}
@@ -503,7 +549,8 @@ class LoopSession:
         samples = len(self.validation_y)
         orders = [np.arange(samples) if o is None else np.asarray(o, dtype=np.int64) for o in r.validation_orders]
         return LoopRecord(
-            data_in_globals=self.data_in_globals, train_steps=r.train_steps,
+            data_in_globals=self.data_in_globals, validation_data_in_globals=self.validation_data_in_globals,
+            train_steps=r.train_steps,
             train_steps_in_eval_mode=r.train_steps_in_eval_mode, validation_passes=r.validation_passes,
             validation_forwards=r.validation_forwards, validation_forwards_in_train_mode=r.validation_in_train_mode,
             validation_forwards_with_grad=r.validation_with_grad,
@@ -513,18 +560,24 @@ class LoopSession:
 
 
 @contextmanager
-def call_session(spec: "TrainingSpec", fn: Any, network: Any, fresh_network: Any, seed: int) -> Iterator[LoopSession]:
-    """Arguments for the call; with ``spec.data``, the recorder hooked in and the globals replaced."""
+def call_session(spec: "TrainingSpec", fn: Any, network: Any, fresh_network: Any, seed: int,
+                 global_names: Callable[[str], list[str]] = lambda key: [key]) -> Iterator[LoopSession]:
+    """Arguments for the call; with ``spec.data``, the recorder hooked in and the globals replaced.
+    ``global_names``: the globals a name in ``data.train_globals`` / ``validation_globals`` stands for
+    (``ProbeContext.global_names``: a rubric target's name also stands for the student's name for it)."""
     session = LoopSession(spec, network, fresh_network, seed)
     if spec.data is None:
         yield session
         return
-    replacements = {name: session.data["train"] for name in spec.data.train_globals}
-    replacements |= {name: session.data["validation"] for name in spec.data.validation_globals}
+    replacements = {name: session.data["train"] for key in spec.data.train_globals for name in global_names(key)}
+    replacements |= {name: session.data["validation"]
+                     for key in spec.data.validation_globals for name in global_names(key)}
+    replacements |= datasets_behind(fn, replacements)
     handle = network.register_forward_pre_hook(session.recorder.before_forward)
     try:
         with in_globals(fn, replacements) as replaced:
             session.data_in_globals = replaced
+            session.validation_data_in_globals = [n for n in replaced if replacements[n] is session.data["validation"]]
             yield session
     finally:
         handle.remove()
@@ -552,8 +605,10 @@ def recomputed(spec: "TrainingSpec", loop: LoopRecord, seed: int, network: Any) 
 
 
 def loop_requirements(spec: "TrainingSpec", elements: list["Element"], loop: LoopRecord | None,
-                      harness: Recomputed | None) -> list[dict[str, Any]]:
-    """The loop's rows; ``harness`` is ``recomputed`` for ``loop`` (None: its record does not add up)."""
+                      harness: Recomputed | None, training_losses: dict[str, list[float]] | None = None,
+                      ) -> list[dict[str, Any]]:
+    """The loop's rows; ``harness`` is ``recomputed`` for ``loop`` (None: its record does not add up).
+    ``training_losses`` (the probe's, by reading) only name what a wrong validation loss is instead."""
     if loop is None:
         return [{"requirement": "the training loop was observed", "got": "nothing recorded", "ok": False}]
     if harness is None:
@@ -575,7 +630,11 @@ def loop_requirements(spec: "TrainingSpec", elements: list["Element"], loop: Loo
                                loop.validation_forwards_with_grad, "validation forwards",
                                "with gradients on (torch.no_grad() missing?)"))
     if spec.validation_loss_matches:
-        rows.append(_validation_loss_row(spec, own_losses or [], harness))
+        rows.append(_validation_loss_row(spec, own_losses or [], harness, training_losses or {}))
+    if spec.validation_accuracy_matches:
+        own_accuracies = next((e.values for role, e in zip(spec.returns, elements)
+                               if role == "validation-accuracies" and e.numeric), None)
+        rows.append(_validation_accuracy_row(own_accuracies or [], harness))
     return rows
 
 
@@ -583,7 +642,7 @@ def _passes_row(spec: "TrainingSpec", loop: LoopRecord) -> dict[str, Any]:
     requirement = f"validates once per epoch on the given validation data ({spec.epochs} passes)"
     got = f"{loop.validation_passes} passes"
     names = spec.data.validation_globals if spec.data else []
-    if loop.validation_passes == 0 and names and not set(names) & set(loop.data_in_globals) \
+    if loop.validation_passes == 0 and names and not loop.validation_data_in_globals \
             and not spec.uses("$validation_data"):
         got += f": the function's module defines none of the globals {', '.join(names)} the harness replaces"
     elif loop.validation_passes == 0:
@@ -633,7 +692,33 @@ def recomputed_by_reading(spec: "TrainingSpec", harness: Recomputed) -> dict[str
             "batch-sum": [m * batches for m in batch_means], "sample-sum": [m * samples for m in means]}
 
 
-def _validation_loss_row(spec: "TrainingSpec", own: list[float], harness: Recomputed) -> dict[str, Any]:
+def accuracy_by_reading(harness: Recomputed) -> dict[str, list[float]]:
+    """The harness's validation accuracy of each pass in every reading (``ACCURACY_SAID``)."""
+    batch = harness.batch_accuracies or harness.accuracies
+    return {"fraction": harness.accuracies, "percent": [100 * a for a in harness.accuracies],
+            "batch-mean": batch, "batch-mean-percent": [100 * a for a in batch]}
+
+
+def _validation_accuracy_row(own: list[float], harness: Recomputed) -> dict[str, Any]:
+    requirement = ("validation accuracies are the share of validation samples the network classifies right "
+                   "(a fraction or in percent)")
+    recomputed = harness.accuracies
+    if len(own) != len(recomputed) or not own:
+        return {"requirement": requirement, "ok": False,
+                "got": f"{len(own)} accuracies for {len(recomputed)} validation passes"}
+    by_reading = accuracy_by_reading(harness)
+    found = next((r for r, values in by_reading.items() if _matches(own, values)), None)
+    if found is not None:
+        return {"requirement": requirement, "ok": True, "got": ACCURACY_SAID[found]}
+    closest = "percent" if max(abs(a) for a in own) > 1 else "fraction"
+    gaps = [abs(o - r) for o, r in zip(own, by_reading[closest])]
+    worst = int(np.argmax(gaps))
+    return {"requirement": requirement, "ok": False,
+            "got": f"epoch {worst + 1}: {own[worst]:.6g}, recomputed {by_reading[closest][worst]:.6g} {ACCURACY_SAID[closest]}"}
+
+
+def _validation_loss_row(spec: "TrainingSpec", own: list[float], harness: Recomputed,
+                         training_losses: dict[str, list[float]]) -> dict[str, Any]:
     accepted = spec.validation_loss_readings
     said = [READING_SAID[r] for r in accepted]
     requirement = "validation losses are the validation cross-entropy as " + (
@@ -653,6 +738,16 @@ def _validation_loss_row(spec: "TrainingSpec", own: list[float], harness: Recomp
     if matching:
         return {"requirement": requirement, "ok": False,
                 "got": f"{READING_SAID[matching[0]]}, which this check does not accept"}
+    training = next((r for r in LOSS_READINGS if _matches(own, training_losses.get(r, []))), None)
+    if training is not None:
+        return {"requirement": requirement, "ok": False,
+                "got": f"the training loss ({READING_SAID[training]} over the epoch's training steps), "
+                       "not the loss on the validation data"}
+    samples = spec.data.validation_samples if spec.data else 0
+    misread = {"batch-sum-per-sample": [v / samples for v in by_reading["batch-sum"]] if samples else []}
+    wrong = next((m for m, values in misread.items() if _matches(own, values)), None)
+    if wrong is not None:
+        return {"requirement": requirement, "ok": False, "got": MISREADINGS[wrong]}
     # the accepted reading the losses come closest to, and the epoch where they are furthest from it
     closest = min((r for r in accepted if r in gaps), default="sample-mean",
                   key=lambda r: max(abs(o - v) / max(abs(v), LOSS_ATOL) for o, v in zip(own, by_reading[r])))
@@ -696,8 +791,10 @@ class HarnessData(BaseModel):
     validation_samples: int = Field(20, ge=2, description="best not a multiple of batch_size: a smaller last "
                                                           "batch shows a loss averaged per batch")
     train_globals: list[str] = Field([], description="the student's globals (loaders, data sets) the training "
-                                                     "data replaces while the function runs")
-    validation_globals: list[str] = Field([], description="the globals the validation data replaces")
+                                                     "data replaces while the function runs; a rubric target's "
+                                                     "id also stands for the name the student gave it")
+    validation_globals: list[str] = Field([], description="the globals the validation data replaces (names or "
+                                                          "target ids, as train_globals)")
 
 
 class TrainingSpec(CheckSpec):
@@ -723,6 +820,10 @@ class TrainingSpec(CheckSpec):
     validation_loss_matches: bool = Field(
         False, description="returned validation losses are the harness's recomputed validation loss, in one of "
                            "validation_loss_readings", json_schema_extra=JUDGE_ONLY)
+    validation_accuracy_matches: bool = Field(
+        False, description="returned validation accuracies are the harness's recomputed validation accuracy (a "
+                           "fraction or in percent, per sample or the mean of the batches)",
+        json_schema_extra=JUDGE_ONLY)
     validation_loss_readings: list[LossReading] = Field(
         default_factory=lambda: list(LOSS_READINGS), min_length=1,
         description="accepted readings of the validation loss: the mean per sample (sample-mean), the mean of the "
@@ -751,10 +852,11 @@ class TrainingSpec(CheckSpec):
         if unknown:
             raise ValueError(f"unknown placeholder {', '.join(unknown)}; known: {', '.join(sorted(PLACEHOLDERS))}")
         wants_loop = ("best-model" in self.returns or self.train_eval_modes or self.validation_without_grad
-                      or self.validation_loss_matches or self.uses("$train_data", "$validation_data"))
+                      or self.validation_loss_matches or self.validation_accuracy_matches
+                      or self.uses("$train_data", "$validation_data"))
         if wants_loop and self.data is None:
-            raise ValueError("best-model, the mode and gradient contracts and $train_data / $validation_data "
-                             "need `data` (the harness must recognise the validation pass)")
+            raise ValueError("best-model, the mode, gradient, loss and accuracy contracts and $train_data / "
+                             "$validation_data need `data` (the harness must recognise the validation pass)")
         if self.data is not None:
             for split in ("train", "validation"):
                 if not self.uses(f"${split}_data") and not getattr(self.data, f"{split}_globals"):
@@ -764,6 +866,8 @@ class TrainingSpec(CheckSpec):
             raise ValueError("best-model needs at least 2 epochs (the best must differ from the last)")
         if self.validation_loss_matches and "validation-losses" not in self.returns:
             raise ValueError("validation_loss_matches needs a `validation-losses` element in `returns`")
+        if self.validation_accuracy_matches and "validation-accuracies" not in self.returns:
+            raise ValueError("validation_accuracy_matches needs a `validation-accuracies` element in `returns`")
         # compared with the default, not with the fields set: the plan sends the spec to the sandbox
         # dumped whole, default readings included
         default = type(self).model_fields["validation_loss_readings"].get_default(call_default_factory=True)
@@ -941,7 +1045,7 @@ class Training(CheckKind):
         before = [p.detach().clone() for p in network.parameters()]
         name = ctx.found[spec.target].found_as
         start = time.monotonic()
-        with call_session(spec, fn, network, fresh, ctx.seed) as session:
+        with call_session(spec, fn, network, fresh, ctx.seed, ctx.global_names) as session:
             args = [session.argument(a) for a in spec.args]
             kwargs = {key: session.argument(value) for key, value in spec.kwargs.items()}
             positional, keywords, called = _call(fn, ctx.targets[spec.target].signature, args, kwargs, session)
@@ -980,7 +1084,7 @@ class Training(CheckKind):
         return TrainingObservation(return_type=type_name(result), elements=elements, weights_changed=changed,
                                    seconds=round(seconds, 3), loop=loop, read_by=read_by, called=called,
                                    training_loss_readings=training_loss_readings(session.recorder.step_losses)
-                                   if read_by == "content" else {})
+                                   if spec.data is not None else {})
 
     @staticmethod
     def judge(spec: TrainingSpec, obs: TrainingObservation, expected: HarnessSeed | None) -> Verdict:
@@ -1008,7 +1112,7 @@ class Training(CheckKind):
                      "got": "weights changed" if obs.weights_changed else "weights unchanged",
                      "ok": obs.weights_changed})
         if spec.data is not None:
-            rows += loop_requirements(spec, aligned, obs.loop, harness)
+            rows += loop_requirements(spec, aligned, obs.loop, harness, obs.training_loss_readings)
         if obs.read_by == "none":
             returned = "nothing (the handout asks for no returns)"
         elif all(role == "per-epoch" for role in spec.returns):
@@ -1022,8 +1126,12 @@ class Training(CheckKind):
         passed = f"returns {returned} and trains ({spec.epochs} epoch(s))"
         if obs.called:
             passed = f"called {obs.called}; {passed}"
-        if spec.validation_loss_matches:  # the last row: which reading of the validation loss was found
-            passed += f"; its validation losses are {rows[-1]['got']}"
+        found = {row["requirement"].split(" are ")[0]: row["got"] for row in rows
+                 if row["requirement"].startswith(("validation losses are", "validation accuracies are"))}
+        if "validation losses" in found:  # which reading of the validation loss was found
+            passed += f"; its validation losses are {found['validation losses']}"
+        if "validation accuracies" in found:
+            passed += f", its accuracies {found['validation accuracies']}"
         verdict = Verdict.from_requirements(rows, passed=passed)
         if review and verdict.fraction < 1:
             verdict.review = review
@@ -1062,14 +1170,8 @@ def _references(spec: TrainingSpec, obs: TrainingObservation,
     refs: dict[str, dict[str, list[float]]] = {"training-losses": dict(obs.training_loss_readings)}
     if harness is not None:
         refs["validation-losses"] = recomputed_by_reading(spec, harness)
-        refs["validation-accuracies"] = {"fraction": harness.accuracies,
-                                         "percent": [100 * a for a in harness.accuracies]}
+        refs["validation-accuracies"] = accuracy_by_reading(harness)
     return refs
-
-
-_RECOGNISED_AS = {"batch-mean": "the mean of the batch losses", "sample-mean": "the mean per sample",
-                  "batch-sum": "the sum of the batch losses", "sample-sum": "the sum over the samples",
-                  "fraction": "as a fraction", "percent": "in percent"}
 
 
 def _read_by_content(spec: TrainingSpec, obs: TrainingObservation,
@@ -1096,7 +1198,7 @@ def _read_by_content(spec: TrainingSpec, obs: TrainingObservation,
         found = [(i, r) for i in free if (r := recognised(i, role))] if role in RECOMPUTED else []
         if found:
             claimed[k], how[k] = found[0][0], f"equals the harness's recomputed {_SAID[role]}, " \
-                                              f"{_RECOGNISED_AS.get(found[0][1], found[0][1])}"
+                                              f"{(ACCURACY_SAID if role == 'validation-accuracies' else READING_SAID)[found[0][1]]}"
             continue
         left = [i for i in free if i not in known]
         if role == "per-epoch" and free:

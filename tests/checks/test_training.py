@@ -198,6 +198,7 @@ FC_VS_CNN = dict(
     ({"validation_loss_matches": False, "validation_loss_readings": ["sample-mean"]},
      "validation_loss_readings has no effect without validation_loss_matches: true"),
     ({"validation_loss_is_sample_mean": True}, "give one or the other"),
+    ({"validation_accuracy_matches": True}, "validation_accuracy_matches needs a `validation-accuracies` element"),
 ])
 def test_spec_rejects_contracts_it_cannot_check(change, message):
     with pytest.raises(ValueError, match=message.replace("$", r"\$")):
@@ -558,9 +559,17 @@ def test_loops_of_every_reading_pass_and_are_named(reduce, reading):
     assert v.table[-1]["got"] == reading
 
 
-def test_a_loop_dividing_summed_batch_means_by_the_samples_fails():
+def test_a_loop_dividing_summed_batch_means_by_the_samples_fails_and_is_told_what_it_computed():
     the_spec = spec(**VALIDATING)
     reduce = lambda batches: sum(loss for loss, _ in batches) / sum(n for _, n in batches)  # noqa: E731
+    v = judge(the_spec, probe(the_spec, context(fit=validating_with(reduce))))
+    assert v.fraction < 1.0
+    assert v.table[-1]["got"].startswith("the sum of the batch losses divided by the number of samples")
+
+
+def test_a_validation_loss_of_no_known_reading_says_how_far_it_is_from_the_closest():
+    the_spec = spec(**VALIDATING)
+    reduce = lambda batches: 2 * sum(loss for loss, _ in batches) / len(batches)  # noqa: E731
     v = judge(the_spec, probe(the_spec, context(fit=validating_with(reduce))))
     assert v.fraction < 1.0
     assert v.table[-1]["got"].startswith("epoch ") and "recomputed" in v.table[-1]["got"]
@@ -581,6 +590,27 @@ def test_batch_means_follow_the_order_a_shuffled_validation_pass_was_served_in()
     as_served = host_recomputed(the_spec, obs)
     assert in_made_order.sample_means == pytest.approx(as_served.sample_means, rel=1e-6)
     assert abs(in_made_order.batch_means[1] - as_served.batch_means[1]) > 1e-3
+
+
+def test_the_data_set_behind_a_replaced_loader_is_replaced_unless_both_splits_share_it():
+    from grader.checks.training import datasets_behind
+
+    shared = torch.utils.data.TensorDataset(torch.zeros(4, 1))
+    train_set, test_set = torch.utils.data.TensorDataset(torch.zeros(3, 1)), torch.utils.data.TensorDataset(torch.zeros(2, 1))
+    harness = {split: TinyBatches(split, torch.zeros(6, 1), torch.zeros(6, dtype=torch.long), 2, LoopRecorder(1))
+               for split in ("train", "validation")}
+
+    def train():
+        return trainset, testset, everything, train_loader, test_loader  # noqa: F821 - globals given below
+
+    namespace = {"trainset": train_set, "testset": test_set, "everything": shared,
+                 "train_loader": torch.utils.data.DataLoader(train_set), "test_loader": torch.utils.data.DataLoader(test_set)}
+    fn = type(train)(train.__code__, namespace)
+    loaders = {"train_loader": harness["train"], "test_loader": harness["validation"]}
+    assert datasets_behind(fn, loaders) == {"trainset": harness["train"].dataset,
+                                            "testset": harness["validation"].dataset}
+    namespace |= {"train_loader": torch.utils.data.DataLoader(shared), "test_loader": torch.utils.data.DataLoader(shared)}
+    assert datasets_behind(fn, loaders) == {}
 
 
 def test_custom_ops_fit_leaves_the_students_data_in_place():
