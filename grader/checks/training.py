@@ -6,7 +6,8 @@ structure, the per-epoch values and whether the weights changed at all.
 
 With ``data``, the harness also makes the data (the first section below): a few dozen samples
 passed as ``$train_data`` / ``$validation_data`` or put in place of the student's globals of the
-names the rubric lists, while the function runs. A forward hook on the network then sees every
+names the rubric lists (a rubric target's id stands for the name the student gave that target,
+e.g. ``test_loader`` found as ``testloader``), while the function runs. A forward hook on the network then sees every
 training step and validation pass, which makes the loop's behaviour checkable in seconds:
 
 * ``best-model`` in ``returns``: the returned model, state dict or parameter list holds the
@@ -31,6 +32,11 @@ training step and validation pass, which makes the loop's behaviour checkable in
 * ``validation_accuracy_matches``: the returned validation accuracies are the share of validation
   samples the harness's recomputation classifies right for each pass, as a fraction or in percent
   (or the mean of the batch accuracies, the same number but for a smaller last batch).
+* A loss or accuracy that is the right sum divided by the number of batches fails and says so. One
+  divided by a fixed count larger than the data served (``/ 10000``, MNIST's test set written into
+  the code) is right on the course's data only, so a person decides (``needs-review``), as for a loop
+  that never validates on the harness's data but runs the network on batches the harness did not
+  serve (a test loader built inside the function): what it returns cannot be checked here.
 
 The rubric maps the call with ``args`` / ``kwargs`` and says what each returned value means.
 
@@ -106,6 +112,10 @@ from grader.targets import HARNESS_ROLES, by_role, call_by_role, can_build, role
 #   parameters the recorder stored and the order it saw the samples served in, on validation data
 #   the host makes itself from the rubric's seed (``make_split``). The student's process never
 #   reports a number the judge compares with.
+# * A call on a batch of another size than the one served last is a call on data the harness did
+#   not serve (``foreign_forwards``): a loader the function built for itself.
+# * A global holding the data set behind a replaced loader (``len(testset)``) gets the harness
+#   data's data set for the call (``datasets_behind``).
 # * ``role_globals``: a loop reading its loaders from a global dict (``dataloaders['train']``, the
 #   PyTorch tutorial's) gets the harness's data under the same keys, by the role each key names,
 #   and a dict of the data sets' sizes beside it the harness data's sizes.
@@ -129,6 +139,7 @@ class LoopRecorder:
         self.validation_orders: list[Any] = []  # one per validation pass, beside its snapshot
         self.served_targets: Any = None  # the labels of the batch served last, set by TinyBatches
         self.stepping = False  # whether the forward call under way is a training step
+        self.foreign_forwards = 0  # calls on a batch of another size than the one served last: other data
         self.step_losses: list[tuple[int, float, int]] = []  # (validation passes before it, loss, batch size)
 
     @property
@@ -140,6 +151,10 @@ class LoopRecorder:
         import torch
 
         gradients = torch.is_grad_enabled()
+        served = self.served_targets
+        first = inputs[0] if isinstance(inputs, tuple) and inputs else None
+        if served is None or (isinstance(first, torch.Tensor) and first.dim() and len(first) != len(served)):
+            self.foreign_forwards += 1
         if self.serving == "validation":
             if not self.in_validation:
                 self.in_validation = True
@@ -488,6 +503,7 @@ class LoopRecord(BaseModel):
     validation_forwards: int
     validation_forwards_in_train_mode: int
     validation_forwards_with_grad: int
+    foreign_forwards: int = 0
     parameters_by_pass: Array
     validation_orders: Array
     returned_parameters: Array | None = None
@@ -553,7 +569,7 @@ class LoopSession:
             train_steps=r.train_steps,
             train_steps_in_eval_mode=r.train_steps_in_eval_mode, validation_passes=r.validation_passes,
             validation_forwards=r.validation_forwards, validation_forwards_in_train_mode=r.validation_in_train_mode,
-            validation_forwards_with_grad=r.validation_with_grad,
+            validation_forwards_with_grad=r.validation_with_grad, foreign_forwards=r.foreign_forwards,
             parameters_by_pass=np.stack(r.snapshots) if r.snapshots else np.zeros((0, size), np.float32),
             validation_orders=np.stack(orders) if orders else np.zeros((0, samples), np.int64),
             returned_parameters=returned, returned_parameters_problem=problem)
@@ -606,15 +622,20 @@ def recomputed(spec: "TrainingSpec", loop: LoopRecord, seed: int, network: Any) 
 
 def loop_requirements(spec: "TrainingSpec", elements: list["Element"], loop: LoopRecord | None,
                       harness: Recomputed | None, training_losses: dict[str, list[float]] | None = None,
-                      ) -> list[dict[str, Any]]:
-    """The loop's rows; ``harness`` is ``recomputed`` for ``loop`` (None: its record does not add up).
+                      ) -> tuple[list[dict[str, Any]], list[str]]:
+    """The loop's rows, and why a person must decide where the harness cannot (none: it can).
+    ``harness`` is ``recomputed`` for ``loop`` (None: its record does not add up);
     ``training_losses`` (the probe's, by reading) only name what a wrong validation loss is instead."""
     if loop is None:
-        return [{"requirement": "the training loop was observed", "got": "nothing recorded", "ok": False}]
+        return [{"requirement": "the training loop was observed", "got": "nothing recorded", "ok": False}], []
     if harness is None:
         return [{"requirement": "the training loop was observed", "ok": False,
-                 "got": "a record whose sizes do not agree with the harness's network and data (tampered output?)"}]
-    rows = [_passes_row(spec, loop)]
+                 "got": "a record whose sizes do not agree with the harness's network and data (tampered output?)"}], []
+    rows, review = [_passes_row(spec, loop)], []
+    if loop.validation_passes == 0 and loop.foreign_forwards:
+        review.append(f"the network ran on {loop.foreign_forwards} batch(es) the harness did not serve and never on "
+                      "its validation data, so the function validates on data of its own (a loader built inside it?): "
+                      "a person must check what it returns")
     own_losses = next((e.values for role, e in zip(spec.returns, elements)
                        if role == "validation-losses" and e.numeric), None)
     if "best-model" in spec.returns:
@@ -634,8 +655,9 @@ def loop_requirements(spec: "TrainingSpec", elements: list["Element"], loop: Loo
     if spec.validation_accuracy_matches:
         own_accuracies = next((e.values for role, e in zip(spec.returns, elements)
                                if role == "validation-accuracies" and e.numeric), None)
-        rows.append(_validation_accuracy_row(own_accuracies or [], harness))
-    return rows
+        rows.append(_validation_accuracy_row(spec, own_accuracies or [], harness))
+    review += [row.pop("review") for row in rows if "review" in row]
+    return rows, review
 
 
 def _passes_row(spec: "TrainingSpec", loop: LoopRecord) -> dict[str, Any]:
@@ -645,6 +667,8 @@ def _passes_row(spec: "TrainingSpec", loop: LoopRecord) -> dict[str, Any]:
     if loop.validation_passes == 0 and names and not loop.validation_data_in_globals \
             and not spec.uses("$validation_data"):
         got += f": the function's module defines none of the globals {', '.join(names)} the harness replaces"
+    elif loop.validation_passes == 0 and loop.foreign_forwards:
+        got += f": the network ran on {loop.foreign_forwards} batch(es) of data the harness did not serve"
     elif loop.validation_passes == 0:
         got += ": no call of the network on the validation data (model.forward() called directly, or other data read?)"
     return {"requirement": requirement, "got": got, "ok": loop.validation_passes == spec.epochs}
@@ -681,12 +705,17 @@ def _count_row(requirement: str, total: int, wrong: int, what: str, how: str) ->
             "got": f"{wrong} of {total} {what} {how}" if wrong else f"all {total} {what}"}
 
 
+def _validation_counts(spec: "TrainingSpec") -> tuple[int, int]:
+    """The numbers of validation samples and batches the harness's data has."""
+    data = spec.data
+    samples = data.validation_samples if data else 0
+    return samples, math.ceil(samples / data.batch_size) if data else 0
+
+
 def recomputed_by_reading(spec: "TrainingSpec", harness: Recomputed) -> dict[str, list[float]]:
     """The harness's validation loss of each pass in every reading: the two means as recomputed, the
     sums from them and the numbers of batches and samples the rubric's data has."""
-    data = spec.data
-    samples = data.validation_samples if data else 0
-    batches = math.ceil(samples / data.batch_size) if data else 0
+    samples, batches = _validation_counts(spec)
     means, batch_means = harness.sample_means, harness.batch_means
     return {"sample-mean": means, "batch-mean": batch_means,
             "batch-sum": [m * batches for m in batch_means], "sample-sum": [m * samples for m in means]}
@@ -699,7 +728,44 @@ def accuracy_by_reading(harness: Recomputed) -> dict[str, list[float]]:
             "batch-mean": batch, "batch-mean-percent": [100 * a for a in batch]}
 
 
-def _validation_accuracy_row(own: list[float], harness: Recomputed) -> dict[str, Any]:
+def divided_by(own: list[float], totals: list[float]) -> int | None:
+    """The one whole number every returned value is its total divided by (``total / own``, the
+    same for every pass), or None: how a loop that sums the right things divides them."""
+    ratios = []
+    for o, t in zip(own, totals):
+        if abs(t) <= LOSS_ATOL and abs(o) <= LOSS_ATOL:
+            continue  # nothing summed this pass: any divisor fits
+        if abs(t) <= LOSS_ATOL or abs(o) <= LOSS_ATOL:
+            return None
+        ratios.append(t / o)
+    if len(own) != len(totals) or not ratios:
+        return None
+    count = round(ratios[0])
+    if count < 2 or any(abs(r - count) > 1e-3 * count for r in ratios):
+        return None
+    return count
+
+
+def _wrong_count(what: str, own: list[float], totals: dict[str, list[float]], samples: int,
+                 batches: int) -> dict[str, str] | None:
+    """``got`` (and ``review``) for values that are one of ``totals`` (what a loop sums: the
+    losses, the hits) divided by the wrong count: the number of batches is a mistake; a count larger
+    than the data served is a data-set size written into the code (10,000 for MNIST's test images),
+    right on the course's data and wrong on any other, which a person decides."""
+    counts = {name: divided_by(own, values) for name, values in totals.items()}
+    for name, count in counts.items():
+        if count == batches:
+            return {"got": f"{name} divided by the number of batches ({batches}), not of samples ({samples})"}
+    for name, count in counts.items():
+        if count is not None and count > samples:
+            return {"got": f"{name} divided by {count}, not by the {samples} samples the harness served "
+                           "(a data-set size written into the code?)",
+                    "review": f"the {what} are {name} divided by a fixed {count} where the harness served {samples} "
+                              f"samples: right on the course's data only if {count} is its size; a person decides"}
+    return None
+
+
+def _validation_accuracy_row(spec: "TrainingSpec", own: list[float], harness: Recomputed) -> dict[str, Any]:
     requirement = ("validation accuracies are the share of validation samples the network classifies right "
                    "(a fraction or in percent)")
     recomputed = harness.accuracies
@@ -710,6 +776,12 @@ def _validation_accuracy_row(own: list[float], harness: Recomputed) -> dict[str,
     found = next((r for r, values in by_reading.items() if _matches(own, values)), None)
     if found is not None:
         return {"requirement": requirement, "ok": True, "got": ACCURACY_SAID[found]}
+    samples, batches = _validation_counts(spec)
+    hits = [round(a * samples) for a in recomputed]
+    wrong = _wrong_count("validation accuracies", own, {"the hits in percent": [100 * h for h in hits], "the hits": hits},
+                         samples, batches)
+    if wrong is not None:
+        return {"requirement": requirement, "ok": False, **wrong}
     closest = "percent" if max(abs(a) for a in own) > 1 else "fraction"
     gaps = [abs(o - r) for o, r in zip(own, by_reading[closest])]
     worst = int(np.argmax(gaps))
@@ -743,11 +815,16 @@ def _validation_loss_row(spec: "TrainingSpec", own: list[float], harness: Recomp
         return {"requirement": requirement, "ok": False,
                 "got": f"the training loss ({READING_SAID[training]} over the epoch's training steps), "
                        "not the loss on the validation data"}
-    samples = spec.data.validation_samples if spec.data else 0
+    samples, batches = _validation_counts(spec)
     misread = {"batch-sum-per-sample": [v / samples for v in by_reading["batch-sum"]] if samples else []}
     wrong = next((m for m, values in misread.items() if _matches(own, values)), None)
     if wrong is not None:
         return {"requirement": requirement, "ok": False, "got": MISREADINGS[wrong]}
+    counted = _wrong_count("validation losses", own, {"the sum over the samples": by_reading["sample-sum"],
+                                                      "the sum of the batch losses": by_reading["batch-sum"]},
+                           samples, batches)
+    if counted is not None:
+        return {"requirement": requirement, "ok": False, **counted}
     # the accepted reading the losses come closest to, and the epoch where they are furthest from it
     closest = min((r for r in accepted if r in gaps), default="sample-mean",
                   key=lambda r: max(abs(o - v) / max(abs(v), LOSS_ATOL) for o, v in zip(own, by_reading[r])))
@@ -1112,7 +1189,9 @@ class Training(CheckKind):
                      "got": "weights changed" if obs.weights_changed else "weights unchanged",
                      "ok": obs.weights_changed})
         if spec.data is not None:
-            rows += loop_requirements(spec, aligned, obs.loop, harness, obs.training_loss_readings)
+            loop_rows, loop_review = loop_requirements(spec, aligned, obs.loop, harness, obs.training_loss_readings)
+            rows += loop_rows
+            review = "; ".join(filter(None, [review, *loop_review])) or None
         if obs.read_by == "none":
             returned = "nothing (the handout asks for no returns)"
         elif all(role == "per-epoch" for role in spec.returns):

@@ -72,12 +72,43 @@ def test_the_training_loss_returned_as_the_test_loss_is_named_and_costs_its_row(
     assert 0 < verdict.fraction < 1
 
 
-def test_hits_divided_by_the_batch_count_fail_the_accuracy_row():
+ACCURACY_ROW = "validation accuracies are the share of validation samples the network classifies right"
+LOSS_ROW = "validation losses are the validation cross-entropy as the mean per sample, the mean of the batch " \
+           "losses, the sum of the batch losses or the sum over the samples"
+
+
+def test_hits_divided_by_the_batch_count_fail_the_accuracy_row_and_say_so():
     _, verdict = _graded("train_dividing_hits_by_the_batch_count")
     failed = {requirement: got for requirement, (ok, got) in _rows(verdict).items() if not ok}
-    assert list(failed) == ["validation accuracies are the share of validation samples the network classifies right"]
-    assert "recomputed" in failed["validation accuracies are the share of validation samples the network "
-                                  "classifies right"]
+    assert failed == {ACCURACY_ROW: "the hits divided by the number of batches (3), not of samples (20)"}
+    assert verdict.review is None
+
+
+def test_a_test_set_size_written_into_the_code_goes_to_a_person():
+    """Right on MNIST, wrong on any other data: the harness cannot tell which the student meant."""
+    _, verdict = _graded("train_dividing_by_the_written_test_set_size")
+    failed = {requirement: got for requirement, (ok, got) in _rows(verdict).items() if not ok}
+    assert failed == {
+        LOSS_ROW: "the sum over the samples divided by 10000, not by the 20 samples the harness served "
+                  "(a data-set size written into the code?)",
+        ACCURACY_ROW: "the hits in percent divided by 10000, not by the 20 samples the harness served "
+                      "(a data-set size written into the code?)"}
+    assert verdict.review.startswith("the validation losses are the sum over the samples divided by a fixed 10000")
+
+
+def test_a_loop_testing_on_a_loader_it_builds_itself_goes_to_a_person():
+    _, verdict = _graded("train_testing_on_a_loader_of_its_own")
+    assert _rows(verdict)["validates once per epoch on the given validation data"] == (
+        False, "0 passes: the network ran on 3 batch(es) of data the harness did not serve")
+    assert verdict.review.startswith("the network ran on 3 batch(es) the harness did not serve")
+
+
+def test_a_loop_that_never_tests_fails_without_a_person():
+    _, verdict = _graded("train_that_never_tests")
+    assert verdict.review is None and verdict.fraction < 1
+    assert _rows(verdict)["validates once per epoch on the given validation data"] == (
+        False, "0 passes: no call of the network on the validation data (model.forward() called directly, or other "
+               "data read?)")
 
 
 def test_the_rubrics_call_gives_accuracies_that_move_between_epochs():
