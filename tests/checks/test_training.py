@@ -600,12 +600,10 @@ def test_the_data_set_behind_a_replaced_loader_is_replaced_unless_both_splits_sh
     harness = {split: TinyBatches(split, torch.zeros(6, 1), torch.zeros(6, dtype=torch.long), 2, LoopRecorder(1))
                for split in ("train", "validation")}
 
-    def train():
-        return trainset, testset, everything, train_loader, test_loader  # noqa: F821 - globals given below
-
     namespace = {"trainset": train_set, "testset": test_set, "everything": shared,
                  "train_loader": torch.utils.data.DataLoader(train_set), "test_loader": torch.utils.data.DataLoader(test_set)}
-    fn = type(train)(train.__code__, namespace)
+    exec("def train():\n    return trainset, testset, everything, train_loader, test_loader", namespace)
+    fn = namespace.pop("train")
     loaders = {"train_loader": harness["train"], "test_loader": harness["validation"]}
     assert datasets_behind(fn, loaders) == {"trainset": harness["train"].dataset,
                                             "testset": harness["validation"].dataset}
