@@ -21,7 +21,7 @@ from typing import Any
 
 from grader import checks, observations
 from grader.checks.base import Observation, ProbeContext
-from grader.checks.capture import capture_view
+from grader.checks.toolkit.capture import capture_view
 from grader.errors import GraderError
 from grader.paths import cache_dir
 from grader.rubric import LoadedRubric

@@ -154,7 +154,7 @@ class Rubric(BaseModel):
 
     @model_validator(mode="after")
     def _param_counts_have_an_input(self) -> "Rubric":
-        """A parameter count is measured through the model's forward (``grader.checks.model_capture``),
+        """A parameter count is measured through the model's forward (``grader.checks.toolkit.model_capture``),
         so it needs an input shape: its own ``input``, the target's contract input, or the input of a
         shape check on the same target built with the same arguments, which it then takes."""
         shapes = [c for c in self.checks if c.kind == "shape"]

@@ -21,7 +21,7 @@ d_out``. The steps, each tried only when the ones before found nothing:
    over the contract's ``split`` (a data set's ``train`` flag, else the variable's name).
 
 How a found target is built when a check's arguments do not fit it (``constructor``, ``readings``)
-is ``grader.checks.common.student_way``.
+is ``grader.checks.toolkit.common.student_way``.
 
 What none of them decides is ``missing`` or ``ambiguous``, with the candidates; the judge then
 asks a person (``needs-review``). An instructor's mapping (``instructor``: the student's name for

@@ -119,7 +119,7 @@ def _observation(spec: Any) -> Any:
         return model(return_type="tuple", elements=elements, weights_changed=True, seconds=0.5, loop=loop,
                      training_loss_readings={"sample-mean": [2.2, 2.0]})
     if spec.kind == "accuracy":
-        from grader.checks.model_capture import CapturedModel
+        from grader.checks.toolkit.model_capture import CapturedModel
 
         return model(models=[CapturedModel(problem="not captured in this test")] * spec.draws, train_images=600,
                      epochs=1, device="cpu", seconds=1.5)

@@ -115,7 +115,7 @@ def test_reaching_the_grader():
         ("grader", "m.py, line 1", "import grader.observations as obs"),
         ("monkeypatch", "m.py, line 2", "obs.write = print"),
         ("grader", "m.py, line 2", "obs.write = print")]
-    assert rules("from grader.checks import forbidden") == {"grader"}
+    assert rules("from grader.checks.toolkit import forbidden") == {"grader"}
     assert rules("import grader\nprint(grader.__file__)") == {"grader"}
 
 

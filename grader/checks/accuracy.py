@@ -49,12 +49,12 @@ from pydantic.json_schema import SkipJsonSchema
 from grader import artifacts, numerics
 from grader.calibration import CheckStats, Threshold, calibrated_threshold
 from grader.checks import register
-from grader.checks import model_capture
+from grader.checks.toolkit import model_capture
 from grader.checks.base import (CheckKind, CheckSkipped, CheckSpec, Measured, Observation, ProbeContext, StudentRaised,
                                 Verdict)
-from grader.checks.capture import JUDGE_ONLY
-from grader.checks.common import Args, call_target, describe_call, type_name
-from grader.checks.model_capture import CapturedModel
+from grader.checks.toolkit.capture import JUDGE_ONLY
+from grader.checks.toolkit.common import Args, call_target, describe_call, type_name
+from grader.checks.toolkit.model_capture import CapturedModel
 from grader.errors import GraderError
 from grader.observations import Array
 

@@ -10,8 +10,8 @@ from pydantic import Field
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
-from grader.checks.capture import JUDGE_ONLY
-from grader.checks.common import is_plain_tensor, type_name
+from grader.checks.toolkit.capture import JUDGE_ONLY
+from grader.checks.toolkit.common import is_plain_tensor, type_name
 from grader.observations import Array
 
 Value = bool | int | float | str | list[Any]

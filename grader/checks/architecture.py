@@ -39,10 +39,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from grader import artifacts
-from grader.checks import model_capture, register
+from grader.checks import register
+from grader.checks.toolkit import model_capture
 from grader.checks.base import CheckKind, CheckSpec, Measured, Observation, ProbeContext, Verdict
-from grader.checks.capture import JUDGE_ONLY
-from grader.checks.common import (Args, call_target, format_shape, input_dtype, is_plain_tensor, tensor_shape,
+from grader.checks.toolkit.capture import JUDGE_ONLY
+from grader.checks.toolkit.common import (Args, call_target, format_shape, input_dtype, is_plain_tensor, tensor_shape,
                                   type_name)
 
 Dim = int | str

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from grader.checks.capture import JUDGE_ONLY, judge_only_fields
+from grader.checks.toolkit.capture import JUDGE_ONLY, judge_only_fields
 from grader.errors import GraderError
 from grader.targets import Namespace, Resolution, TargetSpec, resolve
 
@@ -34,7 +34,7 @@ class CheckSpec(BaseModel):
     """Fields every check has. Kinds subclass this and add ``kind: Literal[...]`` and their own.
 
     A field only the judge reads is declared with ``json_schema_extra=JUDGE_ONLY`` and stays on
-    the host (``grader.checks.capture``): every field here but ``id`` is one."""
+    the host (``grader.checks.toolkit.capture``): every field here but ``id`` is one."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -56,7 +56,7 @@ class CheckSpec(BaseModel):
             """Say so when a probe reads a field its copy of the spec was built without."""
             if name in judge_only_fields(type(self)):
                 raise AttributeError(f"{type(self).__name__}.{name} is judge-only: the probe's copy of the spec "
-                                     "does not hold it (grader.checks.capture)")
+                                     "does not hold it (grader.checks.toolkit.capture)")
             return super().__getattr__(name)
 
     def as_job(self) -> dict[str, Any]:

@@ -32,8 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, HarnessSeed, Observation, ProbeContext, Verdict
-from grader.checks.capture import JUDGE_ONLY
-from grader.checks.common import Args, call_target, format_shape, is_plain_tensor, type_name
+from grader.checks.toolkit.capture import JUDGE_ONLY
+from grader.checks.toolkit.common import Args, call_target, format_shape, is_plain_tensor, type_name
 from grader.checks.defined import same_class
 from grader.observations import Array
 

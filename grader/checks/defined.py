@@ -9,7 +9,7 @@ from pydantic import Field
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext, Verdict
-from grader.checks.capture import JUDGE_ONLY
+from grader.checks.toolkit.capture import JUDGE_ONLY
 from grader.targets import parameter_names
 
 

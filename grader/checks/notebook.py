@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSkipped, CheckSpec, Observation, ProbeContext, Verdict
-from grader.checks.capture import JUDGE_ONLY
+from grader.checks.toolkit.capture import JUDGE_ONLY
 from grader.sandbox import failures
 
 

@@ -56,9 +56,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from grader.checks import register
 from grader import artifacts
 from grader.checks.base import CheckKind, CheckSpec, Measured, Observation, ProbeContext, StudentRaised, Verdict
-from grader.checks.capture import JUDGE_ONLY
-from grader.checks.common import format_shape, is_plain_tensor, type_name
-from grader.checks.forbidden import (Hit, OpRecorder, SourcePiece, collect_sources, default_names, default_ops,
+from grader.checks.toolkit.capture import JUDGE_ONLY
+from grader.checks.toolkit.common import format_shape, is_plain_tensor, type_name
+from grader.checks.toolkit.forbidden import (Hit, OpRecorder, SourcePiece, collect_sources, default_names, default_ops,
                                      flag, matches, scan, scan_submitted)
 from grader.observations import Array
 

@@ -16,11 +16,12 @@ from typing import Any, Literal
 from pydantic import Field
 
 from grader import artifacts
-from grader.checks import model_capture, register
+from grader.checks import register
+from grader.checks.toolkit import model_capture
 from grader.checks.base import CheckKind, CheckSpec, Measured, Observation, ProbeContext, Verdict
-from grader.checks.capture import JUDGE_ONLY
-from grader.checks.common import Args, call_target, describe_call, input_dtype, is_plain_tensor, type_name
-from grader.checks.model_capture import CapturedModel
+from grader.checks.toolkit.capture import JUDGE_ONLY
+from grader.checks.toolkit.common import Args, call_target, describe_call, input_dtype, is_plain_tensor, type_name
+from grader.checks.toolkit.model_capture import CapturedModel
 
 Dim = int | str
 SYMBOL_SIZE = 2  # the batch size a symbol (B) of the input stands for

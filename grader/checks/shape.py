@@ -16,12 +16,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from grader import artifacts
-from grader.checks import model_capture, register
+from grader.checks import register
+from grader.checks.toolkit import model_capture
 from grader.checks.base import CheckKind, CheckSpec, Measured, Observation, ProbeContext, Verdict
-from grader.checks.capture import JUDGE_ONLY
-from grader.checks.common import (Args, call_target, describe_call, format_shape, input_dtype, is_plain_tensor,
+from grader.checks.toolkit.capture import JUDGE_ONLY
+from grader.checks.toolkit.common import (Args, call_target, describe_call, format_shape, input_dtype, is_plain_tensor,
                                   tensor_shape, type_name)
-from grader.checks.model_capture import CapturedModel
+from grader.checks.toolkit.model_capture import CapturedModel
 
 Dim = int | str
 

@@ -78,8 +78,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from grader.checks import register
 from grader.checks.base import CheckKind, CheckSpec, HarnessSeed, Observation, ProbeContext, Verdict
-from grader.checks.capture import JUDGE_ONLY
-from grader.checks.common import is_plain_tensor, type_name
+from grader.checks.toolkit.capture import JUDGE_ONLY
+from grader.checks.toolkit.common import is_plain_tensor, type_name
 from grader.observations import Array
 from grader.targets import HARNESS_ROLES, by_role, call_by_role, can_build, role_plan
 
@@ -260,7 +260,7 @@ def flat_returned(value: Any, like: Any) -> tuple[np.ndarray | None, str]:
     ``flat_state(like)``, or ``None`` and why it cannot be read that way."""
     import torch
 
-    from grader.checks.common import type_name
+    from grader.checks.toolkit.common import type_name
 
     keys_shapes = [(k, tuple(v.shape)) for k, v in torch.nn.Module.state_dict(like).items()]
     if isinstance(value, torch.nn.Module):

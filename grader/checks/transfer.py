@@ -33,10 +33,11 @@ import numpy as np
 from pydantic import Field
 
 from grader import artifacts
-from grader.checks import model_capture, register
+from grader.checks import register
+from grader.checks.toolkit import model_capture
 from grader.checks.base import CheckKind, CheckSkipped, CheckSpec, Measured, Observation, ProbeContext, Verdict
-from grader.checks.capture import JUDGE_ONLY
-from grader.checks.common import Args, call_target, type_name
+from grader.checks.toolkit.capture import JUDGE_ONLY
+from grader.checks.toolkit.common import Args, call_target, type_name
 from grader.errors import GraderError
 from grader.observations import Array
 

@@ -2,7 +2,7 @@
 
 The job file lies where the student's code can read it, so it holds nothing a student should not
 see: no check's title, points, visibility, threshold, tolerance or expected answer (each check
-goes as its capture view, ``grader.checks.capture``), and nothing computed from the reference
+goes as its capture view, ``grader.checks.toolkit.capture``), and nothing computed from the reference
 (expectations and an accuracy check's labels and calibrations stay in the host's ``Prepared``).
 
 What it keeps, and why:
@@ -29,7 +29,7 @@ def for_probe(plan: dict[str, Any]) -> dict[str, Any]:
     the probe side reads. Each check is validated against its kind's spec here, on the host, so a
     malformed plan fails before anything runs."""
     from grader import checks
-    from grader.checks.capture import capture_view
+    from grader.checks.toolkit.capture import capture_view
 
     views = [capture_view(checks.get(raw["kind"]).Spec.model_validate(raw)) for raw in plan["checks"]]
     return {key: plan[key] for key in KEPT if key in plan} | {"checks": views}

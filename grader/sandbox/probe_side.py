@@ -1,6 +1,6 @@
 """The probe side: runs inside the student's process, after the student's code, and only observes.
 
-For each check of the plan it rebuilds the spec from its capture view (``grader.checks.capture``:
+For each check of the plan it rebuilds the spec from its capture view (``grader.checks.toolkit.capture``:
 the spec without what only the judge reads), resolves the target, runs the kind's ``probe`` and
 records what it saw. Student exceptions, missing targets and the probe's own bugs become different
 record statuses, so the host can tell ``errored`` from ``failed`` from ``grader-error``. Records are
@@ -21,7 +21,7 @@ from typing import Any
 
 from grader import checks, observations
 from grader.checks.base import ProbeContext, StudentRaised, Unresolved
-from grader.checks.capture import from_capture_view
+from grader.checks.toolkit.capture import from_capture_view
 from grader.targets import Namespace, TargetSpec
 
 

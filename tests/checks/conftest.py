@@ -1,6 +1,6 @@
 """Every probe in these tests gets the spec as the sandbox would: rebuilt from its capture view.
 
-A probe that reads a judge-only field (``grader.checks.capture``) then fails here with an
+A probe that reads a judge-only field (``grader.checks.toolkit.capture``) then fails here with an
 ``AttributeError`` naming the field, instead of reading a value the sandbox never receives."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from grader.checks import REGISTRY
 from grader.checks.base import CheckSpec, ProbeContext
-from grader.checks.capture import capture_view, from_capture_view
+from grader.checks.toolkit.capture import capture_view, from_capture_view
 
 
 @pytest.fixture(autouse=True)

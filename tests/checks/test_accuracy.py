@@ -21,7 +21,7 @@ from grader import artifacts
 from grader.checks.accuracy import (AccuracyMeasurement, AccuracyObservation, AccuracyTruth, NotCalibrated, PlannedData,
                                     score, subset)
 from grader.checks.base import Measured, ProbeContext, StudentRaised
-from grader.checks.model_capture import CapturedModel
+from grader.checks.toolkit.model_capture import CapturedModel
 from grader.targets import TargetSpec
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "accuracy"

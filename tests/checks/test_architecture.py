@@ -16,7 +16,7 @@ from torch import nn
 from grader import checks
 from grader.checks.architecture import ArchitectureObservation, Call, ordinal, outermost, parse_dim
 from grader.checks.base import ProbeContext
-from grader.checks.capture import capture_view
+from grader.checks.toolkit.capture import capture_view
 from grader.targets import TargetSpec
 
 KIND = checks.get("architecture")

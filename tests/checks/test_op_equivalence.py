@@ -22,8 +22,8 @@ from torch import nn
 from grader import checks
 from grader.checks import op_equivalence
 from grader.checks.base import Measured, ProbeContext, StudentRaised
-from grader.checks.capture import capture_view
-from grader.checks.forbidden import (OpRecorder, SourcePiece, class_source_in, collect_sources,
+from grader.checks.toolkit.capture import capture_view
+from grader.checks.toolkit.forbidden import (OpRecorder, SourcePiece, class_source_in, collect_sources,
                                      default_names, default_ops, function_name, matches, scan)
 from grader.checks.op_equivalence import CaseRun, OpConfig, OpObservation, counterpart_results
 from grader.targets import TargetSpec
@@ -617,7 +617,7 @@ def test_the_observation_crosses_the_boundary_and_is_judged_on_the_host(tmp_path
 
 
 def test_the_host_scans_the_class_as_submitted_in_notebook_cells():
-    from grader.checks.forbidden import scan_submitted
+    from grader.checks.toolkit.forbidden import scan_submitted
 
     cells = [("cell 1", "%matplotlib inline\nimport torch.nn.functional as F\n"),
              ("cell 3", "!pip list\nclass Conv2d(nn.Module):\n    def forward(self, x):\n"
@@ -630,7 +630,7 @@ def test_the_host_scans_the_class_as_submitted_in_notebook_cells():
 
 
 def test_a_class_missing_from_the_submitted_files_is_a_reason_for_review():
-    from grader.checks.forbidden import scan_submitted
+    from grader.checks.toolkit.forbidden import scan_submitted
 
     found, doubts = scan_submitted([("cell 1", "Conv2d = type('Conv2d', (), {})\n")], "Conv2d", CONV_NAMES)
     assert (found, doubts) == ([], ["Conv2d is not defined in the submitted files"])
@@ -703,7 +703,7 @@ def test_torch_installed_outside_the_interpreters_prefix_is_still_not_student_co
     must not be scanned as the student's (every custom op failed that way)."""
     import torch
 
-    from grader.checks import forbidden
+    from grader.checks.toolkit import forbidden
 
     monkeypatch.setattr(forbidden.sys, "prefix", "/nowhere")
     monkeypatch.setattr(forbidden.sys, "base_prefix", "/nowhere")

@@ -12,8 +12,8 @@ import grader.checks.param_count as param_count
 import grader.checks.shape as shape
 import grader.observations as observations
 from grader import artifacts
-from grader.checks.capture import from_capture_view
-from grader.checks.model_capture import CapturedModel, Weight
+from grader.checks.toolkit.capture import from_capture_view
+from grader.checks.toolkit.model_capture import CapturedModel, Weight
 
 _write = observations.write
 _views = {view["id"]: view for view in json.loads(open(sys.argv[-1]).read())["plan"]["checks"]}

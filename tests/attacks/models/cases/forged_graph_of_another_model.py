@@ -13,9 +13,9 @@ from torch import nn
 import grader.checks.param_count as param_count
 import grader.checks.shape as shape
 import grader.observations as observations
-from grader.checks import model_capture
+from grader.checks.toolkit import model_capture
 from grader.checks.base import ProbeContext
-from grader.checks.capture import from_capture_view
+from grader.checks.toolkit.capture import from_capture_view
 
 _write = observations.write
 _views = {view["id"]: view for view in json.loads(open(sys.argv[-1]).read())["plan"]["checks"]}

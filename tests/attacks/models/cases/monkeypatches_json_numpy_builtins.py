@@ -11,7 +11,7 @@ import numpy
 from torch import nn
 
 import grader.checks.shape as shape
-from grader.checks.capture import from_capture_view
+from grader.checks.toolkit.capture import from_capture_view
 
 _views = {view["id"]: view for view in json.loads(open(sys.argv[-1]).read())["plan"]["checks"]}
 _dumps = json.dumps

@@ -9,7 +9,7 @@ from torch import nn
 
 import grader.checks.op_equivalence as probe
 import grader.observations as observations
-from grader.checks.capture import from_capture_view
+from grader.checks.toolkit.capture import from_capture_view
 
 _write = observations.write
 _views = {view["id"]: view for view in json.loads(open(sys.argv[-1]).read())["plan"]["checks"]}

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from grader import artifacts
 from grader.checks.base import ProbeContext, StudentRaised
-from grader.checks.common import format_shape, is_plain_tensor, tensor_shape, type_name
+from grader.checks.toolkit.common import format_shape, is_plain_tensor, tensor_shape, type_name
 from grader.observations import Array
 
 MAX_WEIGHT_ELEMENTS = 50_000_000  # a larger model is not captured: the measure stage would hold it for every check

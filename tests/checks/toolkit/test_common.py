@@ -1,4 +1,4 @@
-"""grader.checks.common.call_target: building a target when the check's arguments do not fit it."""
+"""grader.checks.toolkit.common.call_target: building a target when the check's arguments do not fit it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from grader.checks.base import ProbeContext, StudentRaised, Unresolved
-from grader.checks.common import SignatureMismatch, call_target
+from grader.checks.toolkit.common import SignatureMismatch, call_target
 from grader.targets import TargetSpec
 
 OWN = __name__
@@ -104,7 +104,7 @@ def test_another_reading_of_the_handouts_constructor_takes_the_checks_arguments_
 def test_a_double_precision_network_gets_double_inputs():
     import torch
 
-    from grader.checks.common import input_dtype
+    from grader.checks.toolkit.common import input_dtype
 
     double = torch.nn.Linear(3, 2).double()
     assert input_dtype(double, torch.float32) == torch.float64

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from grader import artifacts
-from grader.checks import model_capture
+from grader.checks.toolkit import model_capture
 from grader.checks.base import ProbeContext
-from grader.checks.model_capture import CapturedModel, Refused
+from grader.checks.toolkit.model_capture import CapturedModel, Refused
 
 SEED = 1234
 

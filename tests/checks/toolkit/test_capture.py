@@ -1,4 +1,4 @@
-"""The capture view (grader.checks.capture): what of a spec reaches the probe, for every kind."""
+"""The capture view (grader.checks.toolkit.capture): what of a spec reaches the probe, for every kind."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from grader import checks, observations, rubric
 from grader.checks import REGISTRY
 from grader.checks.accuracy import AccuracySpec, PlannedData
 from grader.checks.base import CheckKind, CheckSpec, Observation, ProbeContext
-from grader.checks.capture import JUDGE_ONLY, capture_view, from_capture_view, judge_only_fields
+from grader.checks.toolkit.capture import JUDGE_ONLY, capture_view, from_capture_view, judge_only_fields
 from grader.paths import rubric_dirs
 from grader.sandbox import probe_side
 
