@@ -1,24 +1,98 @@
-"""``param_count`` as a measured kind: the count that earns points is the measure stage's, from the
-weights shipped beside a graph that takes exactly them and computes the model's output."""
+"""``param_count``: judges on hand-made observations, probes on tiny in-memory namespaces, and the
+measured kind: the count that earns points is the measure stage's, from the weights shipped beside
+a graph that takes exactly them and computes the model's output."""
 
 from __future__ import annotations
 
 import pydantic
 import pytest
+import torch
 from torch import nn
 
 from grader import checks
 from grader.checks.base import Measured, ProbeContext
-from grader.checks.param_count import ParamCountMeasurement
+from grader.checks.param_count import ParamCountMeasurement, ParamCountObservation
 from grader.targets import Contract, TargetSpec
-from tests.checks.test_judges import context, probe, spec
+from tests.checks.kinds import context, judge, probe, spec
 
-SEED = 5
-KIND = checks.get("param_count")
+
+def counts(total: int, trainable: int | None = None, module_type: str = "torch.nn.modules.container.Sequential"):
+    return ParamCountObservation(module_type=module_type, total=total, trainable=total if trainable is None else trainable)
+
+
+def test_param_count_equal_passes():
+    v = judge("param_count", spec("param_count", target="fc", expected=89_610), counts(89_610))
+    assert (v.fraction, v.message) == (1.0, "89,610 learnable parameters")
+
+
+def test_param_count_more_fails_by_how_many():
+    v = judge("param_count", spec("param_count", target="fc", expected=89_000), counts(89_610))
+    assert (v.fraction, v.message) == (0.0, "89,610 learnable parameters, expected 89,000 (610 more)")
+
+
+def test_param_count_fewer_against_the_reference():
+    v = judge("param_count", spec("param_count", target="fc"), counts(100), counts(110))
+    assert v.message == "100 learnable parameters, expected 110 (10 fewer)"
+
+
+def test_param_count_trainable_only_off_uses_the_total():
+    the_spec = spec("param_count", target="fc", expected=23, trainable_only=False)
+    assert judge("param_count", the_spec, counts(23, trainable=8)).fraction == 1.0
+    assert judge("param_count", spec("param_count", target="fc", expected=23), counts(23, trainable=8)).fraction == 0.0
+
+
+def test_param_count_of_something_not_a_module_fails():
+    v = judge("param_count", spec("param_count", target="fc", expected=1), counts(-1, module_type="NoneType"))
+    assert v.message == "the target built a NoneType, not a torch.nn.Module"
 
 
 def small_net():
-    return nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))  # 15 + 8
+    return torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))  # 15 + 8
+
+
+def test_param_count_probe_of_a_small_sequential():
+    obs = probe("param_count", spec("param_count", target="small_net", expected=23), context(small_net=small_net))
+    assert (obs.module_type, obs.total, obs.trainable) == ("torch.nn.modules.container.Sequential", 23, 23)
+
+
+def test_param_count_probe_counts_frozen_parameters_apart():
+    def frozen_net():
+        net = small_net()
+        net[0].requires_grad_(False)
+        return net
+
+    obs = probe("param_count", spec("param_count", target="frozen_net", expected=8), context(frozen_net=frozen_net))
+    assert (obs.total, obs.trainable) == (23, 8)
+
+
+def test_param_count_probe_of_a_non_module():
+    obs = probe("param_count", spec("param_count", target="f", expected=8), context(f=lambda: [1, 2]))
+    assert (obs.module_type, obs.total) == ("list", -1)
+
+
+class LiesInParameters(torch.nn.Sequential):
+    def parameters(self, recurse=True):
+        return iter([torch.nn.Parameter(torch.zeros(89_610))])
+
+
+class LiesInNamedParameters(torch.nn.Sequential):
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        return iter([("fake", torch.nn.Parameter(torch.zeros(89_610)))])
+
+
+@pytest.mark.parametrize("cls", [LiesInParameters, LiesInNamedParameters])
+def test_param_count_probe_ignores_overridden_parameter_listing(cls):
+    def build():
+        return cls(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+
+    obs = probe("param_count", spec("param_count", target="build", expected=89_610), context(build=build))
+    assert obs.total == 23
+
+
+# ================================================================ measured
+
+SEED = 5
+KIND = checks.get("param_count")
 
 
 def frozen_net():
