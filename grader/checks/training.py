@@ -480,7 +480,6 @@ MISREADINGS: dict[str, str] = {
 # Every reading of "the accuracy" is accepted: the share of the validation samples classified right,
 # as a fraction or in percent, or the mean of the batch accuracies (a different number only when the
 # last batch is smaller; no handout of these courses asks for one or the other).
-AccuracyReading = Literal["fraction", "percent", "batch-mean", "batch-mean-percent"]
 ACCURACY_SAID: dict[str, str] = {"fraction": "as a fraction", "percent": "in percent",
                                  "batch-mean": "as the mean of the batch accuracies",
                                  "batch-mean-percent": "as the mean of the batch accuracies, in percent"}
@@ -778,15 +777,15 @@ def _validation_accuracy_row(spec: "TrainingSpec", own: list[float], harness: Re
         return {"requirement": requirement, "ok": True, "got": ACCURACY_SAID[found]}
     samples, batches = _validation_counts(spec)
     hits = [round(a * samples) for a in recomputed]
-    wrong = _wrong_count("validation accuracies", own, {"the hits in percent": [100 * h for h in hits], "the hits": hits},
-                         samples, batches)
+    sums = {"the hits in percent": [100 * h for h in hits], "the hits": hits}
+    wrong = _wrong_count("validation accuracies", own, sums, samples, batches)
     if wrong is not None:
         return {"requirement": requirement, "ok": False, **wrong}
     closest = "percent" if max(abs(a) for a in own) > 1 else "fraction"
     gaps = [abs(o - r) for o, r in zip(own, by_reading[closest])]
     worst = int(np.argmax(gaps))
-    return {"requirement": requirement, "ok": False,
-            "got": f"epoch {worst + 1}: {own[worst]:.6g}, recomputed {by_reading[closest][worst]:.6g} {ACCURACY_SAID[closest]}"}
+    got = f"epoch {worst + 1}: {own[worst]:.6g}, recomputed {by_reading[closest][worst]:.6g} {ACCURACY_SAID[closest]}"
+    return {"requirement": requirement, "ok": False, "got": got}
 
 
 def _validation_loss_row(spec: "TrainingSpec", own: list[float], harness: Recomputed,
@@ -1276,8 +1275,8 @@ def _read_by_content(spec: TrainingSpec, obs: TrainingObservation,
         free = [i for i in series if i not in claimed.values()]
         found = [(i, r) for i in free if (r := recognised(i, role))] if role in RECOMPUTED else []
         if found:
-            claimed[k], how[k] = found[0][0], f"equals the harness's recomputed {_SAID[role]}, " \
-                                              f"{(ACCURACY_SAID if role == 'validation-accuracies' else READING_SAID)[found[0][1]]}"
+            reading = (ACCURACY_SAID if role == "validation-accuracies" else READING_SAID)[found[0][1]]
+            claimed[k], how[k] = found[0][0], f"equals the harness's recomputed {_SAID[role]}, {reading}"
             continue
         left = [i for i in free if i not in known]
         if role == "per-epoch" and free:

@@ -596,12 +596,14 @@ def test_the_data_set_behind_a_replaced_loader_is_replaced_unless_both_splits_sh
     from grader.checks.training import datasets_behind
 
     shared = torch.utils.data.TensorDataset(torch.zeros(4, 1))
-    train_set, test_set = torch.utils.data.TensorDataset(torch.zeros(3, 1)), torch.utils.data.TensorDataset(torch.zeros(2, 1))
+    train_set = torch.utils.data.TensorDataset(torch.zeros(3, 1))
+    test_set = torch.utils.data.TensorDataset(torch.zeros(2, 1))
     harness = {split: TinyBatches(split, torch.zeros(6, 1), torch.zeros(6, dtype=torch.long), 2, LoopRecorder(1))
                for split in ("train", "validation")}
 
     namespace = {"trainset": train_set, "testset": test_set, "everything": shared,
-                 "train_loader": torch.utils.data.DataLoader(train_set), "test_loader": torch.utils.data.DataLoader(test_set)}
+                 "train_loader": torch.utils.data.DataLoader(train_set),
+                 "test_loader": torch.utils.data.DataLoader(test_set)}
     exec("def train():\n    return trainset, testset, everything, train_loader, test_loader", namespace)
     fn = namespace.pop("train")
     loaders = {"train_loader": harness["train"], "test_loader": harness["validation"]}
