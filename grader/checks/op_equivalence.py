@@ -57,7 +57,7 @@ from grader.checks import register
 from grader import artifacts
 from grader.checks.base import CheckKind, CheckSpec, Measured, Observation, ProbeContext, StudentRaised, Verdict
 from grader.checks.toolkit.capture import JUDGE_ONLY
-from grader.checks.toolkit.common import format_shape, is_plain_tensor, type_name
+from grader.checks.toolkit.common import format_shape, is_plain_tensor, short_error, type_name
 from grader.checks.toolkit.forbidden import (Hit, OpRecorder, SourcePiece, collect_sources, default_names, default_ops,
                                      flag, matches, scan, scan_submitted)
 from grader.observations import Array
@@ -458,7 +458,7 @@ def _run_student(spec: OpEquivalenceSpec, index: int, config: OpConfig, op: Any,
         with ctx.student_code(f"running backward through {call}"), recorder.watching("backward"):
             torch.autograd.backward(out, upstream)
     except StudentRaised as exc:
-        run.error = _short_error(exc)
+        run.error = short_error(exc)
         return run, module
     for gname in gradient_names(spec, parameter_names):
         with ctx.student_code(f"reading the gradient of {name}.{placed[gname].attribute or gname}"
@@ -574,7 +574,7 @@ def _capture(spec: OpEquivalenceSpec, config: OpConfig, module: Any, placed: dic
     except artifacts.ArtifactError as exc:
         return None, [], f"the op could not be captured: {exc}"
     except StudentRaised as exc:
-        return None, [], f"the op could not be captured: {_short_error(exc)}"
+        return None, [], f"the op could not be captured: {short_error(exc)}"
     return graph, grads, ""
 
 
@@ -606,14 +606,6 @@ class _swapped:
     def __exit__(self, *exc: Any) -> None:
         for table, leaf, value in reversed(self.saved):
             table[leaf] = value
-
-
-def _short_error(exc: StudentRaised) -> str:
-    try:
-        text = str(exc.exc)[:300]
-    except BaseException:  # noqa: BLE001 - a student's exception may refuse to print
-        text = "<message cannot be shown>"
-    return f"{type(exc.exc).__name__}: {text} (while {exc.during})"
 
 
 # ---------------------------------------------------------------- judge side
@@ -840,7 +832,7 @@ class OpEquivalence(CheckKind):
                 runs.append(run)
                 built.append(type(module))
             except StudentRaised as exc:
-                runs.append(CaseRun(error=_short_error(exc)))
+                runs.append(CaseRun(error=short_error(exc)))
                 failures.append(exc)
         if failures and len(failures) == len(runs):
             raise failures[0]  # the op never ran: errored, with the traceback

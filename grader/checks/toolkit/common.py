@@ -174,3 +174,12 @@ def input_dtype(model: Any, wanted: Any) -> Any:
         return wanted
     own = next((p.dtype for p in torch.nn.Module.parameters(model) if p.is_floating_point()), None)
     return own if own is not None else wanted
+
+
+def short_error(exc: StudentRaised) -> str:
+    """``ValueError: message (while doing X)``, the message cut short; never raises."""
+    try:
+        text = str(exc.exc)[:300]
+    except BaseException:  # noqa: BLE001 - a student's exception may refuse to print
+        text = "<message cannot be shown>"
+    return f"{type(exc.exc).__name__}: {text} (while {exc.during})"

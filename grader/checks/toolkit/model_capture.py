@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from grader import artifacts
 from grader.checks.base import ProbeContext, StudentRaised
-from grader.checks.toolkit.common import format_shape, is_plain_tensor, tensor_shape, type_name
+from grader.checks.toolkit.common import format_shape, is_plain_tensor, short_error, tensor_shape, type_name
 from grader.observations import Array
 
 MAX_WEIGHT_ELEMENTS = 50_000_000  # a larger model is not captured: the measure stage would hold it for every check
@@ -208,15 +208,6 @@ def _too_large(graph: artifacts.Graph) -> str:
         return (f"its forward bakes in {constants:,} bytes of tensors made outside torch's operators, more than "
                 f"{MAX_CONSTANT_BYTES:,}")
     return ""
-
-
-def short_error(exc: StudentRaised) -> str:
-    """``ValueError: message (while doing X)``, the message cut short; never raises."""
-    try:
-        text = str(exc.exc)[:300]
-    except BaseException:  # noqa: BLE001 - a student's exception may refuse to print
-        text = "<message cannot be shown>"
-    return f"{type(exc.exc).__name__}: {text} (while {exc.during})"
 
 
 # ---------------------------------------------------------------- measure (no student code)
