@@ -201,7 +201,7 @@ class Plan:
 
     profile: dict[str, Any]
     specs: list["CheckSpec"]  # every check, an accuracy check with the profile's budget and data applied
-    expected: dict[str, Any]  # by check id: an AccuracyTruth, a notebook check's StandIns, a HarnessSeed
+    expected: dict[str, Any]  # by check id: an AccuracyTruth, a notebook check's StandIns, a HarnessSeed, a host_truth
 
     @cached_property
     def checks(self) -> list[dict[str, Any]]:
@@ -219,7 +219,8 @@ class Plan:
 def plan(rubric: "LoadedRubric", data: "DataRoot", requested: str = "auto") -> Plan:
     """Apply the chosen profile: accuracy checks get its budget and the data; the rest go as they are.
     The host's truths (``Plan.expected``) come with it: an accuracy check's labels and calibrations,
-    a notebook check's stand-in sizes, the seed a check's harness data is made from."""
+    a notebook check's stand-in sizes, the seed a check's harness data is made from, what a kind
+    reads of the data files itself (``CheckKind.host_truth``)."""
     from grader import checks
     from grader.checks.accuracy import AccuracySpec
     from grader.checks.base import HarnessSeed
@@ -234,6 +235,8 @@ def plan(rubric: "LoadedRubric", data: "DataRoot", requested: str = "auto") -> P
             expected[spec.id] = StandIns(stand_ins=synthetic.stand_ins(data.dataset))
         if checks.get(spec.kind).made_from_seed(spec):  # the probe made its data from the rubric's seed
             expected[spec.id] = HarnessSeed(seed=rubric.model.seed)
+        if (truth := checks.get(spec.kind).host_truth(spec, data)) is not None:  # what the data files say
+            expected[spec.id] = truth
         if isinstance(spec, AccuracySpec):
             planned = planned_spec(rubric, spec, name, data)
             expected[spec.id] = truth_for(rubric, planned, name, data)

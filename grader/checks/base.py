@@ -311,6 +311,13 @@ class CheckKind:
         return False
 
     @staticmethod
+    def host_truth(spec: Any, data: Any) -> Any:
+        """What the host reads for itself to judge ``spec``, from the course's data set under
+        ``data`` (a ``grader.data.DataRoot``): ``profiles.plan`` gives it to ``judge`` as
+        ``expected``. None, the default, where the judge needs nothing of the data."""
+        return None
+
+    @staticmethod
     def needs_reference(spec: Any) -> bool:
         """Whether ``judge`` needs an expectation from the reference as ``expected``."""
         return False

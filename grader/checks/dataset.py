@@ -16,7 +16,10 @@ judges:
   ``shuffle()`` keeping samples with their labels exactly, on labels it draws from the rubric's
   seed itself (a ``HarnessSeed``).
 
-The first section, samples and labels, is what the forms share.
+The first section, samples and labels, is what the forms share. The second, the course's data,
+is what the host reads itself to hold the ``items`` and ``loader`` forms' accounts to: where the
+rubric names a data set, a loader's labels must be that data's, and untransformed items its own
+images with their own labels.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import defaultdict
+from dataclasses import dataclass
+from functools import lru_cache
 from itertools import combinations
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -36,6 +42,9 @@ from grader.checks.toolkit.capture import JUDGE_ONLY
 from grader.checks.toolkit.common import Args, call_target, format_shape, is_plain_tensor, type_name
 from grader.checks.defined import same_class
 from grader.observations import Array
+
+if TYPE_CHECKING:
+    from grader.data import DataRoot
 
 
 # ================================================================ samples and labels
@@ -144,6 +153,115 @@ def one_hot_requirement(classes: int) -> str:
     return f"labels are one-hot rows of width {classes} (0/1 values summing to 1)"
 
 
+# ================================================================ the course's data, as the host holds it
+#
+# The ``items`` and ``loader`` forms report what the student's objects served, in the student's
+# process. Where the rubric names a data set, the host reads that data set's files itself (the
+# data root the run was given) and holds the account to them:
+#
+# * a loader's first pass, when it ran to the end, served each class at most as often as one split
+#   of the data holds it (a loader over part of a split, a ``random_split`` or a ``Subset``, serves
+#   fewer; none serves more);
+# * where the rubric asks for untransformed items (PIL images), each item read is one of the data
+#   set's own images, with that image's label.
+#
+# A record made up instead of read from the data fails these rows; passing them takes reading the
+# very files that the honest one-line data set or loader reads.
+
+
+@dataclass(frozen=True)
+class CourseData:
+    """A host truth (``CheckKind.host_truth``, given to ``judge`` as ``expected``): the rubric's
+    data set as the host read it. ``class_counts`` holds, per split, how many images of each
+    class it has; ``image_labels`` maps the hash of each image, as an untransformed item holds it
+    (``value_hash`` of a PIL image's array), to the labels it carries (empty unless the rubric
+    asks for untransformed items)."""
+
+    dataset: str
+    class_counts: dict[str, tuple[int, ...]]
+    image_labels: dict[int, tuple[int, ...]]
+
+    @staticmethod
+    def read(data: "DataRoot", with_images: bool) -> "CourseData | None":
+        """The data under ``data``'s root, or None where the rubric names no data set."""
+        if data.path is None or data.dataset == "none":
+            return None
+        return _course_data(data.dataset, str(data.path.resolve()), with_images)
+
+
+@lru_cache(maxsize=8)
+def _course_data(dataset: str, root: str, with_images: bool) -> CourseData:
+    from grader.data import tensors
+
+    counts: dict[str, tuple[int, ...]] = {}
+    image_labels: dict[int, set[int]] = defaultdict(set)
+    splits = {"train": True, "test": False}
+    loaded = {name: tensors.load(dataset, Path(root), train=train) for name, train in splits.items()}
+    classes = max(int(labels.max()) + 1 if len(labels) else 0 for _, labels in loaded.values())
+    for name, (images, labels) in loaded.items():
+        counts[name] = tuple(int(c) for c in np.bincount(labels.numpy(), minlength=classes))
+        if with_images:
+            for image, label in zip(_as_pil_arrays(images.numpy()), labels.tolist()):
+                image_labels[value_hash(image)].add(int(label))
+    return CourseData(dataset=dataset, class_counts=counts,
+                      image_labels={h: tuple(sorted(found)) for h, found in image_labels.items()})
+
+
+def _as_pil_arrays(images: np.ndarray) -> np.ndarray:
+    """``[N, C, H, W]`` uint8 images as torchvision's data sets hand them out untransformed, read
+    back with ``numpy.asarray``: ``[N, H, W]`` for one channel (mode ``L``), ``[N, H, W, C]`` else."""
+    return images[:, 0] if images.shape[1] == 1 else np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+
+
+def within_a_split(classes: np.ndarray, course: CourseData) -> dict[str, Any]:
+    """Whether ``classes`` (one per label served; -1 for a label that names no class) fit within
+    one split of ``course``, class by class, as a row's ``ok`` and ``got``."""
+    served, problem = _served_counts(classes, course)
+    if served is None:
+        return {"got": problem, "ok": False}
+    holding = sorted((sum(held), split) for split, held in course.class_counts.items() if np.all(served <= held))
+    exact = [split for _, split in holding if np.array_equal(served, course.class_counts[split])]
+    if exact or holding:
+        return {"got": f"yes: {classes.size:,} labels, " + (f"the {exact[0]} split's" if exact else
+                                                            f"within the {holding[0][1]} split"), "ok": True}
+    split, held = max(course.class_counts.items(), key=lambda item: sum(item[1]))
+    over = [c for c in range(len(served)) if served[c] > held[c]]
+    return {"got": f"{len(over)} of {len(served)} classes served more often than any split holds them (class "
+                   f"{over[0]}: {int(served[over[0]]):,} served, the {split} split holds {held[over[0]]:,})", "ok": False}
+
+
+def the_whole_split(classes: np.ndarray, course: CourseData, split: str, largest_batch: int) -> dict[str, Any]:
+    """Whether ``classes`` are the labels of ``course``'s ``split``, class by class: all of them, or
+    all but fewer than ``largest_batch`` (a loader that drops its last partial batch), as a row's
+    ``ok`` and ``got``."""
+    served, problem = _served_counts(classes, course)
+    if served is None:
+        return {"got": problem, "ok": False}
+    held = np.array(course.class_counts[split])
+    if np.array_equal(served, held):
+        return {"got": f"yes: all {classes.size:,} labels", "ok": True}
+    if np.all(served <= held) and 0 < held.sum() - served.sum() < largest_batch:
+        return {"got": f"yes: {classes.size:,} of {int(held.sum()):,} labels (a last partial batch dropped)", "ok": True}
+    over = [c for c in range(len(held)) if served[c] > held[c]]
+    if over:
+        return {"got": f"{classes.size:,} labels; class {over[0]} served {int(served[over[0]]):,} times, the split "
+                       f"holds {int(held[over[0]]):,}", "ok": False}
+    return {"got": f"{classes.size:,} of the split's {int(held.sum()):,} labels", "ok": False}
+
+
+def _served_counts(classes: np.ndarray, course: CourseData) -> tuple[np.ndarray | None, str]:
+    """How often each class of ``course`` occurs in ``classes``; None, with why, where a label names
+    no class or a class the data set does not have."""
+    widest = max(len(counts) for counts in course.class_counts.values())
+    if not classes.size:
+        return None, "no labels served"
+    if unnamed := int(np.sum(classes < 0)):
+        return None, f"{unnamed:,} of {classes.size:,} labels name no class"
+    if int(classes.max()) >= widest:
+        return None, f"class {int(classes.max())} served; {course.dataset} has {widest} classes"
+    return np.bincount(classes, minlength=widest), ""
+
+
 # ================================================================ the ``items`` form
 #
 # Data sets indexed item by item.
@@ -179,9 +297,10 @@ class ItemsExpect(BaseModel):
 
 
 class DatasetInfo(BaseModel):
-    """One data set as the probe saw it. ``item_hashes`` and ``reread_hashes`` hash the items read
-    at the same indices on a first and a second read; ``sample_hashes`` hash the samples of many
-    items (only when the rubric asks for disjoint data sets)."""
+    """One data set as the probe saw it. ``read_samples`` and ``read_labels`` are the sample hash
+    and the label (-1: not an integer) of each item read at ``read_indices``; ``item_hashes`` and
+    ``reread_hashes`` hash those whole items on a first and a second read; ``sample_hashes`` hash
+    the samples of many items (only when the rubric asks for disjoint data sets)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
     type: str
@@ -189,6 +308,8 @@ class DatasetInfo(BaseModel):
     item_types: list[list[str]]
     classes: list[str] = []
     read_indices: list[int] = []
+    read_samples: list[int] = []
+    read_labels: list[int] = []
     item_hashes: list[int] = []
     reread_hashes: list[int] = []
     sample_hashes: Array | None = None
@@ -216,7 +337,9 @@ def _observe_one(ds: Any, number: int, ctx: ProbeContext, want: ItemsExpect) -> 
     items = [_read(ds, i, number, ctx) for i in picks]
     info = DatasetInfo(type=type_name(ds), length=length, read_indices=picks,
                        item_types=[[type_name(p) for p in _parts(item)] for item in items],
-                       classes=[f"{c.__module__}.{c.__qualname__}" for c in type(ds).__mro__])
+                       classes=[f"{c.__module__}.{c.__qualname__}" for c in type(ds).__mro__],
+                       read_samples=[value_hash(_parts(item)[0]) for item in items],
+                       read_labels=[_label_of(item) for item in items])
     if want.deterministic:
         info.item_hashes = [item_hash(item) for item in items]
         info.reread_hashes = [item_hash(_read(ds, i, number, ctx)) for i in picks]
@@ -235,6 +358,21 @@ def _read(ds: Any, index: int, number: int, ctx: ProbeContext) -> Any:
 
 def _parts(item: Any) -> list[Any]:
     return list(item) if type(item) in (tuple, list) else [item]
+
+
+def _label_of(item: Any) -> int:
+    """The second part of an item as a class index: a Python or numpy integer, or a one-element
+    integer tensor or array; -1 for anything else."""
+    parts = _parts(item)
+    if len(parts) < 2:
+        return -1
+    label = parts[1]
+    if type(label) is int or isinstance(label, np.integer):
+        return int(label)
+    array = as_array(label)
+    if array is not None and array.size == 1 and np.issubdtype(array.dtype, np.integer):
+        return int(array.reshape(-1)[0])
+    return -1
 
 
 # -- host side
@@ -262,6 +400,27 @@ def items_requirements(want: ItemsExpect, obs: ItemsObservation) -> list[dict[st
     if want.disjoint:
         rows.append(_disjoint_row(want, obs.datasets))
     return rows
+
+
+def untransformed(want: ItemsExpect) -> bool:
+    """Whether the rubric asks for items whose samples are images as the data set's files hold
+    them (PIL images), which the host can recognise among its own."""
+    return bool(want.item_types) and want.item_types[0].startswith("PIL.")  # type: ignore[index]
+
+
+def _course_images_row(n: int, ds: DatasetInfo, course: CourseData) -> dict[str, Any]:
+    """Each item read is one of the course data's images, with a label that image carries."""
+    problems = []
+    for index, sample, label in zip(ds.read_indices, ds.read_samples, ds.read_labels):
+        labels = course.image_labels.get(sample)
+        if labels is None:
+            problems.append(f"item {index} is not an image of {course.dataset}")
+        elif label not in labels:
+            problems.append(f"item {index} has label {label}, its image is labelled {labels[0]} in {course.dataset}")
+    read = len(ds.read_samples)
+    return {"requirement": f"data set {n} holds {course.dataset}'s own images with their labels",
+            "got": "; ".join(problems[:3]) or f"yes, {read} items read",
+            "ok": not problems and read > 0 and read == len(ds.read_indices) == len(ds.read_labels)}
 
 
 def _determinism_row(n: int, ds: DatasetInfo) -> dict[str, Any]:
@@ -326,6 +485,11 @@ class LoaderExpect(BaseModel):
                                 json_schema_extra=JUDGE_ONLY)
     drop_last: bool | None = Field(None, description="false: a pass serves all len(loader.dataset) samples, "
                                                      "the last partial batch included; true: only full batches")
+    split: Literal["train", "test"] | None = Field(
+        None, description="a pass serves this whole split of the rubric's data set (all of its labels, checked "
+                          "against the host's own files; a dropped last partial batch excepted); without it, a "
+                          "pass may serve part of a split (a random_split) but never more of a class than one holds",
+        json_schema_extra=JUDGE_ONLY)
 
     @model_validator(mode="after")
     def _drop_last_needs_a_batch_size(self) -> "LoaderExpect":
@@ -335,8 +499,10 @@ class LoaderExpect(BaseModel):
 
 
 class LoaderObservation(BaseModel):
-    """One loader as the probe saw it. With ``keeps_pairs``, ``sample_hashes`` and ``label_hashes``
-    hold one array per pass: the hash of every sample and of its label, in the order served."""
+    """One loader as the probe saw it. ``served_classes`` holds the class of every label the first
+    pass served (``label_classes``), in order. With ``keeps_pairs``, ``sample_hashes`` and
+    ``label_hashes`` hold one array per pass: the hash of every sample and of its label, in the
+    order served."""
 
     model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
     returned_type: str
@@ -352,6 +518,7 @@ class LoaderObservation(BaseModel):
     labels: LabelSummary = Field(default_factory=LabelSummary)
     fingerprints: list[float] = []
     dataset_length: int | None = None
+    served_classes: Array | None = None
     sample_hashes: list[Array] = []
     label_hashes: list[Array] = []
 
@@ -366,6 +533,7 @@ def observe_loader(loader: Any, ctx: ProbeContext, want: LoaderExpect, max_batch
     inputs_seen, targets_seen, structures = set(), set(), set()
     served_samples: list[list[int]] = [[], []]
     served_labels: list[list[int]] = [[], []]
+    served_classes: list[int] = []
     for pass_number in range(2):
         with ctx.student_code("iterating the data loader"):
             for index, batch in enumerate(loader):
@@ -393,9 +561,11 @@ def observe_loader(loader: Any, ctx: ProbeContext, want: LoaderExpect, max_batch
                 _update_range(obs, "input", x)
                 _update_range(obs, "target", y)
                 obs.labels.add(as_array(y))  # type: ignore[arg-type]
+                served_classes += label_classes(as_array(y))  # type: ignore[arg-type]
                 if torch.is_floating_point(y) and not bool(torch.all(y == torch.round(y))):
                     obs.targets_integral = False
     obs.batch_structure, obs.input_types, obs.target_types = sorted(structures), sorted(inputs_seen), sorted(targets_seen)
+    obs.served_classes = np.array(served_classes, dtype=np.int64)
     if want.keeps_pairs:
         obs.sample_hashes = [np.array(hashes, dtype=np.int64) for hashes in served_samples]
         obs.label_hashes = [np.array(hashes, dtype=np.int64) for hashes in served_labels]
@@ -478,6 +648,18 @@ def loader_requirements(want: LoaderExpect, obs: LoaderObservation) -> list[dict
     if want.drop_last is not None:
         rows.append(_drop_last_row(want.drop_last, want.batch_size, obs))
     return rows
+
+
+def _course_labels_row(obs: LoaderObservation, course: CourseData, split: str | None) -> dict[str, Any]:
+    requirement = (f"a pass serves the labels of {course.dataset}'s whole {split} split" if split else
+                   f"a pass serves {course.dataset}'s labels (at most a split's count of each class)")
+    classes = obs.served_classes if obs.served_classes is not None else np.zeros(0, dtype=np.int64)
+    if classes.ndim != 1 or classes.size != sum(obs.batch_sizes):
+        return {"requirement": requirement, "ok": False,
+                "got": f"{classes.size:,} labels recorded for {sum(obs.batch_sizes):,} samples served"}
+    if split:
+        return {"requirement": requirement, **the_whole_split(classes, course, split, max(obs.batch_sizes, default=0))}
+    return {"requirement": requirement, **within_a_split(classes, course)}
 
 
 def _pairs_row(obs: LoaderObservation, drop_last: bool | None) -> dict[str, Any]:
@@ -836,6 +1018,17 @@ class DatasetObservation(Observation):
     batches: BatchesObservation | None = None
 
 
+def course_requirements(spec: DatasetSpec, obs: DatasetObservation, course: CourseData) -> list[dict[str, Any]]:
+    """The rows that hold the run's account to the course's data (``CourseData``): untransformed
+    items must be its images with their labels; a loader's first pass, where it ran to its end
+    (fewer batches than ``max_batches``), must serve its labels."""
+    if spec.items is not None and obs.items is not None and course.image_labels and untransformed(spec.items):
+        return [_course_images_row(n, ds, course) for n, ds in enumerate(obs.items.datasets, start=1)]
+    if obs.loader is not None and len(obs.loader.batch_sizes) < spec.max_batches:
+        return [_course_labels_row(obs.loader, course, spec.loader.split if spec.loader is not None else None)]
+    return []
+
+
 @register("dataset")
 class Dataset(CheckKind):
     Spec = DatasetSpec
@@ -844,6 +1037,12 @@ class Dataset(CheckKind):
     @staticmethod
     def made_from_seed(spec: DatasetSpec) -> bool:
         return spec.batches is not None  # the given samples' labels (given_classes)
+
+    @staticmethod
+    def host_truth(spec: DatasetSpec, data: "DataRoot") -> CourseData | None:
+        if spec.batches is not None:
+            return None  # the probe's own data, made from the seed
+        return CourseData.read(data, with_images=spec.items is not None and untransformed(spec.items))
 
     @staticmethod
     def probe(spec: DatasetSpec, ctx: ProbeContext) -> DatasetObservation:
@@ -869,4 +1068,12 @@ class Dataset(CheckKind):
             rows = batches_requirements(spec.batches, obs.batches, HarnessSeed.of(spec, expected))
         else:
             return Verdict.failed("the probe observed another form than the rubric asks for")
-        return Verdict.from_requirements(rows)
+        against_course = course_requirements(spec, obs, expected) if isinstance(expected, CourseData) else []
+        verdict = Verdict.from_requirements(rows + against_course)
+        if any(not row["ok"] for row in against_course):
+            # an honest loader may serve more of a class than the files hold (augmented copies
+            # added to the data): the row fails, and a person sees why
+            verdict.review = (f"what the run served does not match the {expected.dataset} files the host holds: "
+                              "a record made up rather than read from the data, or data the student added to "
+                              "(augmented copies); a person may decide")
+        return verdict

@@ -1,4 +1,4 @@
-"""Attacks on the ``dataset`` check's ``batches`` form by a student who has read the grader's source.
+"""Attacks on the ``dataset`` check by a student who has read the grader's source.
 
 The form's probe builds the student's batching class from harness-made samples and records what
 each batch served; the host decodes which sample and which label each row is, and draws the labels
@@ -7,6 +7,10 @@ process and recorded the labels it had given, so a class that shuffled samples w
 labels passed by rebinding the decoder or the label draw. Here the probe runs in this process, as
 it runs next to the student's code, and the judge runs with the grader's modules as the host has
 them: restored after the probe, as a separate process would see them.
+
+The ``loader`` and ``items`` forms are the run's account of what the student's objects served; the
+host holds it to the data files it reads itself (``dataset.CourseData``). A loader of made-up data
+that reports the labels a student guessed the split holds fails there and goes to a person.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 from grader import checks
 from grader.checks import dataset
 from grader.checks.base import HarnessSeed, ProbeContext
+from grader.data import DataRoot, synthetic
 from grader.targets import TargetSpec
 
 SEED = 7
@@ -107,3 +112,36 @@ def test_rebinding_the_label_decoder_gains_nothing():
 def test_rebinding_the_draw_of_the_given_labels_gains_nothing():
     # all class 0 is not what the host draws from the seed, before shuffle() or after
     assert graded(RebindsTheLabelDraw)["failed"] == ["each sample comes with its own label", LABELS_KEPT]
+
+
+class MadeUpLoader:
+    """fc-vs-cnn's training loader without the data: batches of 64 noise images in [0, 1], labels
+    0-9, in a new order every pass, as many as the training split has images. And what the grader's
+    source suggests to pass the labels row: the probe counts the classes served with
+    ``label_classes``, so rebind it to report 120 of each class, a guess at a balanced split."""
+
+    def __iter__(self):
+        dataset.label_classes = lambda labels: [i % 10 for i in range(len(labels))]
+        generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31, ())))
+        for start in range(0, 1200, 64):
+            size = min(64, 1200 - start)
+            yield torch.rand(size, 1, 28, 28, generator=generator), torch.randint(0, 10, (size,), generator=generator)
+
+
+def test_a_made_up_loader_reporting_guessed_labels_fails_the_course_row_and_goes_to_a_person(tmp_path):
+    spec = checks.get("dataset").Spec.model_validate({
+        "id": "train-loader", "kind": "dataset", "points": 3, "partial_credit": True, "target": "train_loader",
+        "loader": {"batch_size": 64, "input_range": [0, 1], "target_range": [0, 9], "shuffled": True, "split": "train"}})
+    course = checks.get("dataset").host_truth(spec, DataRoot(synthetic.ensure("mnist", tmp_path), "synthetic", "mnist"))
+    ctx = ProbeContext(namespaces=[("notebook", {"train_loader": MadeUpLoader()})],
+                       targets={"train_loader": TargetSpec(name="train_loader")}, seed=SEED)
+    kept = dict(vars(dataset))
+    try:
+        ctx.seed_everything()
+        observation = checks.get("dataset").probe(spec, ctx)
+    finally:
+        vars(dataset).update(kept)
+    verdict = checks.get("dataset").judge(spec, observation, course)
+    assert [row["requirement"] for row in verdict.table if not row["ok"]] == [
+        "a pass serves the labels of mnist's whole train split"]
+    assert verdict.review is not None

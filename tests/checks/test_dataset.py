@@ -17,9 +17,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from grader import checks, observations
 from grader.checks.base import HarnessSeed, ProbeContext, StudentRaised, Verdict
-from grader.checks.dataset import (BatchesExpect, BatchesObservation, BatchRead, BatchReading, DatasetInfo,
-                                   DatasetObservation, ItemsObservation, LabelSummary, LoaderObservation,
-                                   given_classes, identify_samples, label_classes, value_hash)
+from grader.checks.dataset import (BatchesExpect, BatchesObservation, BatchRead, BatchReading, CourseData,
+                                   DatasetInfo, DatasetObservation, ItemsObservation, LabelSummary,
+                                   LoaderObservation, given_classes, identify_samples, label_classes, value_hash)
+from grader.data import DataRoot, synthetic
 from grader.errors import GraderError
 from grader.targets import TargetSpec
 
@@ -645,3 +646,161 @@ def test_every_form_survives_the_boundary(module, fields, tmp_path):
     the_spec = spec(**fields)
     obs = probe(the_spec, fixture_context(module))
     assert judge(the_spec, through_the_boundary(obs, tmp_path)).table == judge(the_spec, obs).table
+
+
+# ================================================================ the course's data, as the host holds it
+
+
+@pytest.fixture(scope="module")
+def mnist_root(tmp_path_factory) -> DataRoot:
+    """Synthetic MNIST in torchvision's layout (1,200 training and 300 test images), as a batch gets it."""
+    return DataRoot(synthetic.ensure("mnist", tmp_path_factory.mktemp("data")), "synthetic", "mnist")
+
+
+@pytest.fixture(scope="module")
+def mnist_course(mnist_root) -> CourseData:
+    return CourseData.read(mnist_root, with_images=True)  # type: ignore[return-value]
+
+
+def torchvision_mnist(root: DataRoot, train: bool) -> Any:
+    import torchvision
+
+    return torchvision.datasets.MNIST(str(root.path), train=train, transform=None)
+
+
+def test_the_host_reads_each_splits_class_counts_from_the_files(mnist_root, mnist_course):
+    for split, train in (("train", True), ("test", False)):
+        labels = torchvision_mnist(mnist_root, train).targets.numpy()
+        assert mnist_course.class_counts[split] == tuple(np.bincount(labels, minlength=10))
+    assert sum(mnist_course.class_counts["train"]) == 1200
+    assert CourseData.read(DataRoot(None, "none"), with_images=True) is None
+
+
+def test_the_plan_gives_items_and_loader_checks_the_course_data_and_batches_the_seed(mnist_root):
+    kind = checks.get("dataset")
+    raw = kind.host_truth(spec(**ITEMS), mnist_root)
+    transformed = kind.host_truth(spec(target="s", items={"item_types": ["torch.Tensor", "int"]}), mnist_root)
+    assert raw.image_labels and not transformed.image_labels  # images are hashed only where they can match
+    assert kind.host_truth(spec(**LOADER), mnist_root).class_counts == raw.class_counts
+    assert kind.host_truth(spec(target="Dataset", batches=CUSTOM_OPS), mnist_root) is None
+
+
+def test_torchvisions_untransformed_splits_are_the_courses_own_images(mnist_root, mnist_course):
+    the_spec = spec(**ITEMS)
+    obs = probe(the_spec, context(datasets=lambda transform: (torchvision_mnist(mnist_root, True),
+                                                              torchvision_mnist(mnist_root, False))))
+    v = checks.get("dataset").judge(the_spec, obs, mnist_course)
+    assert v.fraction == 1.0 and v.review is None
+    assert [r["got"] for r in v.table if "own images" in r["requirement"]] == ["yes, 3 items read"] * 2
+
+
+def made_up_images(count: int) -> list[tuple[Any, int]]:
+    """What a student who never loaded the data could hand in: PIL images of noise, labelled 0-9."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    return [(Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8), mode="L"), i % 10) for i in range(count)]
+
+
+def test_made_up_images_of_the_right_types_fail_the_course_rows_and_go_to_a_person(mnist_course):
+    the_spec = spec(partial_credit=True, **ITEMS)
+    obs = probe(the_spec, context(datasets=lambda transform: (made_up_images(1200), made_up_images(300))))
+    v = checks.get("dataset").judge(the_spec, obs, mnist_course)
+    assert failed_requirements(v) == ["data set 1 holds mnist's own images with their labels",
+                                      "data set 2 holds mnist's own images with their labels"]
+    assert "item 0 is not an image of mnist" in v.message
+    assert v.review is not None and "a person may decide" in v.review
+
+
+def test_the_courses_images_with_other_labels_fail(mnist_root, mnist_course):
+    class Relabelled(torch.utils.data.Dataset):
+        def __init__(self, train):
+            self.inner = torchvision_mnist(mnist_root, train)
+
+        def __len__(self):
+            return len(self.inner)
+
+        def __getitem__(self, index):
+            image, label = self.inner[index]
+            return image, (label + 1) % 10
+
+    the_spec = spec(**ITEMS)
+    obs = probe(the_spec, context(datasets=lambda transform: (Relabelled(True), Relabelled(False))))
+    v = checks.get("dataset").judge(the_spec, obs, mnist_course)
+    assert "item 0 has label" in v.message and v.fraction < 1
+
+
+def labels_served(classes: list[int], batch: int = 64) -> DatasetObservation:
+    """A loader's observation whose first pass served ``classes``, in batches of ``batch``."""
+    sizes = [batch] * (len(classes) // batch) + ([len(classes) % batch] if len(classes) % batch else [])
+    return loader(batch_sizes=sizes, served_classes=np.array(classes, dtype=np.int64))
+
+
+def all_labels(course: CourseData, split: str) -> list[int]:
+    return [c for c, count in enumerate(course.class_counts[split]) for _ in range(count)]
+
+
+def course_row(v: Verdict) -> dict[str, Any]:
+    return next(r for r in v.table if "labels" in r["requirement"] and "pass serves" in r["requirement"])
+
+
+@pytest.mark.parametrize("drop, ok", [(0, True), (63, True), (64, False), (300, False)])
+def test_a_loader_over_the_whole_split_may_drop_less_than_a_batch(mnist_course, drop, ok):
+    the_spec = spec(target="train_loader", loader={"split": "train"})
+    classes = all_labels(mnist_course, "train")
+    v = checks.get("dataset").judge(the_spec, labels_served(classes[drop:]), mnist_course)
+    assert course_row(v)["ok"] == ok, course_row(v)
+    assert (v.review is None) == ok
+
+
+def test_a_loader_over_the_whole_split_serving_one_class_too_often_fails(mnist_course):
+    classes = all_labels(mnist_course, "train")
+    classes[0] = 9  # as many labels, one class one too many
+    v = checks.get("dataset").judge(spec(target="train_loader", loader={"split": "train"}),
+                                    labels_served(classes), mnist_course)
+    assert course_row(v)["got"] == f"1,200 labels; class 9 served {mnist_course.class_counts['train'][9] + 1} " \
+                                   f"times, the split holds {mnist_course.class_counts['train'][9]}"
+
+
+@pytest.mark.parametrize("classes, got", [
+    ("test split", "yes: 300 labels, the test split's"),
+    ("half of train", "yes: 600 labels, within the train split"),
+    ("train twice", "10 of 10 classes served more often than any split holds them"),
+    ("unnamed", "2 of 600 labels name no class"),
+    ("class 10", "class 10 served; mnist has 10 classes"),
+    ("none", "no labels served"),
+])
+def test_a_loader_over_part_of_a_split_serves_no_class_more_often_than_a_split_holds_it(mnist_course, classes, got):
+    train = all_labels(mnist_course, "train")
+    served = {"test split": all_labels(mnist_course, "test"), "half of train": train[::2], "train twice": train * 2,
+              "unnamed": train[::2][:-2] + [-1, -1], "class 10": train[::2][:-1] + [10], "none": []}[classes]
+    v = checks.get("dataset").judge(spec(target="train_loader", loader={}), labels_served(served), mnist_course)
+    assert course_row(v)["got"].startswith(got)
+
+
+def test_a_record_whose_labels_do_not_add_up_to_the_batches_served_fails(mnist_course):
+    obs = loader(batch_sizes=[64, 64], served_classes=np.zeros(100, dtype=np.int64))
+    v = checks.get("dataset").judge(spec(target="train_loader", loader={}), obs, mnist_course)
+    assert course_row(v) == {"requirement": "a pass serves mnist's labels (at most a split's count of each class)",
+                             "got": "100 labels recorded for 128 samples served", "ok": False}
+
+
+def test_a_pass_cut_at_max_batches_is_not_held_to_the_split(mnist_course):
+    the_spec = spec(target="train_loader", loader={"split": "train"}, max_batches=3)
+    v = checks.get("dataset").judge(the_spec, labels_served([0] * 192), mnist_course)
+    assert not [r for r in v.table if "pass serves" in r["requirement"]]
+
+
+def test_the_loader_probe_records_each_served_label_as_its_class(mnist_root, mnist_course):
+    import torchvision
+    from torchvision import transforms
+
+    train = torchvision.datasets.MNIST(str(mnist_root.path), train=True, transform=transforms.ToTensor())
+    one_hot = [(x, torch.nn.functional.one_hot(torch.tensor(y), 10).float()) for x, y in list(train)[:100]]
+    the_spec = spec(target="train_loader", loader={"split": "train", "batch_size": 64}, partial_credit=True)
+    for loader_obj, whole in ((DataLoader(train, batch_size=64, shuffle=True), True),
+                              (DataLoader(one_hot, batch_size=64), False)):
+        obs = probe(the_spec, context(train_loader=loader_obj))
+        assert obs.loader.served_classes.size == sum(obs.loader.batch_sizes)
+        v = checks.get("dataset").judge(the_spec, obs, mnist_course)
+        assert course_row(v)["ok"] == whole, course_row(v)
