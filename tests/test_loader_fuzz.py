@@ -40,6 +40,7 @@ import pytest
 from grader import checks, observations, rubric
 from grader.checks.accuracy import AccuracyTruth
 from grader.checks.base import HarnessSeed
+from grader.checks.dataset import CourseData
 from grader.judging import INVALID_OBSERVATION, judge_all
 from grader.sandbox import read_back
 from grader.sandbox.statuses import Ending
@@ -65,12 +66,14 @@ FILES = (observations.JSON_NAME, observations.ARRAYS_NAME, "execution.json")
 
 
 def _specs() -> tuple[list[Any], dict[str, Any]]:
-    """Every check of resmlp-densenet (residual, architecture, shape, training, accuracy...) and
-    custom-ops's op_equivalence checks, without ``requires``: every judge runs on every input."""
-    loaded = [rubric.load(RUBRICS / "resmlp-densenet.yaml"), rubric.load(RUBRICS / "custom-ops.yaml")]
+    """Every check of resmlp-densenet (residual, architecture, shape, training, accuracy...),
+    custom-ops's op_equivalence checks and fc-vs-cnn's data set and loader checks (held to the
+    course's data), without ``requires``: every judge runs on every input."""
+    loaded = [rubric.load(RUBRICS / name) for name in ("resmlp-densenet.yaml", "custom-ops.yaml", "fc-vs-cnn.yaml")]
     specs = list(loaded[0].model.checks)
     specs += [c for c in loaded[1].model.checks if c.kind == "op_equivalence" and c.id.startswith("relu")]
-    targets = {**loaded[1].model.targets, **loaded[0].model.targets}
+    specs += [c for c in loaded[2].model.checks if c.kind == "dataset"]
+    targets = {**loaded[2].model.targets, **loaded[1].model.targets, **loaded[0].model.targets}
     return [s.model_copy(update={"requires": []}) for s in specs], targets
 
 
@@ -137,6 +140,17 @@ def _observation(spec: Any) -> Any:
             runs.append(CaseRun(output_type="torch.Tensor", output=np.maximum(x, 0),
                                 gradients={"input": (x > 0).astype(np.float64)}))
         return model(runs=runs, forward_ops=["aten::clamp_min"], backward_ops=[], sources=[], source_problems=[])
+    if spec.kind == "dataset":
+        from grader.checks.dataset import DatasetInfo, ItemsObservation, LoaderObservation
+
+        if spec.items is not None:
+            info = DatasetInfo(type="torchvision.datasets.mnist.MNIST", length=40, item_types=[["PIL.Image.Image", "int"]] * 3,
+                               read_indices=[0, 20, 39], read_samples=[11, 12, 13], read_labels=[0, 1, 2])
+            return model(items=ItemsObservation(returned_type="tuple", datasets=[info, info]))
+        return model(loader=LoaderObservation(
+            returned_type="torch.utils.data.dataloader.DataLoader", batch_structure=["list[2]"], batch_sizes=[16, 16, 8],
+            input_types=["torch.Tensor"], target_types=["torch.Tensor"], input_min=0.0, input_max=1.0, target_min=0.0,
+            target_max=9.0, fingerprints=[3.0, 4.0], served_classes=np.arange(40) % 10))
     raise AssertionError(f"no valid observation written for kind {spec.kind}")
 
 
@@ -154,6 +168,9 @@ def _expected() -> dict[str, Any]:
                                               scored_on="20 held-out synthetic images")
         elif checks.get(spec.kind).made_from_seed(spec):
             expected[spec.id] = HarnessSeed(seed=0)
+        elif spec.kind == "dataset":  # a course of 40 training and 40 test images, 4 of each class
+            expected[spec.id] = CourseData(dataset="mnist", class_counts={"train": (4,) * 10, "test": (4,) * 10},
+                                           image_labels={11: (0,), 12: (1,), 13: (2,)})
         elif checks.get(spec.kind).needs_reference(spec):
             expected[spec.id] = OBSERVED[spec.id]
     return expected

@@ -654,7 +654,10 @@ def _course_labels_row(obs: LoaderObservation, course: CourseData, split: str | 
     requirement = (f"a pass serves the labels of {course.dataset}'s whole {split} split" if split else
                    f"a pass serves {course.dataset}'s labels (at most a split's count of each class)")
     classes = obs.served_classes if obs.served_classes is not None else np.zeros(0, dtype=np.int64)
-    if classes.ndim != 1 or classes.size != sum(obs.batch_sizes):
+    if classes.ndim != 1 or not np.issubdtype(classes.dtype, np.integer):
+        return {"requirement": requirement, "ok": False, "got": f"labels recorded as {classes.dtype} of shape "
+                                                               f"{list(classes.shape)}, not one class index each"}
+    if classes.size != sum(obs.batch_sizes):
         return {"requirement": requirement, "ok": False,
                 "got": f"{classes.size:,} labels recorded for {sum(obs.batch_sizes):,} samples served"}
     if split:

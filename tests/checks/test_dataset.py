@@ -785,6 +785,12 @@ def test_a_record_whose_labels_do_not_add_up_to_the_batches_served_fails(mnist_c
                              "got": "100 labels recorded for 128 samples served", "ok": False}
 
 
+def test_a_record_of_labels_that_are_not_class_indices_fails(mnist_course):
+    obs = loader(batch_sizes=[2], served_classes=np.array([0.5, 1.0]))
+    v = checks.get("dataset").judge(spec(target="train_loader", loader={}), obs, mnist_course)
+    assert course_row(v)["got"] == "labels recorded as float64 of shape [2], not one class index each"
+
+
 def test_a_pass_cut_at_max_batches_is_not_held_to_the_split(mnist_course):
     the_spec = spec(target="train_loader", loader={"split": "train"}, max_batches=3)
     v = checks.get("dataset").judge(the_spec, labels_served([0] * 192), mnist_course)
