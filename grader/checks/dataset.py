@@ -163,7 +163,9 @@ def one_hot_requirement(classes: int) -> str:
 #   of the data holds it (a loader over part of a split, a ``random_split`` or a ``Subset``, serves
 #   fewer; none serves more);
 # * where the rubric asks for untransformed items (PIL images), each item read is one of the data
-#   set's own images, with that image's label.
+#   set's own images, with that image's label;
+# * a data set whose every item was hashed (``disjoint``, up to ``hash_at_most`` items) serves no
+#   class more often than one split holds it, like a loader.
 #
 # A record made up instead of read from the data fails these rows; passing them takes reading the
 # very files that the honest one-line data set or loader reads.
@@ -223,7 +225,7 @@ def within_a_split(classes: np.ndarray, course: CourseData) -> dict[str, Any]:
     exact = [split for _, split in holding if np.array_equal(served, course.class_counts[split])]
     if exact or holding:
         return {"got": f"yes: {classes.size:,} labels, " + (f"the {exact[0]} split's" if exact else
-                                                            f"within the {holding[0][1]} split"), "ok": True}
+                                                            f"within the {holding[-1][1]} split"), "ok": True}
     split, held = max(course.class_counts.items(), key=lambda item: sum(item[1]))
     over = [c for c in range(len(served)) if served[c] > held[c]]
     return {"got": f"{len(over)} of {len(served)} classes served more often than any split holds them (class "
@@ -298,9 +300,10 @@ class ItemsExpect(BaseModel):
 
 class DatasetInfo(BaseModel):
     """One data set as the probe saw it. ``read_samples`` and ``read_labels`` are the sample hash
-    and the label (-1: not an integer) of each item read at ``read_indices``; ``item_hashes`` and
-    ``reread_hashes`` hash those whole items on a first and a second read; ``sample_hashes`` hash
-    the samples of many items (only when the rubric asks for disjoint data sets)."""
+    and the label (its class, ``label_classes``; -1 for none) of each item read at
+    ``read_indices``; ``item_hashes`` and ``reread_hashes`` hash those whole items on a first and a
+    second read; ``sample_hashes`` and ``sample_labels`` hash the samples of many items and give
+    their labels (only when the rubric asks for disjoint data sets)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
     type: str
@@ -313,6 +316,7 @@ class DatasetInfo(BaseModel):
     item_hashes: list[int] = []
     reread_hashes: list[int] = []
     sample_hashes: Array | None = None
+    sample_labels: Array | None = None
 
 
 class ItemsObservation(BaseModel):
@@ -346,8 +350,9 @@ def _observe_one(ds: Any, number: int, ctx: ProbeContext, want: ItemsExpect) -> 
     if want.disjoint:
         spaced = np.linspace(0, length - 1, num=min(length, want.hash_at_most)) if length else np.zeros(0)
         indices = np.unique(spaced.astype(int))
-        info.sample_hashes = np.array([value_hash(_parts(_read(ds, int(i), number, ctx))[0]) for i in indices],
-                                      dtype=np.int64)
+        hashed = [_read(ds, int(i), number, ctx) for i in indices]
+        info.sample_hashes = np.array([value_hash(_parts(item)[0]) for item in hashed], dtype=np.int64)
+        info.sample_labels = np.array([_label_of(item) for item in hashed], dtype=np.int64)
     return info
 
 
@@ -361,18 +366,18 @@ def _parts(item: Any) -> list[Any]:
 
 
 def _label_of(item: Any) -> int:
-    """The second part of an item as a class index: a Python or numpy integer, or a one-element
-    integer tensor or array; -1 for anything else."""
+    """The class the second part of an item names (``label_classes``): a number that is a whole
+    class index (a Python or numpy number, or a one-element tensor or array), or a one-hot row;
+    -1 for anything else."""
     parts = _parts(item)
     if len(parts) < 2:
         return -1
     label = parts[1]
-    if type(label) is int or isinstance(label, np.integer):
-        return int(label)
-    array = as_array(label)
-    if array is not None and array.size == 1 and np.issubdtype(array.dtype, np.integer):
-        return int(array.reshape(-1)[0])
-    return -1
+    array = np.array([label]) if type(label) in (int, float) or isinstance(label, np.number) else as_array(label)
+    if array is None or array.size == 0 or not np.issubdtype(array.dtype, np.number):
+        return -1
+    rows = array.reshape(1) if array.size == 1 else array.reshape(1, -1)
+    return label_classes(rows)[0]
 
 
 # -- host side
@@ -421,6 +426,17 @@ def _course_images_row(n: int, ds: DatasetInfo, course: CourseData) -> dict[str,
     return {"requirement": f"data set {n} holds {course.dataset}'s own images with their labels",
             "got": "; ".join(problems[:3]) or f"yes, {read} items read",
             "ok": not problems and read > 0 and read == len(ds.read_indices) == len(ds.read_labels)}
+
+
+def _course_split_row(n: int, ds: DatasetInfo, course: CourseData) -> dict[str, Any]:
+    """A data set whose every item was hashed (``disjoint``) serves no class more often than one
+    split of the course's data holds it."""
+    labels = ds.sample_labels if ds.sample_labels is not None else np.zeros(0, dtype=np.int64)
+    requirement = f"data set {n} holds {course.dataset}'s labels (at most a split's count of each class)"
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or (
+            ds.sample_hashes is not None and ds.sample_hashes.shape != labels.shape):
+        return {"requirement": requirement, "ok": False, "got": "labels recorded that do not match the samples hashed"}
+    return {"requirement": requirement, **within_a_split(labels, course)}
 
 
 def _determinism_row(n: int, ds: DatasetInfo) -> dict[str, Any]:
@@ -1025,8 +1041,11 @@ def course_requirements(spec: DatasetSpec, obs: DatasetObservation, course: Cour
     """The rows that hold the run's account to the course's data (``CourseData``): untransformed
     items must be its images with their labels; a loader's first pass, where it ran to its end
     (fewer batches than ``max_batches``), must serve its labels."""
-    if spec.items is not None and obs.items is not None and course.image_labels and untransformed(spec.items):
-        return [_course_images_row(n, ds, course) for n, ds in enumerate(obs.items.datasets, start=1)]
+    if spec.items is not None and obs.items is not None:
+        if course.image_labels and untransformed(spec.items):
+            return [_course_images_row(n, ds, course) for n, ds in enumerate(obs.items.datasets, start=1)]
+        return [_course_split_row(n, ds, course) for n, ds in enumerate(obs.items.datasets, start=1)
+                if ds.sample_labels is not None and ds.length is not None and ds.length == ds.sample_labels.size]
     if obs.loader is not None and len(obs.loader.batch_sizes) < spec.max_batches:
         return [_course_labels_row(obs.loader, course, spec.loader.split if spec.loader is not None else None)]
     return []

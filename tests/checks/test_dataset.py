@@ -810,3 +810,53 @@ def test_the_loader_probe_records_each_served_label_as_its_class(mnist_root, mni
         assert obs.loader.served_classes.size == sum(obs.loader.batch_sizes)
         v = checks.get("dataset").judge(the_spec, obs, mnist_course)
         assert course_row(v)["ok"] == whole, course_row(v)
+
+
+def split_of(course: CourseData, split: str, every: int = 1, copies: int = 1) -> DatasetInfo:
+    """A transformed data set as the probe records it for ``disjoint``: every item hashed, with its label."""
+    labels = np.array(all_labels(course, split)[::every] * copies, dtype=np.int64)
+    return DatasetInfo(type="torch.utils.data.dataset.Subset", length=labels.size, item_types=[["torch.Tensor", "int"]] * 3,
+                       sample_hashes=np.arange(labels.size, dtype=np.int64) + 1000 * copies, sample_labels=labels)
+
+
+def test_transformed_data_sets_hashed_whole_serve_no_class_more_often_than_a_split(mnist_course):
+    the_spec = spec(**SPLIT, items={"disjoint": True})
+    honest = items(split_of(mnist_course, "train", every=2), split_of(mnist_course, "train", every=3),
+                   split_of(mnist_course, "test"))
+    v = checks.get("dataset").judge(the_spec, honest, mnist_course)
+    assert [r["got"] for r in v.table if "holds mnist's labels" in r["requirement"]] == [
+        "yes: 600 labels, within the train split", "yes: 400 labels, within the train split",
+        "yes: 300 labels, the test split's"]
+    doubled = items(split_of(mnist_course, "train", copies=2), split_of(mnist_course, "test"))
+    v = checks.get("dataset").judge(the_spec, doubled, mnist_course)
+    assert failed_requirements(v) == ["data set 1 holds mnist's labels (at most a split's count of each class)"]
+    assert v.review is not None
+
+
+def test_a_data_set_sampled_rather_than_hashed_whole_is_not_counted(mnist_course):
+    sampled = split_of(mnist_course, "train", copies=2).model_copy(update={"length": 60_000})
+    v = checks.get("dataset").judge(spec(**SPLIT, items={"disjoint": True}), items(sampled, sampled), mnist_course)
+    assert not [r for r in v.table if "holds mnist's labels" in r["requirement"]]
+
+
+@pytest.mark.parametrize("label, cls", [(3, 3), (np.int64(4), 4), (3.0, 3), (torch.tensor(5), 5), (torch.tensor([6]), 6),
+                                        (torch.nn.functional.one_hot(torch.tensor(7), 10).float(), 7), (2.5, -1),
+                                        ("cat", -1), (torch.tensor([1, 2]), -1)])
+def test_an_items_label_is_read_as_the_class_it_names(label, cls):
+    from grader.checks.dataset import _label_of
+
+    assert _label_of((torch.zeros(2), label)) == cls
+
+
+def test_the_split_probe_records_each_hashed_items_label(mnist_root, mnist_course):
+    import torchvision
+    from torchvision import transforms
+
+    train = torchvision.datasets.MNIST(str(mnist_root.path), train=True, transform=transforms.ToTensor())
+    test = torchvision.datasets.MNIST(str(mnist_root.path), train=False, transform=transforms.ToTensor())
+    train_set, val_set = torch.utils.data.random_split(train, [1000, 200], generator=torch.Generator().manual_seed(0))
+    the_spec = spec(**SPLIT, items={"disjoint": True, "may_coincide": [[2, 3]]})
+    obs = probe(the_spec, context(train_set=train_set, val_set=val_set, test_set=test))
+    assert [ds.sample_labels.size for ds in obs.items.datasets] == [1000, 200, 300]
+    v = checks.get("dataset").judge(the_spec, obs, mnist_course)
+    assert v.fraction == 1.0, v.message
