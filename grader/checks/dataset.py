@@ -164,8 +164,8 @@ def one_hot_requirement(classes: int) -> str:
 #   fewer; none serves more);
 # * where the rubric asks for untransformed items (PIL images), each item read is one of the data
 #   set's own images, with that image's label;
-# * a data set whose every item was hashed (``disjoint``, up to ``hash_at_most`` items) serves no
-#   class more often than one split holds it, like a loader.
+# * the items of a data set hashed for ``disjoint`` (every item, or ``hash_at_most`` evenly spaced
+#   ones) serve no class more often than one split holds it, like a loader.
 #
 # A record made up instead of read from the data fails these rows; passing them takes reading the
 # very files that the honest one-line data set or loader reads.
@@ -423,19 +423,20 @@ def _course_images_row(n: int, ds: DatasetInfo, course: CourseData) -> dict[str,
         elif label not in labels:
             problems.append(f"item {index} has label {label}, its image is labelled {labels[0]} in {course.dataset}")
     read = len(ds.read_samples)
+    if not read or not read == len(ds.read_indices) == len(ds.read_labels):
+        problems.append(f"{read} samples and {len(ds.read_labels)} labels recorded for {len(ds.read_indices)} items read")
     return {"requirement": f"data set {n} holds {course.dataset}'s own images with their labels",
-            "got": "; ".join(problems[:3]) or f"yes, {read} items read",
-            "ok": not problems and read > 0 and read == len(ds.read_indices) == len(ds.read_labels)}
+            "got": "; ".join(problems[:3]) or f"yes, {read} items read", "ok": not problems}
 
 
 def _course_split_row(n: int, ds: DatasetInfo, course: CourseData) -> dict[str, Any]:
-    """A data set whose every item was hashed (``disjoint``) serves no class more often than one
-    split of the course's data holds it."""
-    labels = ds.sample_labels if ds.sample_labels is not None else np.zeros(0, dtype=np.int64)
+    """The items hashed for ``disjoint`` (all of the data set, or evenly spaced ones: a part of it
+    either way) serve no class more often than one split of the course's data holds it."""
     requirement = f"data set {n} holds {course.dataset}'s labels (at most a split's count of each class)"
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or (
-            ds.sample_hashes is not None and ds.sample_hashes.shape != labels.shape):
-        return {"requirement": requirement, "ok": False, "got": "labels recorded that do not match the samples hashed"}
+    labels, hashes = ds.sample_labels, ds.sample_hashes
+    if labels is None or hashes is None or labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) \
+            or labels.shape != hashes.shape:
+        return {"requirement": requirement, "ok": False, "got": "no label recorded for each sample hashed"}
     return {"requirement": requirement, **within_a_split(labels, course)}
 
 
@@ -1039,15 +1040,19 @@ class DatasetObservation(Observation):
 
 def course_requirements(spec: DatasetSpec, obs: DatasetObservation, course: CourseData) -> list[dict[str, Any]]:
     """The rows that hold the run's account to the course's data (``CourseData``): untransformed
-    items must be its images with their labels; a loader's first pass, where it ran to its end
-    (fewer batches than ``max_batches``), must serve its labels."""
+    items must be its images with their labels; the items hashed for ``disjoint`` (all of a data
+    set, or evenly spaced ones) and a loader's first pass must serve no class more often than a
+    split holds it, and with ``split:`` a pass that ran to its end (fewer batches than
+    ``max_batches``) must serve that whole split."""
     if spec.items is not None and obs.items is not None:
         if course.image_labels and untransformed(spec.items):
             return [_course_images_row(n, ds, course) for n, ds in enumerate(obs.items.datasets, start=1)]
-        return [_course_split_row(n, ds, course) for n, ds in enumerate(obs.items.datasets, start=1)
-                if ds.sample_labels is not None and ds.length is not None and ds.length == ds.sample_labels.size]
-    if obs.loader is not None and len(obs.loader.batch_sizes) < spec.max_batches:
-        return [_course_labels_row(obs.loader, course, spec.loader.split if spec.loader is not None else None)]
+        if spec.items.disjoint:
+            return [_course_split_row(n, ds, course) for n, ds in enumerate(obs.items.datasets, start=1)]
+    if spec.loader is not None and obs.loader is not None:
+        # a pass cut at max_batches served part of a split: held to "within a split" only
+        whole = spec.loader.split if len(obs.loader.batch_sizes) < spec.max_batches else None
+        return [_course_labels_row(obs.loader, course, whole)]
     return []
 
 

@@ -791,10 +791,13 @@ def test_a_record_of_labels_that_are_not_class_indices_fails(mnist_course):
     assert course_row(v)["got"] == "labels recorded as float64 of shape [2], not one class index each"
 
 
-def test_a_pass_cut_at_max_batches_is_not_held_to_the_split(mnist_course):
+@pytest.mark.parametrize("first, ok", [("the split's first 192", True), ("192 of class 0", False)])
+def test_a_pass_cut_at_max_batches_is_held_to_within_a_split_only(mnist_course, first, ok):
+    classes = all_labels(mnist_course, "train")[:192] if first == "the split's first 192" else [0] * 192
     the_spec = spec(target="train_loader", loader={"split": "train"}, max_batches=3)
-    v = checks.get("dataset").judge(the_spec, labels_served([0] * 192), mnist_course)
-    assert not [r for r in v.table if "pass serves" in r["requirement"]]
+    v = checks.get("dataset").judge(the_spec, labels_served(classes), mnist_course)
+    assert course_row(v)["requirement"] == "a pass serves mnist's labels (at most a split's count of each class)"
+    assert course_row(v)["ok"] == ok, course_row(v)  # the train split holds 116 of class 0
 
 
 def test_the_loader_probe_records_each_served_label_as_its_class(mnist_root, mnist_course):
@@ -833,10 +836,20 @@ def test_transformed_data_sets_hashed_whole_serve_no_class_more_often_than_a_spl
     assert v.review is not None
 
 
-def test_a_data_set_sampled_rather_than_hashed_whole_is_not_counted(mnist_course):
+def test_a_data_set_sampled_rather_than_hashed_whole_is_held_to_a_split_too(mnist_course):
+    """Evenly spaced items are a part of the data set: no class of theirs can outnumber a split's."""
     sampled = split_of(mnist_course, "train", copies=2).model_copy(update={"length": 60_000})
     v = checks.get("dataset").judge(spec(**SPLIT, items={"disjoint": True}), items(sampled, sampled), mnist_course)
-    assert not [r for r in v.table if "holds mnist's labels" in r["requirement"]]
+    assert failed_requirements(v) == ["the 2 data sets share no sample",
+                                      "data set 1 holds mnist's labels (at most a split's count of each class)",
+                                      "data set 2 holds mnist's labels (at most a split's count of each class)"]
+
+
+def test_a_record_without_the_hashed_items_labels_fails_rather_than_skips_the_row(mnist_course):
+    unlabelled = split_of(mnist_course, "test").model_copy(update={"sample_labels": None})
+    v = checks.get("dataset").judge(spec(**SPLIT, items={"disjoint": True}), items(unlabelled), mnist_course)
+    assert "data set 1 holds mnist's labels (at most a split's count of each class): got no label recorded for each " \
+           "sample hashed" in v.message
 
 
 @pytest.mark.parametrize("label, cls", [(3, 3), (np.int64(4), 4), (3.0, 3), (torch.tensor(5), 5), (torch.tensor([6]), 6),
