@@ -83,19 +83,25 @@ class RebindsTheLabelDraw(ShufflesSamplesNotLabels):
         super().__init__(samples, zeros, batch_size)
 
 
+def probed_next_to(spec: Any, objects: dict[str, Any]) -> Any:
+    """The probe's observation of the student's ``objects`` (each a target by its own name), with
+    the grader's modules restored afterwards, as the host's separate process has them."""
+    ctx = ProbeContext(namespaces=[("module", objects)], targets={name: TargetSpec(name=name) for name in objects},
+                       seed=SEED)
+    kept = dict(vars(dataset))
+    try:
+        ctx.seed_everything()
+        return checks.get("dataset").probe(spec, ctx)
+    finally:
+        vars(dataset).update(kept)
+
+
 def graded(cls: type) -> dict[str, Any]:
     """Probe in this process (the student's side), then judge with the grader's modules restored
     (the host's side); the failed requirements by name."""
     spec = checks.get("dataset").Spec.model_validate({"id": "batches", "kind": "dataset", "points": 2,
                                                       "target": "Dataset", "batches": CUSTOM_OPS})
-    ctx = ProbeContext(namespaces=[("module", {"Dataset": cls})], targets={"Dataset": TargetSpec(name="Dataset")},
-                       seed=SEED)
-    kept = dict(vars(dataset))
-    try:
-        ctx.seed_everything()
-        observation = checks.get("dataset").probe(spec, ctx)
-    finally:
-        vars(dataset).update(kept)
+    observation = probed_next_to(spec, {"Dataset": cls})
     verdict = checks.get("dataset").judge(spec, observation, HarnessSeed(seed=SEED))
     return {"fraction": verdict.fraction, "failed": [row["requirement"] for row in verdict.table if not row["ok"]]}
 
@@ -133,15 +139,7 @@ def test_a_made_up_loader_reporting_guessed_labels_fails_the_course_row_and_goes
         "id": "train-loader", "kind": "dataset", "points": 3, "partial_credit": True, "target": "train_loader",
         "loader": {"batch_size": 64, "input_range": [0, 1], "target_range": [0, 9], "shuffled": True, "split": "train"}})
     course = checks.get("dataset").host_truth(spec, DataRoot(synthetic.ensure("mnist", tmp_path), "synthetic", "mnist"))
-    ctx = ProbeContext(namespaces=[("notebook", {"train_loader": MadeUpLoader()})],
-                       targets={"train_loader": TargetSpec(name="train_loader")}, seed=SEED)
-    kept = dict(vars(dataset))
-    try:
-        ctx.seed_everything()
-        observation = checks.get("dataset").probe(spec, ctx)
-    finally:
-        vars(dataset).update(kept)
-    verdict = checks.get("dataset").judge(spec, observation, course)
+    verdict = checks.get("dataset").judge(spec, probed_next_to(spec, {"train_loader": MadeUpLoader()}), course)
     assert [row["requirement"] for row in verdict.table if not row["ok"]] == [
         "a pass serves the labels of mnist's whole train split"]
     assert verdict.review is not None
